@@ -1,0 +1,1 @@
+//! RabbitMQ: the job contract, the topology and the worker loop.

@@ -1,0 +1,1 @@
+//! What a person reads: tables, JSON, annotated images, contact sheets and timelines.

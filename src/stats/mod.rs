@@ -1,0 +1,1 @@
+//! Representation statistics of posters and trailers, and the uncertainty they carry.

@@ -1,0 +1,1 @@
+//! PostgreSQL: migrations, idempotent writes of analyses, coder labels, retention.

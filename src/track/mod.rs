@@ -1,0 +1,1 @@
+//! Faces across frames: shot cuts, tracks within a shot, and persons across shots (embeddings kept in memory only).

@@ -1,0 +1,1 @@
+//! Models as data (manifest, hashes), ONNX Runtime sessions, face detection, alignment, perceived attributes and embeddings.
