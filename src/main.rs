@@ -1,1 +1,42 @@
-fn main() {}
+//! The `regard` binary: parses arguments, sets up logging, runs a command, maps the outcome to
+//! an exit code (0: everything succeeded; 1: some input failed; 2: could not run at all).
+
+use clap::Parser;
+use regard::cli::{Cli, Command, LogFormat};
+use std::process::ExitCode;
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REGARD_LOG").unwrap_or_else(|_| "warn,regard=info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.compact().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Analyze(args) => regard::analyze::run(args).await,
+            Command::Migrate(args) => regard::store::Store::connect(&args.database_url).await?.migrate().await.map(|_| true).map_err(Into::into),
+            Command::Bench(args) => regard::bench::run_posters(args).map(|_| true),
+        }
+    });
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Command-line interface: flags and `REGARD_*` environment variables, one place.
+
+use crate::config::{AnalysisSettings, Limits};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "regard", version, about = "Measures who is seen on film posters and in trailers.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "REGARD_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Analyse posters and trailers (files, directories or http(s) URLs) and print the results.
+    Analyze(AnalyzeArgs),
+    /// Apply the database migrations (schema `regard`).
+    Migrate(DbArgs),
+    /// Time poster analysis and write the figures (p50/p95 per poster).
+    Bench(BenchArgs),
+}
+
+/// Which models to load and how to run them.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// The model manifest; model files are looked up next to it.
+    #[arg(long, default_value = "models/manifest.toml", env = "REGARD_MODELS")]
+    pub models: PathBuf,
+    /// ONNX Runtime intra-op threads per session (0: one per core).
+    #[arg(long, default_value_t = 0, env = "REGARD_ORT_THREADS")]
+    pub ort_threads: usize,
+    /// Allow a classifier for a sensitive attribute declared in the manifest (e.g. origin).
+    /// Off by default: see the README on perceived origin.
+    #[arg(long = "enable-sensitive", value_name = "ATTRIBUTE", env = "REGARD_ENABLE_SENSITIVE", value_delimiter = ',')]
+    pub enable_sensitive: Vec<String>,
+}
+
+/// Thresholds that shape results; every one is recorded with every result.
+#[derive(Debug, Clone, Args)]
+pub struct SettingsArgs {
+    /// Detector score below which a candidate face is dropped.
+    #[arg(long, env = "REGARD_DETECTION_THRESHOLD")]
+    pub detection_threshold: Option<f32>,
+    /// Faces shorter than this many pixels are not reported.
+    #[arg(long, env = "REGARD_MIN_FACE_PX")]
+    pub min_face_px: Option<f32>,
+    /// Below this face height (pixels) perceived gender and age are `unknown`.
+    #[arg(long, env = "REGARD_MIN_RELIABLE_FACE_PX")]
+    pub min_reliable_face_px: Option<f32>,
+    /// Below this probability a perceived attribute is `unknown`.
+    #[arg(long, env = "REGARD_MIN_CONFIDENCE")]
+    pub min_confidence: Option<f32>,
+    /// Trailer frames sampled per second.
+    #[arg(long, env = "REGARD_SAMPLE_RATE")]
+    pub sample_rate: Option<f64>,
+}
+
+impl SettingsArgs {
+    pub fn apply(&self, mut s: AnalysisSettings) -> AnalysisSettings {
+        if let Some(v) = self.detection_threshold {
+            s.detection_score_threshold = v;
+        }
+        if let Some(v) = self.min_face_px {
+            s.min_face_px = v;
+        }
+        if let Some(v) = self.min_reliable_face_px {
+            s.min_reliable_face_px = v;
+        }
+        if let Some(v) = self.min_confidence {
+            s.min_attribute_confidence = v;
+        }
+        if let Some(v) = self.sample_rate {
+            s.sample_rate = v;
+        }
+        s
+    }
+}
+
+/// Bounds on what one media file may cost.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Largest media file, in MiB.
+    #[arg(long, default_value_t = 512, env = "REGARD_MAX_MEDIA_MIB")]
+    pub max_media_mib: u64,
+    /// Longest stretch of a trailer analysed, in seconds.
+    #[arg(long, default_value_t = 600.0, env = "REGARD_MAX_VIDEO_SECONDS")]
+    pub max_video_seconds: f64,
+    /// Most frames sampled from one trailer.
+    #[arg(long, default_value_t = 2400, env = "REGARD_MAX_VIDEO_FRAMES")]
+    pub max_video_frames: u32,
+    /// Wall-clock deadline for one media file, in seconds.
+    #[arg(long, default_value_t = 900, env = "REGARD_DEADLINE_SECONDS")]
+    pub deadline_seconds: u64,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_media_bytes: self.max_media_mib * 1024 * 1024,
+            max_video_duration_s: self.max_video_seconds,
+            max_video_frames: self.max_video_frames,
+            analysis_deadline: std::time::Duration::from_secs(self.deadline_seconds),
+            ..Limits::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// PostgreSQL URL.
+    #[arg(long = "db", env = "REGARD_DATABASE_URL")]
+    pub database_url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Files, directories (their media files, sorted) or http(s) URLs.
+    #[arg(required = true)]
+    pub inputs: Vec<String>,
+    /// Print one JSON document instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Write pictures to check the results: annotated posters, trailer contact sheets and timelines.
+    #[arg(long, value_name = "DIR")]
+    pub annotate: Option<PathBuf>,
+    /// Also write results to this PostgreSQL database.
+    #[arg(long = "db", env = "REGARD_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Film title to file the results under (with --db).
+    #[arg(long)]
+    pub film_title: Option<String>,
+    /// Film year (with --db).
+    #[arg(long)]
+    pub film_year: Option<i32>,
+    /// Allow http(s) URLs to private, loopback or link-local addresses.
+    #[arg(long)]
+    pub allow_private_urls: bool,
+    #[command(flatten)]
+    pub models: ModelArgs,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Timed repetitions per poster.
+    #[arg(long, default_value_t = 30)]
+    pub runs: usize,
+    /// Posters to time (default: the two benchmark posters of the fixtures).
+    pub inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub models: ModelArgs,
+}
