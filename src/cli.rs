@@ -32,6 +32,8 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Apply the database migrations (schema `regard`).
     Migrate(DbArgs),
+    /// Measure accuracy over a labelled set and write EVALUATION.md.
+    Evaluate(EvaluateArgs),
     /// Time poster analysis and write the figures (p50/p95 per poster).
     Bench(BenchArgs),
 }
@@ -168,4 +170,24 @@ pub struct BenchArgs {
     pub inputs: Vec<PathBuf>,
     #[command(flatten)]
     pub models: ModelArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// The truth file; media paths in it are relative to its folder.
+    #[arg(long, default_value = "fixtures/truth.json")]
+    pub truth: PathBuf,
+    /// Also write the report (Markdown) to this file.
+    #[arg(long)]
+    pub write: Option<PathBuf>,
+    /// Markdown appended to the written report (e.g. how the thresholds were chosen).
+    #[arg(long)]
+    pub append: Option<PathBuf>,
+    /// Fail (exit 1) when the results fall below the floors in this file.
+    #[arg(long)]
+    pub floor: Option<PathBuf>,
+    #[command(flatten)]
+    pub models: ModelArgs,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
 }

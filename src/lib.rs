@@ -11,6 +11,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod evaluate;
 pub mod media;
 pub mod pipeline;
 pub mod queue;

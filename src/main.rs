@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Analyze(args) => regard::analyze::run(args).await,
             Command::Migrate(args) => regard::store::Store::connect(&args.database_url).await?.migrate().await.map(|_| true).map_err(Into::into),
+            Command::Evaluate(args) => regard::evaluate::run(args).await,
             Command::Bench(args) => regard::bench::run_posters(args).map(|_| true),
         }
     });
