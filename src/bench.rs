@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 /// The posters of the benchmark: a 2000×3000 poster with 8 faces and a 1000×1500 one.
-pub const BENCH_POSTERS: [&str; 2] = ["fixtures/posters/bench-2000x3000-8faces.jpg", "fixtures/posters/bench-1000x1500.jpg"];
+pub const BENCH_POSTERS: [&str; 2] = ["fixtures/posters/bench_2000x3000_8faces.jpg", "fixtures/posters/bench_1000x1500.jpg"];
 
 /// Nearest-rank percentile of sorted values.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
