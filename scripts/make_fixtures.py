@@ -428,19 +428,19 @@ def trailers() -> list[Trailer]:
         Shot(3.0, side_by_side(s1, [("macron_2", 300)]), zoom=(1.25, 1.0), centre_from=(640, 330)),
     ))
     t2 = Trailer("t2_854x480.mp4", (854, 480), (
-        Shot(2.5, (), caption="PROCHAINEMENT", background=((0, 0, 0), (20, 20, 60))),
-        Shot(3.5, side_by_side(s2, [("astronaut", 330)]), zoom=(1.0, 1.3), centre_to=(854, 400),
+        Shot(2.4, (), caption="PROCHAINEMENT", background=((0, 0, 0), (20, 20, 60))),
+        Shot(3.6, side_by_side(s2, [("astronaut", 330)]), zoom=(1.0, 1.3), centre_to=(854, 400),
              background=((120, 130, 150), (40, 45, 60))),
         Shot(3.0, side_by_side(s2, [("biden_1", 280), ("obama_2", 280, {"flip": True})]), zoom=(1.12, 1.12),
              centre_from=(760, 480), centre_to=(948, 480)),
         Shot(3.0, side_by_side(s2, [("astronaut", 260, {"flip": True}), ("ardern_2", 260)]), zoom=(1.0, 1.0),
              background=((150, 90, 60), (60, 30, 20))),
         Shot(3.0, side_by_side(s2, [("macron_1", 240), ("biden_1", 280)]), zoom=(1.0, 1.2)),
-        Shot(2.5, side_by_side(s2, [("ardern_2", 340)]), zoom=(1.2, 1.2), centre_from=(854, 420),
+        Shot(2.4, side_by_side(s2, [("ardern_2", 340)]), zoom=(1.2, 1.2), centre_from=(854, 420),
              centre_to=(854, 520)),
         Shot(3.0, side_by_side(s2, [("obama_2", 240), ("astronaut", 240), ("macron_1", 240, {"flip": True})]),
              zoom=(1.0, 1.0), background=((50, 50, 50), (10, 10, 10))),
-        Shot(2.5, (), caption="EN SALLES", background=((0, 0, 0), (60, 20, 20))),
+        Shot(2.6, (), caption="EN SALLES", background=((0, 0, 0), (60, 20, 20))),
     ), audio=True)
     t3 = Trailer("t3_640x360.mp4", (640, 360), (
         Shot(2.0, side_by_side(s1, [("sunak_1", 260)]), zoom=(1.0, 1.2)),
@@ -448,8 +448,8 @@ def trailers() -> list[Trailer]:
              centre_from=(600, 360), centre_to=(680, 360)),
         Shot(2.0, (), caption="ILS REVIENNENT"),
         Shot(2.0, side_by_side(s1, [("obama_2", 280)]), zoom=(1.2, 1.0), background=((80, 20, 20), (20, 5, 5))),
-        Shot(2.5, side_by_side(s1, [("macron_1", 240)]), zoom=(1.0, 1.25), centre_to=(640, 330)),
-        Shot(2.5, side_by_side(s1, [("ardern_2", 220), ("sunak_1", 220, {"flip": True})]), zoom=(1.0, 1.0)),
+        Shot(2.4, side_by_side(s1, [("macron_1", 240)]), zoom=(1.0, 1.25), centre_to=(640, 330)),
+        Shot(2.6, side_by_side(s1, [("ardern_2", 220), ("sunak_1", 220, {"flip": True})]), zoom=(1.0, 1.0)),
         Shot(3.0, side_by_side(s1, [("biden_1", 200), ("obama_2", 200), ("ardern_1", 200, {"flip": True})]),
              zoom=(1.1, 1.1), centre_from=(700, 360), centre_to=(580, 360)),
     ))
@@ -496,6 +496,8 @@ def make_trailer(tr: Trailer, photos: dict[str, Photo], tmp: Path) -> dict:
     frame0 = 0
     for i, shot in enumerate(tr.shots):
         frames = round(shot.seconds * TRAILER_FPS)
+        if abs(frames - shot.seconds * TRAILER_FPS) > 1e-6:
+            sys.exit(f"{tr.file} shot {i + 1}: {shot.seconds} s is not a whole number of frames")
         img = gradient(still, *shot.background)
         if shot.caption:
             text(img, [(shot.caption, 0.5, still[1] // 8, (240, 230, 210))])
