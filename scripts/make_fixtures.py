@@ -11,6 +11,7 @@ versions) and the ffmpeg CLI with libx264. Usage, from the repository root:
 
     python3 scripts/make_fixtures.py            # posters, trailers, truth.json
     python3 scripts/make_fixtures.py --posters  # posters and truth.json only (keeps trailer truth)
+    python3 scripts/make_fixtures.py --summary  # face-size histogram and counts from truth.json
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+try:
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+except ImportError:  # --summary reads truth.json only and needs neither
+    np = Image = ImageDraw = ImageFont = None
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -62,6 +66,9 @@ def load_photos() -> dict[str, Photo]:
     photos = {}
     for p in data["photo"]:
         stem = p["file"].rsplit(".", 1)[0]
+        with Image.open(FACES_DIR / p["file"]) as im:
+            if list(im.size) != p["size"]:
+                sys.exit(f"faces.toml: {p['file']} is {im.size}, not {p['size']}: re-check its face box")
         photos[stem] = Photo(
             file=p["file"],
             person=p["person"],
@@ -553,10 +560,48 @@ def make_trailer(tr: Trailer, photos: dict[str, Photo], tmp: Path) -> dict:
             "distinct_persons": {"female": genders.get("female", 0), "male": genders.get("male", 0)}}
 
 
+# The face-height buckets of the evaluation, half-open: [0, 20), [20, 40), [40, 80), [80, inf).
+SIZE_BUCKETS = ((0, 20, "<20"), (20, 40, "20-40"), (40, 80, "40-80"), (80, math.inf, ">=80"))
+
+
+def summary() -> None:
+    truth = json.loads((FIXTURES / "truth.json").read_text())
+    hist = {label: 0 for _, _, label in SIZE_BUCKETS}
+    genders: dict[str, int] = {}
+    n_posters = n_faces = 0
+    for name, img in truth["images"].items():
+        if not name.startswith("posters/"):
+            continue
+        n_posters += 1
+        heights = [f["box"][3] for f in img["faces"]]
+        women = sum(f["gender"] == "female" for f in img["faces"])
+        print(f"{name}: {img['width']}x{img['height']}, {len(heights)} faces ({women} female), "
+              f"heights {min(heights):.0f}-{max(heights):.0f} px")
+        for f in img["faces"]:
+            n_faces += 1
+            genders[f["gender"]] = genders.get(f["gender"], 0) + 1
+            h = f["box"][3]
+            hist[next(label for lo, hi, label in SIZE_BUCKETS if lo <= h < hi)] += 1
+    print(f"posters: {n_posters}, faces: {n_faces}, by gender: {genders}")
+    print("face heights: " + ", ".join(f"{k} px: {v}" for k, v in hist.items()))
+    print(f"faces >= 32 px: {sum(f['box'][3] >= 32 for k, i in truth['images'].items() if k.startswith('posters/') for f in i['faces'])}")
+    for name, tr in truth["trailers"].items():
+        heights = [b[3] for s in tr["shots"] for f in s["faces"] for b in (f["box_first"], f["box_last"])]
+        print(f"{name}: {tr['width']}x{tr['height']}, {tr['duration_s']} s, {len(tr['shots'])} shots "
+              f"({sum(not s['persons'] for s in tr['shots'])} with nobody), distinct {tr['distinct_persons']}, "
+              f"face heights {min(heights):.0f}-{max(heights):.0f} px")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--posters", action="store_true", help="posters only; keep the trailer truth")
+    ap.add_argument("--summary", action="store_true", help="print counts from truth.json and exit")
     args = ap.parse_args()
+    if args.summary:
+        summary()
+        return
+    if Image is None:
+        sys.exit("make_fixtures.py needs Pillow and numpy: run scripts/make_fixtures.sh")
     photos = load_photos()
     truth_path = FIXTURES / "truth.json"
     images = source_truth(photos)
