@@ -576,7 +576,7 @@ def summary() -> None:
         heights = [f["box"][3] for f in img["faces"]]
         women = sum(f["gender"] == "female" for f in img["faces"])
         print(f"{name}: {img['width']}x{img['height']}, {len(heights)} faces ({women} female), "
-              f"heights {min(heights):.0f}-{max(heights):.0f} px")
+              f"heights {min(heights):.0f}-{max(heights):.0f} px, from {sorted({f['photo'] for f in img['faces']})}")
         for f in img["faces"]:
             n_faces += 1
             genders[f["gender"]] = genders.get(f["gender"], 0) + 1
@@ -589,7 +589,22 @@ def summary() -> None:
         heights = [b[3] for s in tr["shots"] for f in s["faces"] for b in (f["box_first"], f["box_last"])]
         print(f"{name}: {tr['width']}x{tr['height']}, {tr['duration_s']} s, {len(tr['shots'])} shots "
               f"({sum(not s['persons'] for s in tr['shots'])} with nobody), distinct {tr['distinct_persons']}, "
-              f"face heights {min(heights):.0f}-{max(heights):.0f} px")
+              f"face heights {min(heights):.0f}-{max(heights):.0f} px, "
+              f"from {sorted({f['photo'] for s in tr['shots'] for f in s['faces']})}")
+
+
+def to_json(value, indent: int = 0) -> str:
+    """Indented JSON with each face (any object naming a person) and each short value on one
+    line, so that a diff of truth.json shows which face changed."""
+    flat = json.dumps(value, separators=(", ", ": "))
+    if not isinstance(value, (dict, list)) or len(flat) <= 100 or (isinstance(value, dict) and "person" in value):
+        return flat
+    pad = " " * (indent + 1)
+    if isinstance(value, dict):
+        items = [f"{pad}{json.dumps(k)}: {to_json(v, indent + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
+    items = [pad + to_json(v, indent + 1) for v in value]
+    return "[\n" + ",\n".join(items) + "\n" + " " * indent + "]"
 
 
 def main() -> None:
@@ -614,7 +629,7 @@ def main() -> None:
             for tr in trailers():
                 trailer_truth[f"trailers/{tr.file}"] = make_trailer(tr, photos, Path(tmp))
     truth = {"images": images, "trailers": trailer_truth}
-    truth_path.write_text(json.dumps(truth, indent=1) + "\n")
+    truth_path.write_text(to_json(truth) + "\n")
     print(f"wrote {truth_path.relative_to(ROOT)}")
 
 
