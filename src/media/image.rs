@@ -61,6 +61,14 @@ pub fn decode_image(
     if let Some((width, height)) = header_dimensions(format, bytes) {
         check_dimensions(input_name, width, height, limits)?;
     }
+    // The JPEG decoder is lenient and paints missing scan data grey; a half-downloaded poster
+    // must fail instead of being measured.
+    if format == MediaFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(corrupt(
+            input_name,
+            "truncated JPEG (no end-of-image marker after the scan)",
+        ));
+    }
 
     let decoded = catch_unwind(AssertUnwindSafe(|| {
         decode_with_limits(input_name, bytes, image_format, limits)
@@ -192,6 +200,56 @@ fn image_error(input_name: &str, error: ImageError, dimensions: Option<(u32, u32
     }
 }
 
+/// True when an end-of-image marker follows the first scan. 0xFF 0xD9 cannot occur inside
+/// entropy-coded data (0xFF is stuffed there), and EXIF thumbnails sit before the first scan.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let Some(scan) = jpeg_walk(bytes, |_, _| None::<()>).err() else {
+        return false;
+    };
+    bytes[scan..].windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+/// Walks JPEG marker segments from the start, calling `visit(marker, offset)` on each; stops with
+/// `Ok(Some(..))` when `visit` returns a value, `Err(offset)` at the first scan (SOS), `Ok(None)`
+/// when the data ends or is malformed first.
+fn jpeg_walk<T>(
+    bytes: &[u8],
+    mut visit: impl FnMut(u8, usize) -> Option<T>,
+) -> Result<Option<T>, usize> {
+    let be16 = |at: usize| {
+        bytes
+            .get(at..at + 2)
+            .map(|s| usize::from(u16::from_be_bytes([s[0], s[1]])))
+    };
+    let mut at = 2;
+    loop {
+        // Markers may be preceded by any number of 0xFF fill bytes.
+        while bytes.get(at) == Some(&0xFF) && bytes.get(at + 1) == Some(&0xFF) {
+            at += 1;
+        }
+        if bytes.get(at) != Some(&0xFF) {
+            return Ok(None);
+        }
+        let Some(&marker) = bytes.get(at + 1) else {
+            return Ok(None);
+        };
+        match marker {
+            0xD0..=0xD7 | 0x01 => at += 2,
+            0xD9 => return Ok(None),
+            0xDA => return Err(at),
+            _ => {
+                if let Some(found) = visit(marker, at) {
+                    return Ok(Some(found));
+                }
+                let Some(len) = be16(at + 2) else {
+                    return Ok(None);
+                };
+                at += 2 + len;
+            }
+        }
+    }
+}
+
 /// Width and height as the file header declares them, read without decoding. `None` when the
 /// header is too short or malformed (the decoder then reports the corruption).
 pub fn header_dimensions(format: MediaFormat, bytes: &[u8]) -> Option<(u32, u32)> {
@@ -220,25 +278,14 @@ pub fn header_dimensions(format: MediaFormat, bytes: &[u8]) -> Option<(u32, u32)
             Some((be32(16)?, be32(20)?))
         }
         MediaFormat::Jpeg => {
-            let mut at = 2;
-            loop {
-                // Markers may be preceded by any number of 0xFF fill bytes.
-                while bytes.get(at) == Some(&0xFF) && bytes.get(at + 1) == Some(&0xFF) {
-                    at += 1;
-                }
-                if *bytes.get(at)? != 0xFF {
-                    return None;
-                }
-                let marker = *bytes.get(at + 1)?;
-                match marker {
-                    0xD0..=0xD7 | 0x01 => at += 2,
-                    0xD9 | 0xDA => return None,
-                    0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
-                        return Some((be16(at + 7)?, be16(at + 5)?));
-                    }
-                    _ => at += 2 + be16(at + 2)? as usize,
-                }
-            }
+            // Start-of-frame markers are C0..CF except DHT (C4), JPG (C8) and DAC (CC).
+            let is_sof = |m: u8| (0xC0..=0xCF).contains(&m) && !matches!(m, 0xC4 | 0xC8 | 0xCC);
+            jpeg_walk(bytes, |marker, at| {
+                is_sof(marker).then(|| Some((be16(at + 7)?, be16(at + 5)?)))
+            })
+            .ok()
+            .flatten()
+            .flatten()
         }
         MediaFormat::WebP => match bytes.get(12..16)? {
             b"VP8 " => {
