@@ -295,7 +295,7 @@ fn zero_byte_file_is_corrupt_media() {
 #[test]
 fn truncated_jpeg_is_corrupt_media() {
     let noisy = RgbImage::from_fn(128, 96, |x, y| {
-        Rgb([(x * 7 ^ y * 13) as u8, (x * y) as u8, (x + y) as u8])
+        Rgb([((x * 7) ^ (y * 13)) as u8, (x * y) as u8, (x + y) as u8])
     });
     let full = jpeg(&DynamicImage::ImageRgb8(noisy));
     assert!(decode_image("whole.jpg", &full, &limits()).is_ok());

@@ -70,29 +70,37 @@ pub fn decode_image(
         ));
     }
 
-    let decoded = catch_unwind(AssertUnwindSafe(|| {
+    let (image, width, height) = without_panics(input_name, || {
         decode_with_limits(input_name, bytes, image_format, limits)
-    }));
-    let (image, width, height) = match decoded {
-        Ok(result) => result?,
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            return Err(corrupt(
-                input_name,
-                &format!("the decoder failed on this data: {message}"),
-            ));
-        }
-    };
+    })?;
     Ok(DecodedImage {
         image,
         format: format.name(),
         width,
         height,
     })
+}
+
+/// Runs a decoder, turning a panic on hostile data into a `corrupt_media` error. (The panic
+/// hook still prints the message; the worker stays up.)
+fn without_panics<T>(
+    input_name: &str,
+    decode: impl FnOnce() -> Result<T, MediaError>,
+) -> Result<T, MediaError> {
+    match catch_unwind(AssertUnwindSafe(decode)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(corrupt(
+                input_name,
+                &format!("the decoder failed on this data: {message}"),
+            ))
+        }
+    }
 }
 
 fn decode_with_limits(
@@ -391,6 +399,15 @@ mod tests {
             check_dimensions("a", 0, 10, &limits).unwrap_err().code(),
             "corrupt_media"
         );
+    }
+
+    #[test]
+    fn a_decoder_panic_becomes_corrupt_media() {
+        let err = without_panics::<()>("evil.webp", || panic!("index out of bounds")).unwrap_err();
+        assert_eq!(err.code(), "corrupt_media");
+        assert!(err.to_string().contains("evil.webp"), "{err}");
+        assert!(err.to_string().contains("index out of bounds"), "{err}");
+        assert_eq!(without_panics("fine.png", || Ok(7)).unwrap(), 7);
     }
 
     #[test]
