@@ -60,12 +60,13 @@ pub enum MediaError {
         source: std::io::Error,
     },
 
-    /// For the video sampler: anything that has no better variant above. `retryable` is the
-    /// sampler's own judgement (e.g. an interrupted read versus an undecodable stream).
-    #[error("{input}: video: {reason}")]
+    /// For the video sampler, which classifies its own failures: `code` is its stable code
+    /// (e.g. "no_video_stream", "corrupt_media") and `retryable` its own judgement.
+    #[error("{input}: {reason}")]
     Video {
         input: String,
         reason: String,
+        code: &'static str,
         retryable: bool,
     },
 }
@@ -87,7 +88,7 @@ impl MediaError {
             MediaError::Corrupt { .. } => "corrupt_media",
             MediaError::UnsupportedFormat { .. } => "unsupported_format",
             MediaError::Io { .. } => "io",
-            MediaError::Video { .. } => "video",
+            MediaError::Video { code, .. } => code,
         }
     }
 
@@ -195,6 +196,22 @@ mod tests {
         assert_eq!(private.code(), "private_address");
         assert!(!private.is_retryable());
         assert!(private.to_string().contains("10.0.0.1"));
+    }
+
+    #[test]
+    fn video_errors_keep_the_samplers_classification() {
+        let e = MediaError::Video {
+            input: "trailer.mp4".into(),
+            reason: "no video stream (audio-only file)".into(),
+            code: "no_video_stream",
+            retryable: false,
+        };
+        assert_eq!(e.code(), "no_video_stream");
+        assert!(!e.is_retryable());
+        assert_eq!(
+            e.to_string(),
+            "trailer.mp4: no video stream (audio-only file)"
+        );
     }
 
     #[test]
