@@ -10,14 +10,12 @@
 use crate::domain::{
     BoundingBox, Face, PosterAttributeStats, PosterCategoryStats, UNKNOWN, UnknownReason,
 };
-use crate::stats::interval::share_interval;
+use crate::stats::soft_share;
 
 /// The attribute name of the age-band statistics.
 pub const AGE_BAND: &str = "age_band";
 /// Perceived origin is always reported, as `unknown` unless a classifier was configured.
 pub const ORIGIN: &str = "origin";
-/// Seed of the interval's Monte Carlo: fixed so a poster's figures never change between runs.
-pub const INTERVAL_SEED: u64 = 0x7265_6761_7264; // "regard"
 
 /// One face as an attribute's statistics see it.
 struct Observation {
@@ -144,25 +142,9 @@ fn attribute_stats(
                 .sum();
             let (share, share_interval) = if category == UNKNOWN {
                 (ratio(unknown_faces as f64, faces.len() as f64), None)
-            } else if eligible.is_empty() {
-                (0.0, None)
             } else {
-                let p: Vec<f64> = eligible.iter().map(|o| probability(o, category)).collect();
-                let share = p.iter().sum::<f64>() / p.len() as f64;
-                let interval = if with_interval {
-                    // Inputs are probabilities the vision stage produced; a bad one is a bug
-                    // upstream, and the figure is then published without an interval.
-                    match share_interval(&[p], None, excluded, INTERVAL_SEED) {
-                        Ok(e) => Some(e.interval()),
-                        Err(error) => {
-                            tracing::warn!(attribute = name, %category, %error, "no share interval");
-                            None
-                        }
-                    }
-                } else {
-                    None
-                };
-                (share, interval)
+                let p = eligible.iter().map(|o| probability(o, category)).collect();
+                soft_share(p, None, excluded, with_interval, (name, category))
             };
             PosterCategoryStats {
                 category: category.clone(),
