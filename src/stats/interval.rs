@@ -49,9 +49,19 @@ pub enum IntervalError {
     #[error("share interval: no item to compute a share over")]
     NoItems,
     #[error("share interval: probability {value} of item {item} in unit {unit} is not in [0, 1]")]
-    BadProbability { unit: usize, item: usize, value: f64 },
-    #[error("share interval: weight {value} of item {item} in unit {unit} is negative or not finite")]
-    BadWeight { unit: usize, item: usize, value: f64 },
+    BadProbability {
+        unit: usize,
+        item: usize,
+        value: f64,
+    },
+    #[error(
+        "share interval: weight {value} of item {item} in unit {unit} is negative or not finite"
+    )]
+    BadWeight {
+        unit: usize,
+        item: usize,
+        value: f64,
+    },
     #[error("share interval: unit {unit} has {items} items but {weights} weights")]
     WeightShape {
         unit: usize,
@@ -251,7 +261,11 @@ mod tests {
                     .map(|_| {
                         let looks_female = rng.unit() < film_rate;
                         let confidence = 0.75 + rng.unit() * 0.24;
-                        if looks_female { confidence } else { 1.0 - confidence }
+                        if looks_female {
+                            confidence
+                        } else {
+                            1.0 - confidence
+                        }
                     })
                     .collect()
             })
@@ -365,13 +379,27 @@ mod tests {
     #[test]
     fn bad_input_is_named() {
         assert_eq!(share_interval(&[], None, 0, 1), Err(IntervalError::NoItems));
-        assert_eq!(share_interval(&[vec![]], None, 0, 1), Err(IntervalError::NoItems));
+        assert_eq!(
+            share_interval(&[vec![]], None, 0, 1),
+            Err(IntervalError::NoItems)
+        );
         let nan = share_interval(&[vec![0.5, f64::NAN]], None, 0, 1).unwrap_err();
-        assert!(matches!(nan, IntervalError::BadProbability { unit: 0, item: 1, .. }));
+        assert!(matches!(
+            nan,
+            IntervalError::BadProbability {
+                unit: 0,
+                item: 1,
+                ..
+            }
+        ));
         assert!(nan.to_string().contains("item 1"));
         assert_eq!(
             share_interval(&[vec![0.5]], Some(&[vec![1.0, 2.0]]), 0, 1),
-            Err(IntervalError::WeightShape { unit: 0, items: 1, weights: 2 })
+            Err(IntervalError::WeightShape {
+                unit: 0,
+                items: 1,
+                weights: 2
+            })
         );
         assert_eq!(
             share_interval(&[vec![0.5]], Some(&[vec![0.0]]), 0, 1),

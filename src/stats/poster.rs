@@ -136,10 +136,7 @@ fn attribute_stats(
                 .filter(|&i| observations[i].label == *category)
                 .collect();
             let area: f64 = mine.iter().map(|&i| f64::from(faces[i].bbox.area())).sum();
-            let soft_count: f64 = observations
-                .iter()
-                .map(|o| probability(o, category))
-                .sum();
+            let soft_count: f64 = observations.iter().map(|o| probability(o, category)).sum();
             let (share, share_interval) = if category == UNKNOWN {
                 (ratio(unknown_faces as f64, faces.len() as f64), None)
             } else {
@@ -246,7 +243,11 @@ mod tests {
             .to_vec()
     }
 
-    fn row<'a>(stats: &'a [PosterAttributeStats], attr: &str, cat: &str) -> &'a PosterCategoryStats {
+    fn row<'a>(
+        stats: &'a [PosterAttributeStats],
+        attr: &str,
+        cat: &str,
+    ) -> &'a PosterCategoryStats {
         stats
             .iter()
             .find(|s| s.attribute == attr)
@@ -279,9 +280,15 @@ mod tests {
         assert!((unknown.face_area_share - 400.0 / total_area).abs() < 1e-9);
         assert!(female.has_largest_face && !male.has_largest_face);
         // Centres: woman (350, 200) upper third; man (300, 450) central; tiny face neither.
-        assert_eq!((female.faces_upper_third, female.faces_central_third), (1, 0));
+        assert_eq!(
+            (female.faces_upper_third, female.faces_central_third),
+            (1, 0)
+        );
         assert_eq!((male.faces_upper_third, male.faces_central_third), (0, 1));
-        assert_eq!((unknown.faces_upper_third, unknown.faces_central_third), (0, 0));
+        assert_eq!(
+            (unknown.faces_upper_third, unknown.faces_central_third),
+            (0, 0)
+        );
         // Soft counts include the tiny face; the share leaves it out (its P is biased).
         assert!((female.soft_count - (0.98 + 0.03 + 0.90)).abs() < 1e-6);
         assert!((female.share - (0.98 + 0.03) / 2.0).abs() < 1e-6);
@@ -306,7 +313,15 @@ mod tests {
     #[test]
     fn soft_and_hard_counts_agree_on_confident_faces() {
         let faces: Vec<Face> = (0..4)
-            .map(|i| face(i as f32 * 100.0, 0.0, 80.0, if i < 3 { 0.999 } else { 0.001 }, None))
+            .map(|i| {
+                face(
+                    i as f32 * 100.0,
+                    0.0,
+                    80.0,
+                    if i < 3 { 0.999 } else { 0.001 },
+                    None,
+                )
+            })
             .collect();
         let stats = poster_statistics(&faces, 800, 800, &gender(), &bands());
         let male = row(&stats, "gender", "male");
@@ -340,7 +355,10 @@ mod tests {
     fn a_poster_without_faces_has_zero_rows() {
         let stats = poster_statistics(&[], 600, 900, &gender(), &bands());
         let female = row(&stats, "gender", "female");
-        assert_eq!((female.faces, female.share, female.share_interval), (0, 0.0, None));
+        assert_eq!(
+            (female.faces, female.share, female.share_interval),
+            (0, 0.0, None)
+        );
         assert!(!female.has_largest_face);
         assert_eq!(stats[0].total_faces, 0);
     }

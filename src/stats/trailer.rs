@@ -155,7 +155,12 @@ impl View<'_> {
                 let (share, share_interval, screen_time_share, screen_time_share_interval) =
                     if category == UNKNOWN {
                         let share = ratio(unknown_persons as f64, self.persons.len() as f64);
-                        (share, None, ratio(person_seconds, total_person_seconds), None)
+                        (
+                            share,
+                            None,
+                            ratio(person_seconds, total_person_seconds),
+                            None,
+                        )
                     } else {
                         let p: Vec<f64> = eligible
                             .iter()
@@ -180,10 +185,7 @@ impl View<'_> {
                     person_seconds,
                     frame_share: ratio(frames_seen as f64, self.timeline.len() as f64),
                     prominence_s: mine.iter().map(|p| p.prominence_s).sum(),
-                    first_appearance_s: mine
-                        .iter()
-                        .map(|p| p.first_seen_s)
-                        .min_by(f64::total_cmp),
+                    first_appearance_s: mine.iter().map(|p| p.first_seen_s).min_by(f64::total_cmp),
                     share,
                     share_interval,
                     screen_time_share,
@@ -208,9 +210,9 @@ fn ratio(num: f64, den: f64) -> f64 {
 mod tests {
     use super::*;
     use crate::config::AnalysisSettings;
+    use crate::domain::Face;
     use crate::domain::{AgeEstimate, AttributeEstimate, BoundingBox};
     use crate::track::{FrameObservation, FrameSignature, track_persons};
-    use crate::domain::Face;
 
     fn person(id: u32, p_male: f32, frames: &[usize], face_px: f32) -> Person {
         let s = AnalysisSettings::default();
@@ -284,8 +286,12 @@ mod tests {
     fn screen_time_union_person_seconds_and_shares() {
         // 10 sampled frames. Two women overlap in frames 2..=4; a man in 0..=5; an undecided
         // person (tiny face) in 8..=9; nobody in frame 7.
-        let (w1, w2, m, u): (&[usize], &[usize], &[usize], &[usize]) =
-            (&[0, 1, 2, 3, 4], &[2, 3, 4, 5, 6], &[0, 1, 2, 3, 4, 5], &[8, 9]);
+        let (w1, w2, m, u): (&[usize], &[usize], &[usize], &[usize]) = (
+            &[0, 1, 2, 3, 4],
+            &[2, 3, 4, 5, 6],
+            &[0, 1, 2, 3, 4, 5],
+            &[8, 9],
+        );
         let persons = vec![
             person(1, 0.02, w1, 100.0),
             person(2, 0.1, w2, 100.0),
@@ -315,9 +321,15 @@ mod tests {
         assert!(f.screen_time_share_interval.is_some());
 
         let m = row(&s, "gender", "male");
-        assert_eq!((m.persons, m.screen_time_s, m.person_seconds), (1, 3.0, 3.0));
+        assert_eq!(
+            (m.persons, m.screen_time_s, m.person_seconds),
+            (1, 3.0, 3.0)
+        );
         let u = row(&s, "gender", UNKNOWN);
-        assert_eq!((u.persons, u.screen_time_s, u.first_appearance_s), (1, 1.0, Some(4.0)));
+        assert_eq!(
+            (u.persons, u.screen_time_s, u.first_appearance_s),
+            (1, 1.0, Some(4.0))
+        );
         assert!((u.share - 0.25).abs() < 1e-12);
         assert!((u.screen_time_share - 1.0 / 9.0).abs() < 1e-12);
 
@@ -334,7 +346,10 @@ mod tests {
         let tl = timeline(&[(1, &[0, 1])], 2);
         let s = trailer_statistics(&persons, &tl, 0.5, &gender(), &bands());
         let f = row(&s, "gender", "female");
-        assert_eq!((f.persons, f.screen_time_s, f.first_appearance_s), (0, 0.0, None));
+        assert_eq!(
+            (f.persons, f.screen_time_s, f.first_appearance_s),
+            (0, 0.0, None)
+        );
         assert!(f.share < 0.02);
     }
 
@@ -355,7 +370,9 @@ mod tests {
                 landmarks: [[0.0; 2]; 5],
                 detection_score: 0.9,
                 size_px: 100.0,
-                attributes: vec![AttributeEstimate::decide("gender", probs, 0.75, 100.0, 40.0)],
+                attributes: vec![AttributeEstimate::decide(
+                    "gender", probs, 0.75, 100.0, 40.0,
+                )],
                 age: None,
             }
         };
@@ -364,11 +381,21 @@ mod tests {
             width: 1000,
             height: 500,
             signature: sig.clone(),
-            faces: if k < 4 { vec![face(100.0 + 10.0 * k as f32)] } else { vec![] },
+            faces: if k < 4 {
+                vec![face(100.0 + 10.0 * k as f32)]
+            } else {
+                vec![]
+            },
             embeddings: vec![],
         });
         let r = track_persons(frames, 0.5, &settings).unwrap();
-        let s = trailer_statistics(&r.persons, &r.timeline, 0.5, &gender(), &settings.age_bands());
+        let s = trailer_statistics(
+            &r.persons,
+            &r.timeline,
+            0.5,
+            &gender(),
+            &settings.age_bands(),
+        );
         let m = row(&s, "gender", "male");
         assert_eq!((m.persons, m.screen_time_s), (1, 2.0));
         assert!((m.frame_share - 0.8).abs() < 1e-12);

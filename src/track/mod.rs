@@ -108,7 +108,11 @@ struct Evidence {
 
 impl Evidence {
     fn add_face(&mut self, face: &Face, weight: f64) {
-        for est in face.attributes.iter().filter(|e| !e.probabilities.is_empty()) {
+        for est in face
+            .attributes
+            .iter()
+            .filter(|e| !e.probabilities.is_empty())
+        {
             let (sums, total) = self.attributes.entry(est.attribute.clone()).or_default();
             for (label, p) in &est.probabilities {
                 *sums.entry(label.clone()).or_default() += weight * f64::from(*p);
@@ -216,7 +220,10 @@ impl ShotTrack {
     }
 
     fn predicted(&self, frame: u32) -> BoundingBox {
-        let last = self.sightings.last().expect("a track has at least one sighting");
+        let last = self
+            .sightings
+            .last()
+            .expect("a track has at least one sighting");
         let steps = (frame - last.frame) as f32;
         BoundingBox {
             x: last.bbox.x + self.velocity.0 * steps,
@@ -307,7 +314,10 @@ impl Tracker {
             linked_track[t] = true;
         }
         let mut still_active = Vec::with_capacity(self.active.len() + obs.faces.len());
-        for (mut track, linked) in std::mem::take(&mut self.active).into_iter().zip(linked_track) {
+        for (mut track, linked) in std::mem::take(&mut self.active)
+            .into_iter()
+            .zip(linked_track)
+        {
             if !linked {
                 track.missed += 1;
             }
@@ -319,7 +329,13 @@ impl Tracker {
         }
         for (f, face) in obs.faces.iter().enumerate() {
             if !linked_face[f] {
-                still_active.push(ShotTrack::start(frame, &obs, face, embedding(f), &self.settings));
+                still_active.push(ShotTrack::start(
+                    frame,
+                    &obs,
+                    face,
+                    embedding(f),
+                    &self.settings,
+                ));
             }
         }
         self.active = still_active;
@@ -367,12 +383,18 @@ impl Tracker {
         }
         for (i, f) in obs.faces.iter().enumerate() {
             let b = f.bbox;
-            let what = if ![b.x, b.y, b.width, b.height, f.size_px].iter().all(|v| v.is_finite()) {
+            let what = if ![b.x, b.y, b.width, b.height, f.size_px]
+                .iter()
+                .all(|v| v.is_finite())
+            {
                 Some("box or size is not finite".to_string())
             } else if b.width <= 0.0 || b.height <= 0.0 || f.size_px <= 0.0 {
                 Some(format!("empty box {}×{}", b.width, b.height))
             } else if !(0.0..=1.0).contains(&f.detection_score) {
-                Some(format!("detection score {} not in [0, 1]", f.detection_score))
+                Some(format!(
+                    "detection score {} not in [0, 1]",
+                    f.detection_score
+                ))
             } else {
                 f.attributes
                     .iter()
@@ -481,7 +503,12 @@ impl Tracker {
         let median_face_px = median(&sizes);
         let key = sightings
             .iter()
-            .max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()).then(b.frame.cmp(&a.frame)))
+            .max_by(|a, b| {
+                a.bbox
+                    .area()
+                    .total_cmp(&b.bbox.area())
+                    .then(b.frame.cmp(&a.frame))
+            })
             .expect("a person has at least one sighting");
 
         let (mut reliable, mut small) = (Evidence::default(), Evidence::default());

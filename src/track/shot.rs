@@ -51,7 +51,8 @@ impl FrameSignature {
                 // bins, so a slight change of light does not move it wholesale.
                 let px = image.get_pixel(x, y).0;
                 let cell = (y as usize * GRID / h as usize) * GRID + x as usize * GRID / w as usize;
-                layout[cell] += 0.299 * f32::from(px[0]) + 0.587 * f32::from(px[1]) + 0.114 * f32::from(px[2]);
+                layout[cell] +=
+                    0.299 * f32::from(px[0]) + 0.587 * f32::from(px[1]) + 0.114 * f32::from(px[2]);
                 cell_count[cell] += 1.0;
                 let rgb = px.map(soft_level);
                 for (ri, rw) in [(rgb[0].0, 1.0 - rgb[0].1), (rgb[0].0 + 1, rgb[0].1)] {
@@ -128,7 +129,9 @@ mod tests {
     use std::path::Path;
 
     fn fixture(name: &str) -> RgbImage {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/faces").join(name);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/faces")
+            .join(name);
         image::open(&path)
             .unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
             .to_rgb8()
@@ -174,7 +177,10 @@ mod tests {
             .map(|n| {
                 let img = fixture(n);
                 let moved = later_in_shot(&img, 0.10, 1.12);
-                (FrameSignature::from_image(&img), FrameSignature::from_image(&moved))
+                (
+                    FrameSignature::from_image(&img),
+                    FrameSignature::from_image(&moved),
+                )
             })
             .collect();
         let mut within_max = 0f32;

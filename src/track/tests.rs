@@ -72,7 +72,10 @@ fn frame(k: usize, shot: u8, faces: Vec<(Face, Option<Vec<f32>>)>) -> FrameObser
         signature: look(shot),
         faces,
         embeddings: if with_embeddings {
-            embeddings.into_iter().map(Option::unwrap_or_default).collect()
+            embeddings
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect()
         } else {
             Vec::new()
         },
@@ -110,7 +113,10 @@ fn screen_time_prominence_and_timeline_are_exact() {
     assert_eq!((a.first_seen_s, a.last_seen_s), (0.0, 2.0));
     assert_eq!(b.screen_time_s, 1.5);
     assert!((b.prominence_s - 3.0 * 0.5 * 0.08).abs() < 1e-12);
-    assert_eq!((b.first_seen_s, b.key_frame_s, b.median_face_px), (1.0, 1.0, 200.0));
+    assert_eq!(
+        (b.first_seen_s, b.key_frame_s, b.median_face_px),
+        (1.0, 1.0, 200.0)
+    );
     assert_eq!(a.attribute("gender").unwrap().label, "male");
     assert_eq!(b.attribute("gender").unwrap().label, "female");
     assert!(a.attribute("origin").unwrap().is_unknown());
@@ -163,10 +169,18 @@ fn two_people_crossing_keep_their_identities() {
 fn a_person_leaving_and_returning_after_cuts_is_merged_and_another_is_not() {
     let mut frames = Vec::new();
     for k in 0..4 {
-        frames.push(frame(k, 0, vec![(face(100.0, 100.0, 120.0, 0.9, 0.9), Some(person_a()))]));
+        frames.push(frame(
+            k,
+            0,
+            vec![(face(100.0, 100.0, 120.0, 0.9, 0.9), Some(person_a()))],
+        ));
     }
     for k in 4..7 {
-        frames.push(frame(k, 1, vec![(face(500.0, 100.0, 150.0, 0.1, 0.9), Some(person_b()))]));
+        frames.push(frame(
+            k,
+            1,
+            vec![(face(500.0, 100.0, 150.0, 0.1, 0.9), Some(person_b()))],
+        ));
     }
     for k in 7..10 {
         frames.push(frame(
@@ -191,7 +205,13 @@ fn a_person_leaving_and_returning_after_cuts_is_merged_and_another_is_not() {
 #[test]
 fn without_embeddings_a_return_after_a_cut_is_a_new_person() {
     let frames = (0..6)
-        .map(|k| frame(k, (k / 3) as u8, vec![(face(100.0, 100.0, 120.0, 0.9, 0.9), None)]))
+        .map(|k| {
+            frame(
+                k,
+                (k / 3) as u8,
+                vec![(face(100.0, 100.0, 120.0, 0.9, 0.9), None)],
+            )
+        })
         .collect();
     let r = run(frames);
     assert_eq!(r.shot_cuts_s, vec![1.5]);
@@ -219,7 +239,12 @@ fn the_same_face_twice_in_a_frame_is_two_persons() {
 
 #[test]
 fn a_flickering_gender_probability_is_fused_by_confidence_and_size() {
-    let seen = [(100.0, 0.9, 0.90), (80.0, 0.8, 0.30), (120.0, 0.95, 0.95), (100.0, 0.9, 0.85)];
+    let seen = [
+        (100.0, 0.9, 0.90),
+        (80.0, 0.8, 0.30),
+        (120.0, 0.95, 0.95),
+        (100.0, 0.9, 0.85),
+    ];
     let frames = seen
         .iter()
         .enumerate()
@@ -227,11 +252,9 @@ fn a_flickering_gender_probability_is_fused_by_confidence_and_size() {
         .collect();
     let r = run(frames);
     assert_eq!(r.persons.len(), 1);
-    let (num, den) = seen
-        .iter()
-        .fold((0.0, 0.0), |(n, d), &(size, score, p)| {
-            (n + score * size * p, d + score * size)
-        });
+    let (num, den) = seen.iter().fold((0.0, 0.0), |(n, d), &(size, score, p)| {
+        (n + score * size * p, d + score * size)
+    });
     let expected = num / den; // 285.0 / 358.0 ≈ 0.796
     let g = r.persons[0].attribute("gender").unwrap();
     assert!((g.probability("male") - expected).abs() < 1e-5, "{g:?}");
@@ -262,7 +285,13 @@ fn a_short_spurious_track_is_dropped_and_counted() {
 fn one_missed_detection_does_not_break_a_track() {
     let frames = [0, 1, 3, 4]
         .into_iter()
-        .map(|k| frame(k, 0, vec![(face(100.0 + 20.0 * k as f32, 100.0, 100.0, 0.9, 0.9), None)]))
+        .map(|k| {
+            frame(
+                k,
+                0,
+                vec![(face(100.0 + 20.0 * k as f32, 100.0, 100.0, 0.9, 0.9), None)],
+            )
+        })
         .collect::<Vec<_>>();
     let mut with_gap = frames;
     with_gap.insert(2, frame(2, 0, vec![]));
@@ -281,7 +310,10 @@ fn small_faces_keep_a_person_undecided() {
     let r = run(frames);
     let g = r.persons[0].attribute("gender").unwrap();
     assert!(g.is_unknown());
-    assert_eq!(g.unknown_reason, Some(crate::domain::UnknownReason::FaceTooSmall));
+    assert_eq!(
+        g.unknown_reason,
+        Some(crate::domain::UnknownReason::FaceTooSmall)
+    );
     assert_eq!(r.persons[0].age.as_ref().unwrap().band, UNKNOWN);
     assert_eq!(r.timeline[0].gender_counts[UNKNOWN], 1);
 }
@@ -289,7 +321,10 @@ fn small_faces_keep_a_person_undecided() {
 #[test]
 fn bad_input_is_refused_with_its_time() {
     let s = AnalysisSettings::default();
-    assert!(matches!(Tracker::new(&s, 0.0), Err(TrackError::BadInterval(_))));
+    assert!(matches!(
+        Tracker::new(&s, 0.0),
+        Err(TrackError::BadInterval(_))
+    ));
     let mut t = Tracker::new(&s, INTERVAL).unwrap();
     t.push(frame(1, 0, vec![])).unwrap();
     let err = t.push(frame(1, 0, vec![])).unwrap_err();
@@ -298,16 +333,27 @@ fn bad_input_is_refused_with_its_time() {
     bad.embeddings = vec![person_a(), person_b()];
     assert!(matches!(
         t.push(bad).unwrap_err(),
-        TrackError::EmbeddingCount { faces: 1, embeddings: 2, .. }
+        TrackError::EmbeddingCount {
+            faces: 1,
+            embeddings: 2,
+            ..
+        }
     ));
     let mut nan = frame(3, 0, vec![(face(0.0, 0.0, 50.0, 0.5, 0.9), None)]);
     nan.faces[0].bbox.x = f32::NAN;
     let err = t.push(nan).unwrap_err();
     assert!(err.to_string().contains("1.5 s"), "{err}");
-    let mut dims = frame(4, 0, vec![(face(0.0, 0.0, 50.0, 0.5, 0.9), Some(person_a()))]);
+    let mut dims = frame(
+        4,
+        0,
+        vec![(face(0.0, 0.0, 50.0, 0.5, 0.9), Some(person_a()))],
+    );
     t.push(dims.clone()).unwrap();
     dims.t = 2.5;
     dims.embeddings = vec![vec![1.0; 3]];
-    assert!(matches!(t.push(dims).unwrap_err(), TrackError::EmbeddingDimension { .. }));
+    assert!(matches!(
+        t.push(dims).unwrap_err(),
+        TrackError::EmbeddingDimension { .. }
+    ));
     assert!(!err.is_retryable());
 }
