@@ -15,7 +15,7 @@
 
 use crate::domain::Interval;
 
-/// Replicates of the Monte Carlo / bootstrap: enough for stable 2.5% tails (±0.3 pt typical).
+/// Replicates of the Monte Carlo / bootstrap (50 draws beyond each 2.5% tail).
 pub const REPLICATES: usize = 2_000;
 /// Largest single-unit item count solved exactly (the DP is quadratic).
 pub const EXACT_MAX_ITEMS: usize = 5_000;

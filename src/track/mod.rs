@@ -364,8 +364,15 @@ impl Tracker {
             });
         }
         for (face, e) in obs.embeddings.iter().enumerate() {
+            if e.is_empty() {
+                return Err(TrackError::BadFace {
+                    t: obs.t,
+                    face,
+                    what: "empty embedding".into(),
+                });
+            }
             let expected = *self.embedding_dim.get_or_insert(e.len());
-            if e.len() != expected || e.is_empty() {
+            if e.len() != expected {
                 return Err(TrackError::EmbeddingDimension {
                     t: obs.t,
                     face,

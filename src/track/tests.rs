@@ -357,3 +357,31 @@ fn bad_input_is_refused_with_its_time() {
     ));
     assert!(!err.is_retryable());
 }
+
+#[test]
+fn too_many_tracks_is_an_error_not_an_unbounded_table() {
+    // MAX_TRACKS + 1 faces on a grid, far apart, seen in two frames: as many two-frame tracks.
+    let n = MAX_TRACKS + 1;
+    let faces = || -> Vec<(Face, Option<Vec<f32>>)> {
+        (0..n)
+            .map(|i| {
+                let (col, row) = ((i % 50) as f32, (i / 50) as f32);
+                (face(col * 100.0, row * 100.0, 20.0, 0.5, 0.9), None)
+            })
+            .collect()
+    };
+    let big = |k| FrameObservation {
+        width: 5000,
+        height: 5000,
+        ..frame(k, 0, faces())
+    };
+    let frames = vec![big(0), big(1)];
+    let err = track_persons(frames, INTERVAL, &AnalysisSettings::default()).unwrap_err();
+    assert_eq!(
+        err,
+        TrackError::TooManyTracks {
+            tracks: n,
+            limit: MAX_TRACKS
+        }
+    );
+}
