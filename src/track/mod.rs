@@ -81,6 +81,14 @@ pub enum TrackError {
 }
 
 impl TrackError {
+    /// Stable code recorded with a failed analysis.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TrackError::TooManyTracks { .. } => "too_many_tracks",
+            _ => "invalid_tracking_input",
+        }
+    }
+
     pub fn is_retryable(&self) -> bool {
         false
     }
@@ -258,12 +266,12 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    pub fn new(settings: &AnalysisSettings, sample_interval_s: f64) -> Result<Self, TrackError> {
+    pub fn new(sample_interval_s: f64, settings: AnalysisSettings) -> Result<Self, TrackError> {
         if !(sample_interval_s.is_finite() && sample_interval_s > 0.0) {
             return Err(TrackError::BadInterval(sample_interval_s));
         }
         Ok(Tracker {
-            settings: settings.clone(),
+            settings,
             interval_s: sample_interval_s,
             times: Vec::new(),
             previous_signature: None,
@@ -594,7 +602,7 @@ pub fn track_persons(
     sample_interval_s: f64,
     settings: &AnalysisSettings,
 ) -> Result<TrackingResult, TrackError> {
-    let mut tracker = Tracker::new(settings, sample_interval_s)?;
+    let mut tracker = Tracker::new(sample_interval_s, settings.clone())?;
     for frame in frames {
         tracker.push(frame)?;
     }

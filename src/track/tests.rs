@@ -322,10 +322,10 @@ fn small_faces_keep_a_person_undecided() {
 fn bad_input_is_refused_with_its_time() {
     let s = AnalysisSettings::default();
     assert!(matches!(
-        Tracker::new(&s, 0.0),
+        Tracker::new(0.0, s.clone()),
         Err(TrackError::BadInterval(_))
     ));
-    let mut t = Tracker::new(&s, INTERVAL).unwrap();
+    let mut t = Tracker::new(INTERVAL, s).unwrap();
     t.push(frame(1, 0, vec![])).unwrap();
     let err = t.push(frame(1, 0, vec![])).unwrap_err();
     assert!(matches!(err, TrackError::TimeNotIncreasing { .. }));
@@ -356,6 +356,7 @@ fn bad_input_is_refused_with_its_time() {
         TrackError::EmbeddingDimension { .. }
     ));
     assert!(!err.is_retryable());
+    assert_eq!(err.code(), "invalid_tracking_input");
 }
 
 #[test]
