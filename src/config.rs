@@ -30,6 +30,14 @@ pub struct AnalysisSettings {
     pub min_track_frames: u32,
     /// Cosine similarity of face embeddings above which two shot tracks are the same person.
     pub same_person_similarity: f32,
+    /// Signature distance (colour and layout, 0..1) between consecutive sampled frames at or above which a
+    /// shot cut is declared; tracks never continue across a cut (see `track::shot`).
+    #[serde(default = "default_shot_cut_distance")]
+    pub shot_cut_distance: f32,
+}
+
+fn default_shot_cut_distance() -> f32 {
+    0.22
 }
 
 impl Default for AnalysisSettings {
@@ -44,6 +52,7 @@ impl Default for AnalysisSettings {
             sample_rate: 2.0,
             min_track_frames: 2,
             same_person_similarity: 0.363,
+            shot_cut_distance: default_shot_cut_distance(),
         }
     }
 }

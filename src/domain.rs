@@ -230,6 +230,14 @@ pub struct PosterCategoryStats {
     pub faces_upper_third: u32,
     /// Faces whose centre is in the central third (horizontally and vertically).
     pub faces_central_third: u32,
+    /// Soft share of the faces the model can speak for: Σ P(category) / n over faces that are
+    /// big enough and have probabilities (see `stats::poster`); for `unknown`, the share of
+    /// all faces left undecided. 0 when no face qualifies.
+    #[serde(default)]
+    pub share: f64,
+    /// 95% interval on `share` from per-face classification uncertainty (`stats::interval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_interval: Option<Interval>,
 }
 
 /// One attribute's statistics on a poster. `categories` holds every label of the model plus
@@ -304,6 +312,20 @@ pub struct TrailerCategoryStats {
     /// First time a person of this category is seen, if ever.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_appearance_s: Option<f64>,
+    /// Soft share of distinct persons: Σ P(category) / n over persons big enough to judge (see
+    /// `stats::trailer`); for `unknown`, the share of all persons left undecided.
+    #[serde(default)]
+    pub share: f64,
+    /// 95% interval on `share` from per-person classification uncertainty (`stats::interval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_interval: Option<Interval>,
+    /// Soft share of person-seconds: Σ P(category) × screen time / Σ screen time over the same
+    /// persons as `share`; for `unknown`, undecided persons' share of all person-seconds.
+    #[serde(default)]
+    pub screen_time_share: f64,
+    /// 95% interval on `screen_time_share`, as for `share_interval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen_time_share_interval: Option<Interval>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
