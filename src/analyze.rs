@@ -96,11 +96,11 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
     };
     let pipeline = Arc::new(pipeline);
     let inputs = expand_inputs(&args.inputs)?;
-    let fetcher = Fetcher::new(FetchPolicy {
-        local_roots: None,
-        allow_private: if args.allow_private_urls { FetchPolicy::allow_all_private() } else { Vec::new() },
-        limits: limits.clone(),
-    })?;
+    let mut policy = FetchPolicy::cli(limits.clone());
+    if args.allow_private_urls {
+        policy.allow_private = vec!["0.0.0.0/0".parse()?, "::/0".parse()?];
+    }
+    let fetcher = Fetcher::new(policy);
 
     let show_progress = std::io::stderr().is_terminal() && !args.json;
     let overall = (show_progress && inputs.len() > 1).then(|| {

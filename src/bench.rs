@@ -33,7 +33,7 @@ pub fn run_posters(args: BenchArgs) -> anyhow::Result<()> {
     let inputs: Vec<PathBuf> =
         if args.inputs.is_empty() { BENCH_POSTERS.iter().map(PathBuf::from).collect() } else { args.inputs.clone() };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let fetcher = Fetcher::new(FetchPolicy { local_roots: None, allow_private: Vec::new(), limits: limits.clone() })?;
+    let fetcher = Fetcher::new(FetchPolicy::cli(limits.clone()));
     println!("| poster | size | faces | decode p50 / p95 ms | detect p50 / p95 ms | classify p50 / p95 ms | whole analysis p50 / p95 ms |");
     println!("|---|---|---|---|---|---|---|");
     for input in &inputs {

@@ -422,11 +422,7 @@ pub async fn run(args: crate::cli::EvaluateArgs) -> anyhow::Result<bool> {
         tokio::task::spawn_blocking(move || crate::analyze::load_pipeline(&models, settings, limits, true)).await??
     };
     let pipeline = std::sync::Arc::new(pipeline);
-    let fetcher = crate::media::fetch::Fetcher::new(crate::media::fetch::FetchPolicy {
-        local_roots: None,
-        allow_private: Vec::new(),
-        limits,
-    })?;
+    let fetcher = crate::media::fetch::Fetcher::new(crate::media::fetch::FetchPolicy::cli(limits));
     let mut eval = Evaluation::default();
     let names: Vec<(String, bool)> =
         truth.images.keys().map(|k| (k.clone(), false)).chain(truth.trailers.keys().map(|k| (k.clone(), true))).collect();

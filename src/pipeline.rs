@@ -11,7 +11,7 @@ use crate::media::video::{SamplerOptions, VideoSampler};
 use crate::media::MediaError;
 use crate::report::pictures::{SheetFrame, annotate_faces, contact_sheet, timeline_chart};
 use crate::stats;
-use crate::track::{FrameObservation, FrameSignature, Tracker};
+use crate::track::{FrameObservation, FrameSignature, TrackError, Tracker};
 use crate::vision::{Perception, Vision, VisionError};
 use image::RgbImage;
 use std::time::Instant;
@@ -40,6 +40,8 @@ pub enum PipelineError {
     Media(#[from] MediaError),
     #[error(transparent)]
     Vision(#[from] VisionError),
+    #[error("{input}: {source}")]
+    Track { input: String, source: TrackError },
     #[error("{input}: analysis panicked: {message}")]
     Panic { input: String, message: String },
 }
@@ -50,6 +52,7 @@ impl PipelineError {
         match self {
             PipelineError::Media(e) => e.code(),
             PipelineError::Vision(_) => "inference_failed",
+            PipelineError::Track { source, .. } => source.code(),
             PipelineError::Panic { .. } => "internal_panic",
         }
     }
@@ -59,6 +62,7 @@ impl PipelineError {
         match self {
             PipelineError::Media(e) => e.is_retryable(),
             PipelineError::Vision(e) => e.is_retryable(),
+            PipelineError::Track { source, .. } => source.is_retryable(),
             PipelineError::Panic { .. } => false,
         }
     }
@@ -137,7 +141,7 @@ impl Pipeline {
     }
 
     fn analyze_poster(&self, media: &FetchedMedia, want_pictures: bool) -> Result<AnalysisOutput, PipelineError> {
-        let bytes = std::fs::read(&media.path).map_err(|e| MediaError::io(&media.source, e))?;
+        let bytes = media.read_all()?;
         let decoded = decode_image(&media.source, &bytes, &self.limits)?;
         drop(bytes);
         let faces = self.perceive_faces(&decoded.image)?;
@@ -208,7 +212,8 @@ impl Pipeline {
         let expected_frames = ((total_s * s.sample_rate).ceil() as usize).max(1);
         let sheet_every = expected_frames.div_ceil(SHEET_FRAMES).max(1);
 
-        let mut tracker = Tracker::new(interval, s.clone());
+        let track_err = |source| PipelineError::Track { input: media.source.clone(), source };
+        let mut tracker = Tracker::new(interval, s.clone()).map_err(track_err)?;
         let mut sheet: Vec<(usize, f64, RgbImage, f32, Vec<Face>)> = Vec::new();
         let mut index = 0usize;
         for frame in &mut sampler {
@@ -230,20 +235,22 @@ impl Pipeline {
                 );
                 sheet.push((index, frame.t, thumb, scale, faces.clone()));
             }
-            tracker.push(FrameObservation {
-                t: frame.t,
-                width: frame.image.width(),
-                height: frame.image.height(),
-                signature: FrameSignature::from_image(&frame.image),
-                faces,
-                embeddings,
-            });
+            tracker
+                .push(FrameObservation {
+                    t: frame.t,
+                    width: frame.image.width(),
+                    height: frame.image.height(),
+                    signature: FrameSignature::from_image(&frame.image),
+                    faces,
+                    embeddings,
+                })
+                .map_err(track_err)?;
             index += 1;
             progress(Progress { done_s: frame.t + interval, total_s });
         }
         let report = sampler.report().clone();
         drop(sampler);
-        let tracking = tracker.finish();
+        let tracking = tracker.finish().map_err(track_err)?;
         let attributes = self.vision.attributes();
         let statistics =
             stats::trailer::trailer_statistics(&tracking.persons, &tracking.timeline, interval, &attributes, &s.age_bands());

@@ -48,6 +48,19 @@ pub struct TrackingResult {
     pub shot_cuts_s: Vec<f64>,
     /// Tracks seen in fewer than `min_track_frames` samples, left out of persons and timeline.
     pub dropped_tracks: u32,
+    /// (frame index, face index within the frame, person id), sorted: which person each face
+    /// of each sampled frame was attributed to (faces of dropped tracks are absent).
+    pub face_persons: Vec<(u32, u32, u32)>,
+}
+
+impl TrackingResult {
+    /// The person the `face`-th face of the `frame`-th sampled frame belongs to.
+    pub fn person_of(&self, frame: usize, face: usize) -> Option<u32> {
+        self.face_persons
+            .binary_search_by(|&(fr, fa, _)| (fr as usize, fa as usize).cmp(&(frame, face)))
+            .ok()
+            .map(|i| self.face_persons[i].2)
+    }
 }
 
 /// Input the tracker refuses. None is worth a retry: the same input fails the same way.
@@ -98,6 +111,8 @@ impl TrackError {
 #[derive(Debug, Clone)]
 struct Sighting {
     frame: u32,
+    /// Index of the face within its frame's observation.
+    face: u32,
     t: f64,
     bbox: BoundingBox,
     size_px: f32,
@@ -165,6 +180,7 @@ struct ShotTrack {
 impl ShotTrack {
     fn start(
         frame: u32,
+        face_index: usize,
         obs: &FrameObservation,
         face: &Face,
         embedding: Option<&[f32]>,
@@ -180,13 +196,14 @@ impl ShotTrack {
             small: Evidence::default(),
             attribute_names: Vec::new(),
         };
-        track.add(frame, obs, face, embedding, s);
+        track.add(frame, face_index, obs, face, embedding, s);
         track
     }
 
     fn add(
         &mut self,
         frame: u32,
+        face_index: usize,
         obs: &FrameObservation,
         face: &Face,
         embedding: Option<&[f32]>,
@@ -199,6 +216,7 @@ impl ShotTrack {
         }
         self.sightings.push(Sighting {
             frame,
+            face: face_index as u32,
             t: obs.t,
             bbox: face.bbox,
             size_px: face.size_px,
@@ -317,7 +335,7 @@ impl Tracker {
         let mut linked_face = vec![false; obs.faces.len()];
         let mut linked_track = vec![false; self.active.len()];
         for &(t, f) in &links {
-            self.active[t].add(frame, &obs, &obs.faces[f], embedding(f), &self.settings);
+            self.active[t].add(frame, f, &obs, &obs.faces[f], embedding(f), &self.settings);
             linked_face[f] = true;
             linked_track[t] = true;
         }
@@ -339,6 +357,7 @@ impl Tracker {
             if !linked_face[f] {
                 still_active.push(ShotTrack::start(
                     frame,
+                    f,
                     &obs,
                     face,
                     embedding(f),
@@ -483,8 +502,12 @@ impl Tracker {
                 gender_counts: BTreeMap::new(),
             })
             .collect();
+        let mut face_persons = Vec::new();
         for (rank, (person, group)) in persons.iter_mut().enumerate() {
             person.id = rank as u32 + 1;
+            for &track in group.iter() {
+                face_persons.extend(tracks[track].sightings.iter().map(|s| (s.frame, s.face, person.id)));
+            }
             let gender = person
                 .attribute("gender")
                 .map_or(UNKNOWN.to_string(), |a| a.label.clone());
@@ -500,11 +523,13 @@ impl Tracker {
         for entry in &mut timeline {
             entry.persons.sort_unstable();
         }
+        face_persons.sort_unstable();
         Ok(TrackingResult {
             persons,
             timeline,
             shot_cuts_s: self.shot_cuts_s,
             dropped_tracks: self.dropped_tracks,
+            face_persons,
         })
     }
 
