@@ -527,8 +527,8 @@ mod tests {
 
     #[test]
     fn a_second_detector_is_refused() {
-        let first = REPO_MANIFEST.find("[[model]]").unwrap();
-        let second = first + 1 + REPO_MANIFEST[first + 1..].find("[[model]]").unwrap();
+        let first = REPO_MANIFEST.find("\n[[model]]").unwrap();
+        let second = first + 1 + REPO_MANIFEST[first + 1..].find("\n[[model]]").unwrap();
         let copy = REPO_MANIFEST[first..second].replace("yunet-2023mar", "yunet-copy");
         let text = format!("{REPO_MANIFEST}\n{copy}");
         let e = ModelManifest::parse(&text, Path::new("models/manifest.toml")).unwrap_err();
