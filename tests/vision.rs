@@ -84,7 +84,12 @@ fn golden_dlib_chips_give_dlib_tensors_and_probabilities() {
             let what = format!("{} face {i}", golden.display());
             let art = &face["artifacts"];
             for (model, chip_key, input_key, probs_key) in [
-                (gender, "gender_chip", "gender_input", "gender_probabilities"),
+                (
+                    gender,
+                    "gender_chip",
+                    "gender_input",
+                    "gender_probabilities",
+                ),
                 (age, "age_chip", "age_input", "age_probabilities"),
             ] {
                 let size = model.input.width;
@@ -114,7 +119,10 @@ fn golden_dlib_chips_give_dlib_tensors_and_probabilities() {
                         .map(|(p, v)| p * v)
                         .sum();
                     let expected = face["age_expectation"].as_f64().unwrap() as f32;
-                    assert!((years - expected).abs() <= 1e-3, "{what}: {years} vs {expected}");
+                    assert!(
+                        (years - expected).abs() <= 1e-3,
+                        "{what}: {years} vs {expected}"
+                    );
                 }
             }
             faces_checked += 1;
@@ -132,7 +140,10 @@ fn the_astronaut_is_one_woman() {
     let d = &dets[0];
     // Eileen Collins' face is in the upper middle of the 512×512 picture.
     let (cx, cy) = d.bbox.center();
-    assert!((150.0..300.0).contains(&cx) && (50.0..200.0).contains(&cy), "{d:?}");
+    assert!(
+        (150.0..300.0).contains(&cx) && (50.0..200.0).contains(&cy),
+        "{d:?}"
+    );
     assert!(d.bbox.height > 80.0 && d.bbox.height < 200.0, "{d:?}");
     // Subject's right eye is on the image's left.
     assert!(d.landmarks[0][0] < d.landmarks[1][0]);
@@ -154,11 +165,7 @@ fn the_astronaut_is_one_woman() {
 /// A 2000×3000 canvas (a vertical gradient) with the astronaut's face, scaled to about
 /// `face_px` tall, pasted so that the face box's top-left lands at `at`. Returns the canvas
 /// and where the face box should be.
-fn poster_with_face(
-    v: &Vision,
-    face_px: f32,
-    at: (u32, u32),
-) -> (RgbImage, BoundingBox) {
+fn poster_with_face(v: &Vision, face_px: f32, at: (u32, u32)) -> (RgbImage, BoundingBox) {
     let astro = face_photo("astronaut.png");
     let d = v.detect(&astro, 0.6, 0.3, 16.0).unwrap().remove(0);
     let f = face_px / d.bbox.height;
@@ -194,7 +201,11 @@ fn a_40px_face_on_a_poster_is_found_once_where_it_is() {
         let dets = v.detect(&canvas, 0.6, 0.3, 16.0).unwrap();
         assert_eq!(dets.len(), 1, "face at {at:?}: {dets:?}");
         let iou = dets[0].bbox.iou(&expected);
-        assert!(iou > 0.5, "face at {at:?}: {:?} vs {expected:?}", dets[0].bbox);
+        assert!(
+            iou > 0.5,
+            "face at {at:?}: {:?} vs {expected:?}",
+            dets[0].bbox
+        );
     }
 }
 
@@ -204,7 +215,10 @@ fn a_face_filling_the_poster_is_found_once() {
     let (canvas, expected) = poster_with_face(&v, 1500.0, (300, 700));
     let dets = v.detect(&canvas, 0.6, 0.3, 16.0).unwrap();
     assert_eq!(dets.len(), 1, "{dets:?}");
-    assert!(dets[0].bbox.iou(&expected) > 0.5, "{dets:?} vs {expected:?}");
+    assert!(
+        dets[0].bbox.iou(&expected) > 0.5,
+        "{dets:?} vs {expected:?}"
+    );
 }
 
 fn write_manifest(dir: &Path, text: &str) -> PathBuf {
@@ -258,7 +272,10 @@ fn manifest_errors_name_the_file_or_entry() {
     ] {
         let msg = e.to_string();
         assert!(matches!(e, VisionError::HashMismatch { .. }), "{msg}");
-        assert!(msg.contains("tiny_tint.onnx") && msg.contains(&wrong), "{msg}");
+        assert!(
+            msg.contains("tiny_tint.onnx") && msg.contains(&wrong),
+            "{msg}"
+        );
         assert!(msg.contains("ac1ec42e258abc17df103ec82da171b6f7c18c02aba53983a4104c2eeb8a70ae"));
         assert!(msg.contains("scripts/setup_models.py"), "{msg}");
     }
@@ -267,7 +284,10 @@ fn manifest_errors_name_the_file_or_entry() {
     let odd = original.replacen("role = \"classifier\"", "role = \"horoscope\"", 1);
     let e = ModelManifest::load(&write_manifest(tmp.path(), &odd)).unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("tiny-tint") && msg.contains("horoscope"), "{msg}");
+    assert!(
+        msg.contains("tiny-tint") && msg.contains("horoscope"),
+        "{msg}"
+    );
     assert!(msg.contains("manifest.toml"), "{msg}");
 
     // The runtime library is checked too.
@@ -278,7 +298,10 @@ fn manifest_errors_name_the_file_or_entry() {
     );
     let m = ModelManifest::load(&write_manifest(tmp.path(), &bad_runtime)).unwrap();
     let msg = m.verify().unwrap_err().to_string();
-    assert!(msg.contains("libonnxruntime.so.1.31.1") && msg.contains(&wrong), "{msg}");
+    assert!(
+        msg.contains("libonnxruntime.so.1.31.1") && msg.contains(&wrong),
+        "{msg}"
+    );
 }
 
 fn write_text(text: &str) -> String {
@@ -343,7 +366,10 @@ fn a_classifier_declared_in_the_manifest_runs_without_code() {
     let best = |i: usize| {
         let (attribute, probs) = &p[i].classes[0];
         assert_eq!(attribute, "tint");
-        assert!((probs.values().sum::<f32>() - 1.0).abs() < 1e-4, "{probs:?}");
+        assert!(
+            (probs.values().sum::<f32>() - 1.0).abs() < 1e-4,
+            "{probs:?}"
+        );
         probs
             .iter()
             .max_by(|a, b| a.1.total_cmp(b.1))
@@ -353,7 +379,10 @@ fn a_classifier_declared_in_the_manifest_runs_without_code() {
     let (red, p_red) = best(0);
     let (grey, _) = best(1);
     let (blue, p_blue) = best(2);
-    assert_eq!((red.as_str(), grey.as_str(), blue.as_str()), ("warm", "neutral", "cool"));
+    assert_eq!(
+        (red.as_str(), grey.as_str(), blue.as_str()),
+        ("warm", "neutral", "cool")
+    );
     assert!(p_red > 0.9 && p_blue > 0.9, "{p_red} {p_blue}");
     assert!(p[0].age_years.is_none());
 
@@ -397,7 +426,12 @@ fn sface_tells_the_same_person_from_another() {
         },
     );
     let mut embeddings = Vec::new();
-    for name in ["macron_1.jpg", "macron_2.jpg", "ardern_1.jpg", "ardern_2.jpg"] {
+    for name in [
+        "macron_1.jpg",
+        "macron_2.jpg",
+        "ardern_1.jpg",
+        "ardern_2.jpg",
+    ] {
         let img = face_photo(name);
         let dets = v.detect(&img, 0.6, 0.3, 16.0).unwrap();
         let largest = dets
@@ -423,7 +457,10 @@ fn sface_tells_the_same_person_from_another() {
     eprintln!("SFace cosine: same {same:?}, different {different:?}");
     let min_same = same.iter().copied().fold(f32::INFINITY, f32::min);
     let max_different = different.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    assert!(min_same > max_different, "same {same:?} different {different:?}");
+    assert!(
+        min_same > max_different,
+        "same {same:?} different {different:?}"
+    );
     // OpenCV's same-person threshold separates them too.
     assert!(min_same > 0.363 && max_different < 0.363);
 }

@@ -136,9 +136,15 @@ pub fn warp_chip(
     let margin = 2 * block + 2;
     let (iw, ih) = (image.width() as i64, image.height() as i64);
     let min_x = corners.iter().map(|c| c.0).fold(f64::INFINITY, f64::min);
-    let max_x = corners.iter().map(|c| c.0).fold(f64::NEG_INFINITY, f64::max);
+    let max_x = corners
+        .iter()
+        .map(|c| c.0)
+        .fold(f64::NEG_INFINITY, f64::max);
     let min_y = corners.iter().map(|c| c.1).fold(f64::INFINITY, f64::min);
-    let max_y = corners.iter().map(|c| c.1).fold(f64::NEG_INFINITY, f64::max);
+    let max_y = corners
+        .iter()
+        .map(|c| c.1)
+        .fold(f64::NEG_INFINITY, f64::max);
     if !(min_x.is_finite() && max_x.is_finite() && min_y.is_finite() && max_y.is_finite()) {
         return RgbImage::new(width, height);
     }
@@ -166,7 +172,7 @@ pub fn warp_chip(
         if src.width() < 2 || src.height() < 2 {
             break;
         }
-        src = halve(&src);
+        src = super::detect::halve(&src);
         // Level pixel i averages source pixels 2i and 2i+1, centred at 2i + 0.5.
         t = Similarity {
             a: t.a / 2.0,
@@ -198,27 +204,6 @@ pub fn warp_chip(
         }
     }
     chip
-}
-
-/// Halve an image by averaging 2×2 blocks (odd last row/column dropped).
-fn halve(src: &RgbImage) -> RgbImage {
-    let (w, h) = (src.width() / 2, src.height() / 2);
-    let sw = src.width() as usize;
-    let raw = src.as_raw();
-    let mut out = vec![0u8; w as usize * h as usize * 3];
-    for y in 0..h as usize {
-        for x in 0..w as usize {
-            for ch in 0..3 {
-                let at = |xx: usize, yy: usize| raw[(yy * sw + xx) * 3 + ch] as u32;
-                let sum = at(2 * x, 2 * y)
-                    + at(2 * x + 1, 2 * y)
-                    + at(2 * x, 2 * y + 1)
-                    + at(2 * x + 1, 2 * y + 1);
-                out[(y * w as usize + x) * 3 + ch] = ((sum + 2) / 4) as u8;
-            }
-        }
-    }
-    RgbImage::from_raw(w, h, out).unwrap_or_else(|| RgbImage::new(w, h))
 }
 
 /// The chip a model sees for one face, or None when the landmarks are degenerate.
@@ -316,7 +301,10 @@ mod tests {
         let cx = from.iter().map(|p| p[0] as f64).sum::<f64>() / 5.0;
         let cy = from.iter().map(|p| p[1] as f64).sum::<f64>() / 5.0;
         let (mx, my) = fit.apply(cx, cy);
-        assert!((mx - cx - 1.0).abs() < 1e-4 && (my - cy).abs() < 1e-4, "{fit:?}");
+        assert!(
+            (mx - cx - 1.0).abs() < 1e-4 && (my - cy).abs() < 1e-4,
+            "{fit:?}"
+        );
         // The moved point keeps most of its error: the others are not bent to it.
         let (x2, _) = fit.apply(from[2][0] as f64, from[2][1] as f64);
         assert!(to[2][0] as f64 - x2 > 3.0, "{fit:?}");

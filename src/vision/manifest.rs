@@ -343,14 +343,15 @@ impl ModelManifest {
                 return Err(entry("the name is used twice"));
             }
             let input = &m.input;
-            if input.width == 0 || input.height == 0 || input.width > 4096 || input.height > 4096
-            {
+            if input.width == 0 || input.height == 0 || input.width > 4096 || input.height > 4096 {
                 return Err(entry("input width and height must be within 1..=4096"));
             }
             if input.std.iter().any(|s| !s.is_finite() || *s == 0.0)
                 || input.mean.iter().any(|v| !v.is_finite())
             {
-                return Err(entry("input mean must be finite and std finite and non-zero"));
+                return Err(entry(
+                    "input mean must be finite and std finite and non-zero",
+                ));
             }
             match m.role {
                 ModelRole::Detector => {
@@ -533,9 +534,15 @@ mod tests {
         let text = format!("{REPO_MANIFEST}\n{copy}");
         let e = ModelManifest::parse(&text, Path::new("models/manifest.toml")).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("exactly one enabled detector") && msg.contains("found 2"), "{msg}");
+        assert!(
+            msg.contains("exactly one enabled detector") && msg.contains("found 2"),
+            "{msg}"
+        );
         // Switched off, the copy is allowed.
-        let off = copy.replace("role = \"detector\"", "role = \"detector\"\nenabled = false");
+        let off = copy.replace(
+            "role = \"detector\"",
+            "role = \"detector\"\nenabled = false",
+        );
         let text = format!("{REPO_MANIFEST}\n{off}");
         assert!(ModelManifest::parse(&text, Path::new("models/manifest.toml")).is_ok());
     }

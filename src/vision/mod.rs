@@ -21,7 +21,6 @@ use ndarray::{Array2, ArrayView4};
 use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::TensorRef;
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -130,7 +129,9 @@ pub struct Vision {
 static RUNTIME: Mutex<Option<(String, Environment)>> = Mutex::new(None);
 
 fn runtime_environment(file: &std::path::Path, sha256: &str) -> Result<Environment, VisionError> {
-    let mut guard = RUNTIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut guard = RUNTIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some((loaded_sha, env)) = guard.as_ref() {
         if loaded_sha != sha256 {
             return Err(VisionError::RuntimeLoad {
@@ -422,15 +423,29 @@ impl Vision {
         let plan = self.detection_plan(w, h, min_face_px);
         let (iw, ih) = (input.width as usize, input.height as usize);
         let mut session = model.session.lock().unwrap_or_else(|p| p.into_inner());
-        let mut all = Vec::new();
-        for level in &plan.levels {
-            let level_image = if (level.width, level.height) == (w, h) {
-                Cow::Borrowed(image)
-            } else {
-                Cow::Owned(resize_area(image, level.width, level.height))
+        // Scaled images, finest level first, each made from the previous one (a poster's
+        // whole view is then a 2×2 pyramid step plus a small resize of the tile level).
+        let n = plan.levels.len();
+        let mut scaled: Vec<Option<RgbImage>> = vec![None; n];
+        for i in (0..n).rev() {
+            let level = &plan.levels[i];
+            let made = {
+                let finer = scaled[i + 1..].iter().flatten().next();
+                let from = finer.unwrap_or(image);
+                if (level.width, level.height) != from.dimensions() {
+                    Some(resize_area(from, level.width, level.height))
+                } else {
+                    finer.cloned()
+                }
             };
+            scaled[i] = made;
+        }
+        let level_images: Vec<&RgbImage> =
+            scaled.iter().map(|s| s.as_ref().unwrap_or(image)).collect();
+        let mut all = Vec::new();
+        for (level, level_image) in plan.levels.iter().zip(&level_images) {
             for &(x, y) in &level.tiles {
-                let tensor = fill_window(&level_image, x, y, input);
+                let tensor = fill_window(level_image, x, y, input);
                 let view = ArrayView4::from_shape((1, 3, ih, iw), &tensor)
                     .map_err(|e| model.infer_err(e))?;
                 let tensor = TensorRef::from_array_view(view).map_err(|e| model.infer_err(e))?;
