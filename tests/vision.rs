@@ -521,3 +521,43 @@ fn timings() {
         median_ms(gender_ms),
     );
 }
+
+#[test]
+fn the_source_photos_get_their_perceived_gender() {
+    // Truth from fixtures/faces/CREDITS.md. The largest face of each photo is decided.
+    let v = vision(&repo_manifest(), VisionOptions::default());
+    let truth = [
+        ("astronaut.png", "female"),
+        ("ardern_1.jpg", "female"),
+        ("ardern_2.jpg", "female"),
+        ("macron_1.jpg", "male"),
+        ("macron_2.jpg", "male"),
+        ("obama_1.jpg", "male"),
+        ("obama_2.jpg", "male"),
+        ("sunak_1.jpg", "male"),
+        ("biden_1.jpg", "male"),
+    ];
+    let mut wrong = Vec::new();
+    for (name, gender) in truth {
+        let img = face_photo(name);
+        let dets = v.detect(&img, 0.6, 0.3, 16.0).unwrap();
+        let largest = dets
+            .iter()
+            .max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()))
+            .unwrap_or_else(|| panic!("{name}: no face"))
+            .clone();
+        let p = v.perceive(&img, &[largest.clone()]).unwrap().remove(0);
+        let probs = &p.classes[0].1;
+        eprintln!(
+            "{name}: {} faces, largest {:.0} px, P(female) {:.3}, age {:.1}",
+            dets.len(),
+            largest.bbox.height,
+            probs["female"],
+            p.age_years.unwrap()
+        );
+        if probs[gender] < 0.5 {
+            wrong.push(name);
+        }
+    }
+    assert!(wrong.is_empty(), "wrong perceived gender: {wrong:?}");
+}

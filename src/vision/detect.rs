@@ -438,13 +438,31 @@ pub fn window_to_source(
         .collect()
 }
 
-/// Merge the detections of every view (source pixels): one NMS across views, then the size
-/// floor. Sorted by score, best first.
+/// Share of a smaller box lying inside a larger one above which the smaller is taken as a piece
+/// of the same face (a tile that saw only part of a big face), not as a second face.
+pub const CONTAINED_SHARE: f32 = 0.7;
+
+/// Merge the detections of every view (source pixels): one NMS across views, then boxes that
+/// sit mostly inside a larger kept box are dropped (IoU misses them: a fragment of a big face
+/// has a small IoU with it), then the size floor. Sorted by score, best first.
 pub fn merge_views(all: Vec<Detection>, nms_iou: f32, min_face_px: f32) -> Vec<Detection> {
-    nms(all, nms_iou)
-        .into_iter()
-        .filter(|d| d.bbox.height >= min_face_px)
+    let kept = nms(all, nms_iou);
+    let inside_larger = |d: &Detection| {
+        kept.iter().any(|o| {
+            o.bbox.area() > d.bbox.area()
+                && intersection(&o.bbox, &d.bbox) >= CONTAINED_SHARE * d.bbox.area()
+        })
+    };
+    kept.iter()
+        .filter(|d| !inside_larger(d) && d.bbox.height >= min_face_px)
+        .cloned()
         .collect()
+}
+
+fn intersection(a: &BoundingBox, b: &BoundingBox) -> f32 {
+    let ix = (a.right().min(b.right()) - a.x.max(b.x)).max(0.0);
+    let iy = (a.bottom().min(b.bottom()) - a.y.max(b.y)).max(0.0);
+    ix * iy
 }
 
 #[cfg(test)]
@@ -680,5 +698,14 @@ mod tests {
         let tiny = det(500.0, 500.0, 12.0, 12.0, 0.95);
         let merged = merge_views(vec![whole, tile.clone(), tiny], 0.3, 16.0);
         assert_eq!(merged, vec![tile]);
+    }
+
+    #[test]
+    fn a_fragment_of_a_big_face_is_not_a_second_face() {
+        let big = det(100.0, 100.0, 600.0, 700.0, 0.8);
+        let fragment = det(150.0, 200.0, 120.0, 120.0, 0.9);
+        let neighbour = det(650.0, 120.0, 120.0, 120.0, 0.9); // mostly outside: a real face
+        let merged = merge_views(vec![big.clone(), fragment, neighbour.clone()], 0.3, 16.0);
+        assert_eq!(merged, vec![neighbour, big]);
     }
 }
