@@ -546,7 +546,10 @@ fn the_source_photos_get_their_perceived_gender() {
             .max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()))
             .unwrap_or_else(|| panic!("{name}: no face"))
             .clone();
-        let p = v.perceive(&img, &[largest.clone()]).unwrap().remove(0);
+        let p = v
+            .perceive(&img, std::slice::from_ref(&largest))
+            .unwrap()
+            .remove(0);
         let probs = &p.classes[0].1;
         eprintln!(
             "{name}: {} faces, largest {:.0} px, P(female) {:.3}, age {:.1}",
