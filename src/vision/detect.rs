@@ -528,6 +528,16 @@ mod tests {
     }
 
     #[test]
+    fn frames_and_small_posters_take_few_runs() {
+        let policy = TilePolicy::default();
+        assert_eq!(plan_views(1920, 1080, 640, 640, 16.0, &policy).runs(), 3);
+        assert_eq!(plan_views(854, 480, 640, 640, 16.0, &policy).runs(), 1);
+        assert_eq!(plan_views(1000, 1500, 640, 640, 16.0, &policy).runs(), 3);
+        // Asking only for faces of 80 px and more needs no tiles on a poster.
+        assert_eq!(plan_views(2000, 3000, 640, 640, 80.0, &policy).runs(), 1);
+    }
+
+    #[test]
     fn every_planned_face_is_whole_in_some_trusted_window() {
         // Brute force over face sizes and positions on a poster and on a 1080p frame: each face
         // of at least 32 px must be within the size range and wholly inside one window of a
