@@ -1,0 +1,561 @@
+//! The model manifest (`models/manifest.toml`): which files regard runs, what each one expects
+//! and returns, and the sha256 that ties a result to the exact bytes that produced it.
+//!
+//! Parsing is strict about what regard needs (roles, labels, input layout) and lenient about the
+//! rest (`source` tables and licences are for the setup script and for humans).
+
+use super::VisionError;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// What a model is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModelRole {
+    /// Finds faces (exactly one per manifest).
+    Detector,
+    /// A categorical perceived attribute: one probability per label.
+    Classifier,
+    /// An age distribution whose expectation is the age in years.
+    Age,
+    /// A face descriptor used in memory to follow one person; never stored.
+    Embedding,
+}
+
+impl ModelRole {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ModelRole::Detector => "detector",
+            ModelRole::Classifier => "classifier",
+            ModelRole::Age => "age",
+            ModelRole::Embedding => "embedding",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "detector" => Some(ModelRole::Detector),
+            "classifier" => Some(ModelRole::Classifier),
+            "age" => Some(ModelRole::Age),
+            "embedding" => Some(ModelRole::Embedding),
+            _ => None,
+        }
+    }
+}
+
+/// Channel order of the input tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ColorOrder {
+    Rgb,
+    Bgr,
+}
+
+/// Only planar batches are produced today; the field exists so that a model wanting NHWC is
+/// refused at load time instead of being fed garbage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Layout {
+    #[serde(rename = "NCHW")]
+    Nchw,
+}
+
+/// How the picture is brought to the input size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resize {
+    /// Scale (never up), pad right/bottom with 0: the detector.
+    Letterbox,
+    /// A face chip aligned on the five landmarks: classifiers, age, embedding.
+    Align,
+}
+
+/// What the model's input tensor must look like. `mean` and `std` are per input channel, in
+/// `color` order: value = (pixel − mean) / std, pixels raw 0..255.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub layout: Layout,
+    pub color: ColorOrder,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    pub resize: Resize,
+}
+
+/// Landmark template a chip is aligned to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlignTemplate {
+    /// dlib's 5-point face chip (positions fitted for YuNet's landmarks), with `padding`.
+    Dlib5,
+    /// The ArcFace 112×112 five-point template (scaled to the input size).
+    Arcface112,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlignSpec {
+    pub template: AlignTemplate,
+    /// dlib's chip padding (fraction of the face added on each side); dlib5 only.
+    #[serde(default = "default_padding")]
+    pub padding: f32,
+}
+
+fn default_padding() -> f32 {
+    0.2
+}
+
+/// Detector decoding parameters (YuNet).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecodeSpec {
+    #[serde(default = "default_strides")]
+    pub strides: Vec<u32>,
+    /// The manifest's recommended defaults; the analysis settings passed to `detect` win.
+    pub score_threshold: Option<f32>,
+    pub nms_iou: Option<f32>,
+}
+
+fn default_strides() -> Vec<u32> {
+    vec![8, 16, 32]
+}
+
+/// How the model's output is to be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputKind {
+    /// Already a distribution (softmax in the graph).
+    Probabilities,
+    /// Raw scores: regard applies a softmax.
+    Logits,
+    /// A descriptor: regard L2-normalises it.
+    Embedding,
+}
+
+/// The ONNX Runtime shared library.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeSpec {
+    /// Resolved path (relative paths are taken from the manifest's folder).
+    pub file: PathBuf,
+    pub sha256: String,
+}
+
+/// One `[[model]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    pub name: String,
+    pub role: ModelRole,
+    /// Attribute name for classifiers (and "age" for the age model).
+    pub attribute: Option<String>,
+    /// Decoder family of a detector ("yunet").
+    pub family: Option<String>,
+    /// The file name as written in the manifest (recorded in provenance).
+    pub file_name: String,
+    /// Resolved path.
+    pub file: PathBuf,
+    pub sha256: String,
+    pub license: Option<String>,
+    /// Classifier labels, in the order of the model's output.
+    pub labels: Vec<String>,
+    /// Age in years of each output bin of an age model.
+    pub bin_values: Vec<f32>,
+    /// Output tensor name; the first output when absent.
+    pub output: Option<String>,
+    pub output_kind: OutputKind,
+    pub enabled: bool,
+    pub input: InputSpec,
+    pub align: Option<AlignSpec>,
+    pub decode: Option<DecodeSpec>,
+}
+
+/// The parsed, validated manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelManifest {
+    /// The manifest file itself.
+    pub path: PathBuf,
+    pub manifest_version: u32,
+    /// Attributes that only run when the operator names them explicitly.
+    pub sensitive_attributes: Vec<String>,
+    pub runtime: RuntimeSpec,
+    /// Every entry, enabled or not, in manifest order.
+    pub models: Vec<ModelSpec>,
+}
+
+#[derive(Deserialize)]
+struct RawManifest {
+    manifest_version: u32,
+    #[serde(default)]
+    sensitive_attributes: Vec<String>,
+    runtime: RawRuntime,
+    #[serde(default, rename = "model")]
+    models: Vec<RawModel>,
+}
+
+#[derive(Deserialize)]
+struct RawRuntime {
+    file: String,
+    sha256: String,
+}
+
+#[derive(Deserialize)]
+struct RawModel {
+    name: String,
+    role: String,
+    attribute: Option<String>,
+    family: Option<String>,
+    file: String,
+    sha256: String,
+    license: Option<String>,
+    #[serde(default)]
+    labels: Vec<String>,
+    #[serde(default)]
+    bin_values: Vec<f32>,
+    output: Option<String>,
+    output_kind: Option<String>,
+    #[serde(default = "default_enabled")]
+    enabled: bool,
+    input: InputSpec,
+    align: Option<AlignSpec>,
+    decode: Option<DecodeSpec>,
+}
+
+fn default_enabled() -> bool {
+    true
+}
+
+/// The message every missing or altered file ends with.
+pub const SETUP_HINT: &str = "run `python3 scripts/setup_models.py` to fetch and check the models";
+
+impl ModelManifest {
+    /// Read and validate a manifest. Files are not hashed here: see [`ModelManifest::verify`].
+    pub fn load(path: &Path) -> Result<ModelManifest, VisionError> {
+        let text = std::fs::read_to_string(path).map_err(|e| VisionError::Manifest {
+            path: path.to_path_buf(),
+            message: format!("cannot read it: {e} ({SETUP_HINT})"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parse manifest text; `path` names the manifest in errors and anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<ModelManifest, VisionError> {
+        let err = |message: String| VisionError::Manifest {
+            path: path.to_path_buf(),
+            message,
+        };
+        let raw: RawManifest = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        if raw.manifest_version != 1 {
+            return Err(err(format!(
+                "manifest_version {} is not supported (this regard reads version 1)",
+                raw.manifest_version
+            )));
+        }
+        let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
+        let runtime = RuntimeSpec {
+            file: dir.join(&raw.runtime.file),
+            sha256: check_sha256_syntax(&raw.runtime.sha256)
+                .map_err(|m| err(format!("[runtime]: {m}")))?,
+        };
+        let mut models = Vec::with_capacity(raw.models.len());
+        for m in raw.models {
+            let entry = |message: String| err(format!("model entry \"{}\": {message}", m.name));
+            let role = ModelRole::parse(&m.role).ok_or_else(|| {
+                entry(format!(
+                    "unknown role \"{}\" (expected detector, classifier, age or embedding)",
+                    m.role
+                ))
+            })?;
+            let output_kind = match (m.output_kind.as_deref(), role) {
+                (Some("probabilities"), _) => OutputKind::Probabilities,
+                (Some("logits"), _) => OutputKind::Logits,
+                (Some("embedding"), _) => OutputKind::Embedding,
+                (None, ModelRole::Embedding) => OutputKind::Embedding,
+                (None, _) => OutputKind::Probabilities,
+                (Some(other), _) => {
+                    return Err(entry(format!(
+                        "unknown output_kind \"{other}\" (expected probabilities, logits or embedding)"
+                    )));
+                }
+            };
+            let sha256 = check_sha256_syntax(&m.sha256).map_err(&entry)?;
+            models.push(ModelSpec {
+                file: dir.join(&m.file),
+                file_name: m.file,
+                name: m.name,
+                role,
+                attribute: m.attribute,
+                family: m.family,
+                sha256,
+                license: m.license,
+                labels: m.labels,
+                bin_values: m.bin_values,
+                output: m.output,
+                output_kind,
+                enabled: m.enabled,
+                input: m.input,
+                align: m.align,
+                decode: m.decode,
+            });
+        }
+        let manifest = ModelManifest {
+            path: path.to_path_buf(),
+            manifest_version: raw.manifest_version,
+            sensitive_attributes: raw.sensitive_attributes,
+            runtime,
+            models,
+        };
+        manifest.validate().map_err(err)?;
+        Ok(manifest)
+    }
+
+    /// Entries that are not switched off with `enabled = false`.
+    pub fn enabled_models(&self) -> impl Iterator<Item = &ModelSpec> {
+        self.models.iter().filter(|m| m.enabled)
+    }
+
+    pub fn is_sensitive(&self, attribute: &str) -> bool {
+        self.sensitive_attributes.iter().any(|a| a == attribute)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let count = |role| self.enabled_models().filter(|m| m.role == role).count();
+        if count(ModelRole::Detector) != 1 {
+            return Err(format!(
+                "exactly one enabled detector is needed, found {}",
+                count(ModelRole::Detector)
+            ));
+        }
+        for role in [ModelRole::Age, ModelRole::Embedding] {
+            if count(role) > 1 {
+                return Err(format!(
+                    "at most one enabled {} model is allowed, found {}",
+                    role.as_str(),
+                    count(role)
+                ));
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        let mut attributes = std::collections::BTreeSet::new();
+        for m in &self.models {
+            let entry = |message: &str| format!("model entry \"{}\": {message}", m.name);
+            if !names.insert(m.name.as_str()) {
+                return Err(entry("the name is used twice"));
+            }
+            let input = &m.input;
+            if input.width == 0 || input.height == 0 || input.width > 4096 || input.height > 4096 {
+                return Err(entry("input width and height must be within 1..=4096"));
+            }
+            if input.std.iter().any(|s| !s.is_finite() || *s == 0.0)
+                || input.mean.iter().any(|v| !v.is_finite())
+            {
+                return Err(entry(
+                    "input mean must be finite and std finite and non-zero",
+                ));
+            }
+            match m.role {
+                ModelRole::Detector => {
+                    if m.family.as_deref() != Some("yunet") {
+                        return Err(entry("detector family must be \"yunet\""));
+                    }
+                    if input.resize != Resize::Letterbox {
+                        return Err(entry("a detector's input resize must be \"letterbox\""));
+                    }
+                    let strides = m.decode.as_ref().map(|d| d.strides.clone());
+                    let strides = strides.unwrap_or_else(default_strides);
+                    if strides.is_empty()
+                        || strides
+                            .iter()
+                            .any(|s| *s == 0 || input.width % s != 0 || input.height % s != 0)
+                    {
+                        return Err(entry("decode strides must divide the input size"));
+                    }
+                }
+                ModelRole::Classifier | ModelRole::Age | ModelRole::Embedding => {
+                    if input.resize != Resize::Align || m.align.is_none() {
+                        return Err(entry(
+                            "a face model needs resize = \"align\" and an [model.align] table",
+                        ));
+                    }
+                }
+            }
+            match m.role {
+                ModelRole::Classifier => {
+                    let Some(attribute) = m.attribute.as_deref().filter(|a| !a.is_empty()) else {
+                        return Err(entry("a classifier needs an attribute name"));
+                    };
+                    if m.labels.is_empty() {
+                        return Err(entry("a classifier needs a non-empty labels list"));
+                    }
+                    if m.labels.iter().any(|l| l == crate::domain::UNKNOWN) {
+                        return Err(entry("\"unknown\" is added by regard, not a model label"));
+                    }
+                    if m.enabled && !attributes.insert(attribute.to_string()) {
+                        return Err(entry(&format!(
+                            "attribute \"{attribute}\" has another enabled classifier"
+                        )));
+                    }
+                }
+                ModelRole::Age => {
+                    if m.bin_values.is_empty() || m.bin_values.iter().any(|v| !v.is_finite()) {
+                        return Err(entry("an age model needs finite bin_values"));
+                    }
+                }
+                ModelRole::Embedding | ModelRole::Detector => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Check the sha256 of the runtime library and of every enabled model file. The first
+    /// missing or altered file is an error naming it, both hashes and the setup script.
+    pub fn verify(&self) -> Result<(), VisionError> {
+        verify_file(&self.runtime.file, &self.runtime.sha256)?;
+        for m in self.enabled_models() {
+            verify_file(&m.file, &m.sha256)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_sha256_syntax(s: &str) -> Result<String, String> {
+    let s = s.trim().to_ascii_lowercase();
+    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(s)
+    } else {
+        Err(format!("sha256 \"{s}\" is not 64 hexadecimal digits"))
+    }
+}
+
+/// sha256 of a file, streamed (the runtime library is 29 MB, SFace 39 MB).
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Check one file against its expected sha256.
+pub fn verify_file(path: &Path, expected: &str) -> Result<(), VisionError> {
+    match sha256_file(path) {
+        Ok(actual) if actual == expected => Ok(()),
+        Ok(actual) => Err(VisionError::HashMismatch {
+            file: path.to_path_buf(),
+            expected: expected.to_string(),
+            actual,
+        }),
+        Err(e) => Err(VisionError::MissingFile {
+            file: path.to_path_buf(),
+            expected: expected.to_string(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Read a model file and check it in one go, so that the bytes hashed are the bytes loaded.
+pub(crate) fn read_verified(path: &Path, expected: &str) -> Result<Vec<u8>, VisionError> {
+    let bytes = std::fs::read(path).map_err(|e| VisionError::MissingFile {
+        file: path.to_path_buf(),
+        expected: expected.to_string(),
+        reason: e.to_string(),
+    })?;
+    let actual = hex::encode(Sha256::digest(&bytes));
+    if actual != expected {
+        return Err(VisionError::HashMismatch {
+            file: path.to_path_buf(),
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPO_MANIFEST: &str = include_str!("../../models/manifest.toml");
+
+    #[test]
+    fn repository_manifest_parses_into_roles() {
+        let m = ModelManifest::parse(REPO_MANIFEST, Path::new("models/manifest.toml")).unwrap();
+        assert_eq!(m.sensitive_attributes, ["origin"]);
+        assert_eq!(
+            m.runtime.file,
+            Path::new("models/lib/libonnxruntime.so.1.31.1")
+        );
+        let roles: Vec<_> = m.models.iter().map(|m| m.role).collect();
+        assert_eq!(
+            roles,
+            [
+                ModelRole::Detector,
+                ModelRole::Classifier,
+                ModelRole::Age,
+                ModelRole::Embedding
+            ]
+        );
+        let gender = &m.models[1];
+        assert_eq!(gender.labels, ["female", "male"]);
+        assert_eq!(gender.input.color, ColorOrder::Rgb);
+        assert_eq!(gender.align.unwrap().template, AlignTemplate::Dlib5);
+        assert_eq!(m.models[2].bin_values.len(), 81);
+        assert_eq!(m.models[0].input.color, ColorOrder::Bgr);
+        assert_eq!(m.models[0].decode.as_ref().unwrap().strides, [8, 16, 32]);
+        assert_eq!(m.models[3].output_kind, OutputKind::Embedding);
+    }
+
+    fn with_replaced(from: &str, to: &str) -> Result<ModelManifest, VisionError> {
+        assert!(REPO_MANIFEST.contains(from), "{from}");
+        ModelManifest::parse(
+            &REPO_MANIFEST.replacen(from, to, 1),
+            Path::new("models/manifest.toml"),
+        )
+    }
+
+    #[test]
+    fn unknown_role_names_the_entry() {
+        let e = with_replaced("role = \"age\"", "role = \"mood\"").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("\"age-v1\"") && msg.contains("mood"), "{msg}");
+    }
+
+    #[test]
+    fn a_second_detector_is_refused() {
+        let first = REPO_MANIFEST.find("\n[[model]]").unwrap();
+        let second = first + 1 + REPO_MANIFEST[first + 1..].find("\n[[model]]").unwrap();
+        let copy = REPO_MANIFEST[first..second].replace("yunet-2023mar", "yunet-copy");
+        let text = format!("{REPO_MANIFEST}\n{copy}");
+        let e = ModelManifest::parse(&text, Path::new("models/manifest.toml")).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("exactly one enabled detector") && msg.contains("found 2"),
+            "{msg}"
+        );
+        // Switched off, the copy is allowed.
+        let off = copy.replace(
+            "role = \"detector\"",
+            "role = \"detector\"\nenabled = false",
+        );
+        let text = format!("{REPO_MANIFEST}\n{off}");
+        assert!(ModelManifest::parse(&text, Path::new("models/manifest.toml")).is_ok());
+    }
+
+    #[test]
+    fn empty_labels_are_refused() {
+        let e = with_replaced("labels = [\"female\", \"male\"]", "labels = []").unwrap_err();
+        assert!(e.to_string().contains("gender-v1"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_hash_string_is_refused() {
+        let e = with_replaced("sha256 = \"d4c4", "sha256 = \"zz").unwrap_err();
+        assert!(e.to_string().contains("gender-v1"), "{e}");
+    }
+}
