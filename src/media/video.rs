@@ -404,8 +404,9 @@ pub fn output_size(width: u32, height: u32, sar: f64, max_side: u32) -> (u32, u3
 }
 
 /// Clockwise rotation (0, 90, 180, 270) that shows a frame upright, from an FFmpeg display
-/// matrix (3×3, 16.16 fixed point except the last column). The matrix rotates counter-clockwise
-/// by `atan2(m[1], m[0])`; flips are ignored.
+/// matrix (3×3, 16.16 fixed point except the last column). `av_display_rotation_get` gives the
+/// counter-clockwise angle as `-atan2(m[1], m[0])`; the clockwise turn is its opposite. An
+/// iPhone held upright writes `[0, 1, 0, -1, 0, 0, ...]`: 90° clockwise. Flips are ignored.
 pub fn rotation_from_display_matrix(m: &[i32; 9]) -> i32 {
     let a = m[0] as f64 / 65536.0;
     let b = m[1] as f64 / 65536.0;
@@ -416,8 +417,7 @@ pub fn rotation_from_display_matrix(m: &[i32; 9]) -> i32 {
     if sx == 0.0 || sy == 0.0 {
         return 0;
     }
-    let ccw = (b / sy).atan2(a / sx).to_degrees();
-    normalize_rotation(-ccw)
+    normalize_rotation((b / sy).atan2(a / sx).to_degrees())
 }
 
 /// Snap an angle in degrees to the nearest quarter turn in [0, 360).
@@ -1262,11 +1262,12 @@ mod tests {
     #[test]
     fn display_matrix_rotation_is_clockwise_and_snapped() {
         let one = 1 << 16;
-        // av_display_rotation_set(m, -90): what a phone held upright writes (rotate=90 tag).
-        let clockwise_90 = [0, -one, 0, one, 0, 0, 0, 0, 1 << 30];
-        assert_eq!(rotation_from_display_matrix(&clockwise_90), 90);
-        let ccw_90 = [0, one, 0, -one, 0, 0, 0, 0, 1 << 30];
-        assert_eq!(rotation_from_display_matrix(&ccw_90), 270);
+        // What an iPhone held upright writes (ffprobe: "rotation of -90.00 degrees").
+        let phone_upright = [0, one, 0, -one, 0, 0, 0, 0, 1 << 30];
+        assert_eq!(rotation_from_display_matrix(&phone_upright), 90);
+        // What FFmpeg 5.1 writes for `-metadata:s:v rotate=90` (its player turns it left).
+        let ffmpeg51_rotate90 = [0, -one, 0, one, 0, 0, 0, 0, 1 << 30];
+        assert_eq!(rotation_from_display_matrix(&ffmpeg51_rotate90), 270);
         let identity = [one, 0, 0, 0, one, 0, 0, 0, 1 << 30];
         assert_eq!(rotation_from_display_matrix(&identity), 0);
         let upside_down = [-one, 0, 0, 0, -one, 0, 0, 0, 1 << 30];
