@@ -189,7 +189,7 @@ fn odd_sizes_ten_bit_and_4k_are_converted() {
     let dir = tempdir();
     let odd = dir.path().join("odd.mp4");
     ffmpeg(&[
-        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-t", "1", "-vf", "scale=853:481",
+        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-t", "1", "-vf", "scale=853:481,setsar=1",
         "-c:v", "libx264", "-pix_fmt", "yuv444p", odd.to_str().unwrap(),
     ]);
     let (frames, sampler) = sample_all(&odd, &SamplerOptions::default());
@@ -227,7 +227,7 @@ fn variable_frame_rate_samples_the_first_frame_after_each_time() {
     let dir = tempdir();
     let path = dir.path().join("vfr.mp4");
     // Keep frames n with n % 3 == 0 or n % 7 == 1 of a 25 fps source, with their original times;
-    // frames 100..=140 are all dropped (a 1.6 s gap longer than the sampling interval).
+    // frames 100..=140 are all dropped (a 1.68 s gap longer than the sampling interval).
     let keep = |n: u32| (n % 3 == 0 || n % 7 == 1) && !(100..=140).contains(&n);
     ffmpeg(&[
         "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-t", "8",
@@ -237,9 +237,9 @@ fn variable_frame_rate_samples_the_first_frame_after_each_time() {
     let (frames, _) = sample_all(&path, &SamplerOptions::default());
     let frame_times: Vec<f64> = (0..200).filter(|&n| keep(n)).map(|n| n as f64 / 25.0).collect();
     assert_times(&frames, &expected_times(&frame_times, 2.0, 8.0));
-    // The frame after the gap (n = 141, 5.64 s) stands for the sample times 4.5 .. 5.5.
+    // The frame after the gap (n = 141, 5.64 s) is the first at or after four sample times.
     let after_gap = frames.iter().find(|f| (f.t - 5.64).abs() < 1e-6).unwrap();
-    assert_eq!(after_gap.slots, 3);
+    assert_eq!(after_gap.slots, 4, "sample times 4.0, 4.5, 5.0 and 5.5");
     assert_eq!(frames.iter().map(|f| f.slots).sum::<u32>(), 16);
 }
 
@@ -356,10 +356,12 @@ fn a_three_hour_video_is_capped_in_seconds() {
     let report = sampler.report();
     assert!(report.capped, "{report:?}");
     assert!(report.notes.iter().any(|n| n.contains("duration cap")));
-    // A 1 fps source at 2 samples/s: each frame after the first stands for two sample times.
-    assert_eq!(frames.len(), 600);
+    // A 1 fps source at 2 samples/s: 1200 sample times below 600 s; the frame at t is the
+    // sample for t - 0.5 and t, so the last one (599.5 s) gets the frame at 600 s.
+    assert_eq!(frames.len(), 601);
     assert_eq!(frames.iter().map(|f| f.slots).sum::<u32>(), 1200);
-    assert_eq!(frames.last().unwrap().t, 599.0);
+    assert_eq!(frames.last().unwrap().t, 600.0);
+    assert_eq!(frames.last().unwrap().slots, 1);
     assert_eq!(sampler.info().duration_s, Some(10800.0));
 
     let few = SamplerOptions {
