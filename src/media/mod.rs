@@ -5,6 +5,7 @@ pub mod error;
 pub mod fetch;
 pub mod image;
 pub mod sniff;
+pub mod video;
 
 pub use self::error::MediaError;
 pub use self::fetch::{FetchPolicy, FetchedMedia, Fetcher};
