@@ -155,10 +155,10 @@ SELECT
     fr.attribute,
     fr.category,
     count(DISTINCT fr.film_id) AS films,
-    sum(fr.posters) AS posters,
-    sum(fr.poster_faces) AS poster_faces,
-    sum(fr.poster_faces_decided) AS poster_faces_decided,
-    sum(fr.poster_faces_unknown) AS poster_faces_unknown,
+    sum(fr.posters)::bigint AS posters,
+    sum(fr.poster_faces)::bigint AS poster_faces,
+    sum(fr.poster_faces_decided)::bigint AS poster_faces_decided,
+    sum(fr.poster_faces_unknown)::bigint AS poster_faces_unknown,
     CASE WHEN fr.category <> 'unknown'
         THEN sum(fr.poster_faces)::double precision / nullif(sum(fr.poster_faces_decided), 0) END
         AS poster_faces_share,
@@ -168,10 +168,10 @@ SELECT
     CASE WHEN fr.category <> 'unknown'
         THEN sum(fr.poster_face_area_px) / nullif(sum(fr.poster_face_area_decided_px), 0) END
         AS poster_face_area_share,
-    sum(fr.trailers) AS trailers,
-    sum(fr.trailer_persons) AS trailer_persons,
-    sum(fr.trailer_persons_decided) AS trailer_persons_decided,
-    sum(fr.trailer_persons_unknown) AS trailer_persons_unknown,
+    sum(fr.trailers)::bigint AS trailers,
+    sum(fr.trailer_persons)::bigint AS trailer_persons,
+    sum(fr.trailer_persons_decided)::bigint AS trailer_persons_decided,
+    sum(fr.trailer_persons_unknown)::bigint AS trailer_persons_unknown,
     CASE WHEN fr.category <> 'unknown'
         THEN sum(fr.trailer_persons)::double precision / nullif(sum(fr.trailer_persons_decided), 0) END
         AS trailer_persons_share,
@@ -187,7 +187,7 @@ SELECT
     NULL::double precision AS poster_faces_share_ci_high,
     NULL::double precision AS trailer_persons_share_ci_low,
     NULL::double precision AS trailer_persons_share_ci_high,
-    sum(fr.coded_persons) AS coded_persons
+    sum(fr.coded_persons)::bigint AS coded_persons
 FROM regard.film_selection sel
 JOIN regard.festival_edition fe USING (festival_edition_id)
 LEFT JOIN regard.festival_section fs USING (festival_section_id)
@@ -206,10 +206,10 @@ SELECT
     fr.attribute,
     fr.category,
     count(DISTINCT fr.film_id) AS films,
-    sum(fr.posters) AS posters,
-    sum(fr.poster_faces) AS poster_faces,
-    sum(fr.poster_faces_decided) AS poster_faces_decided,
-    sum(fr.poster_faces_unknown) AS poster_faces_unknown,
+    sum(fr.posters)::bigint AS posters,
+    sum(fr.poster_faces)::bigint AS poster_faces,
+    sum(fr.poster_faces_decided)::bigint AS poster_faces_decided,
+    sum(fr.poster_faces_unknown)::bigint AS poster_faces_unknown,
     CASE WHEN fr.category <> 'unknown'
         THEN sum(fr.poster_faces)::double precision / nullif(sum(fr.poster_faces_decided), 0) END
         AS poster_faces_share,
@@ -219,10 +219,10 @@ SELECT
     CASE WHEN fr.category <> 'unknown'
         THEN sum(fr.poster_face_area_px) / nullif(sum(fr.poster_face_area_decided_px), 0) END
         AS poster_face_area_share,
-    sum(fr.trailers) AS trailers,
-    sum(fr.trailer_persons) AS trailer_persons,
-    sum(fr.trailer_persons_decided) AS trailer_persons_decided,
-    sum(fr.trailer_persons_unknown) AS trailer_persons_unknown,
+    sum(fr.trailers)::bigint AS trailers,
+    sum(fr.trailer_persons)::bigint AS trailer_persons,
+    sum(fr.trailer_persons_decided)::bigint AS trailer_persons_decided,
+    sum(fr.trailer_persons_unknown)::bigint AS trailer_persons_unknown,
     CASE WHEN fr.category <> 'unknown'
         THEN sum(fr.trailer_persons)::double precision / nullif(sum(fr.trailer_persons_decided), 0) END
         AS trailer_persons_share,
@@ -236,7 +236,7 @@ SELECT
     NULL::double precision AS poster_faces_share_ci_high,
     NULL::double precision AS trailer_persons_share_ci_low,
     NULL::double precision AS trailer_persons_share_ci_high,
-    sum(fr.coded_persons) AS coded_persons
+    sum(fr.coded_persons)::bigint AS coded_persons
 FROM (SELECT DISTINCT film_id, festival_edition_id FROM regard.film_selection) sel
 JOIN regard.festival_edition fe USING (festival_edition_id)
 JOIN regard.film_representation fr USING (film_id)
@@ -252,10 +252,10 @@ SELECT
     fr.attribute,
     fr.category,
     count(DISTINCT fr.film_id) AS films,
-    sum(fr.posters) AS posters,
-    sum(fr.poster_faces) AS poster_faces,
-    sum(fr.poster_faces_decided) AS poster_faces_decided,
-    sum(fr.poster_faces_unknown) AS poster_faces_unknown,
+    sum(fr.posters)::bigint AS posters,
+    sum(fr.poster_faces)::bigint AS poster_faces,
+    sum(fr.poster_faces_decided)::bigint AS poster_faces_decided,
+    sum(fr.poster_faces_unknown)::bigint AS poster_faces_unknown,
     CASE WHEN fr.category <> 'unknown'
         THEN sum(fr.poster_faces)::double precision / nullif(sum(fr.poster_faces_decided), 0) END
         AS poster_faces_share,
@@ -265,10 +265,10 @@ SELECT
     CASE WHEN fr.category <> 'unknown'
         THEN sum(fr.poster_face_area_px) / nullif(sum(fr.poster_face_area_decided_px), 0) END
         AS poster_face_area_share,
-    sum(fr.trailers) AS trailers,
-    sum(fr.trailer_persons) AS trailer_persons,
-    sum(fr.trailer_persons_decided) AS trailer_persons_decided,
-    sum(fr.trailer_persons_unknown) AS trailer_persons_unknown,
+    sum(fr.trailers)::bigint AS trailers,
+    sum(fr.trailer_persons)::bigint AS trailer_persons,
+    sum(fr.trailer_persons_decided)::bigint AS trailer_persons_decided,
+    sum(fr.trailer_persons_unknown)::bigint AS trailer_persons_unknown,
     CASE WHEN fr.category <> 'unknown'
         THEN sum(fr.trailer_persons)::double precision / nullif(sum(fr.trailer_persons_decided), 0) END
         AS trailer_persons_share,
@@ -282,7 +282,7 @@ SELECT
     NULL::double precision AS poster_faces_share_ci_high,
     NULL::double precision AS trailer_persons_share_ci_low,
     NULL::double precision AS trailer_persons_share_ci_high,
-    sum(fr.coded_persons) AS coded_persons
+    sum(fr.coded_persons)::bigint AS coded_persons
 FROM regard.film_representation fr
 GROUP BY fr.film_year, fr.attribute, fr.category;
 

@@ -87,11 +87,20 @@ struct ParsedLabel {
 fn parse_labels<R: std::io::Read>(
     reader: R,
 ) -> Result<(Vec<ParsedLabel>, u64, Vec<LabelLineError>), StoreError> {
-    let mut csv = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(reader);
-    let headers = csv.headers().map_err(|e| StoreError::invalid("label CSV", e.to_string()))?.clone();
+    let mut csv = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(reader);
+    let headers = csv
+        .headers()
+        .map_err(|e| StoreError::invalid("label CSV", e.to_string()))?
+        .clone();
     for required in ["person_id", "attribute", "label"] {
         if !headers.iter().any(|h| h == required) {
-            return Err(StoreError::invalid("label CSV", format!("missing column {required:?}")));
+            return Err(StoreError::invalid(
+                "label CSV",
+                format!("missing column {required:?}"),
+            ));
         }
     }
     let mut parsed = Vec::new();
@@ -103,7 +112,10 @@ fn parse_labels<R: std::io::Read>(
             Ok(r) => r,
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
-                errors.push(LabelLineError { line, reason: e.to_string() });
+                errors.push(LabelLineError {
+                    line,
+                    reason: e.to_string(),
+                });
                 continue;
             }
         };
@@ -111,7 +123,10 @@ fn parse_labels<R: std::io::Read>(
         let row: LabelRecord = match record.deserialize(Some(&headers)) {
             Ok(r) => r,
             Err(e) => {
-                errors.push(LabelLineError { line, reason: e.to_string() });
+                errors.push(LabelLineError {
+                    line,
+                    reason: e.to_string(),
+                });
                 continue;
             }
         };
@@ -120,21 +135,35 @@ fn parse_labels<R: std::io::Read>(
             continue;
         }
         let Ok(person_id) = row.person_id.parse::<i64>() else {
-            errors.push(LabelLineError { line, reason: format!("person_id {:?} is not a number", row.person_id) });
+            errors.push(LabelLineError {
+                line,
+                reason: format!("person_id {:?} is not a number", row.person_id),
+            });
             continue;
         };
         if row.attribute.is_empty() {
-            errors.push(LabelLineError { line, reason: "attribute is empty".into() });
+            errors.push(LabelLineError {
+                line,
+                reason: "attribute is empty".into(),
+            });
             continue;
         }
         if let Some(first) = seen.insert((person_id, row.attribute.clone()), line) {
             errors.push(LabelLineError {
                 line,
-                reason: format!("person {person_id} already labelled for {:?} on line {first}", row.attribute),
+                reason: format!(
+                    "person {person_id} already labelled for {:?} on line {first}",
+                    row.attribute
+                ),
             });
             continue;
         }
-        parsed.push(ParsedLabel { line, person_id, attribute: row.attribute, label: row.label });
+        parsed.push(ParsedLabel {
+            line,
+            person_id,
+            attribute: row.attribute,
+            label: row.label,
+        });
     }
     Ok((parsed, skipped, errors))
 }
@@ -142,7 +171,11 @@ fn parse_labels<R: std::io::Read>(
 impl Store {
     /// Persons of the latest analyses of the matching films that have no coder label yet for
     /// `attribute`, film by film, media by media, in order of number.
-    pub async fn persons_to_code(&self, filter: &FilmFilter, attribute: &str) -> Result<Vec<PersonToCode>, StoreError> {
+    pub async fn persons_to_code(
+        &self,
+        filter: &FilmFilter,
+        attribute: &str,
+    ) -> Result<Vec<PersonToCode>, StoreError> {
         let rows = sqlx::query(
             "SELECT DISTINCT ON (p.person_id)
                     p.person_id, f.film_id, f.title, f.year, la.media_kind, la.source,
@@ -194,7 +227,11 @@ impl Store {
             })
             .collect();
         out.sort_by(|a, b| {
-            (a.film_title.as_deref(), a.analysis_id, a.number).cmp(&(b.film_title.as_deref(), b.analysis_id, b.number))
+            (a.film_title.as_deref(), a.analysis_id, a.number).cmp(&(
+                b.film_title.as_deref(),
+                b.analysis_id,
+                b.number,
+            ))
         });
         Ok(out)
     }
@@ -203,7 +240,11 @@ impl Store {
     /// ignored, so the export of `persons_to_code` can be filled in and sent back). Every line
     /// is checked first (person exists, label in the coding scheme, no duplicate); if any line
     /// is wrong nothing is imported and every problem is reported with its line.
-    pub async fn import_labels<R: std::io::Read>(&self, reader: R, coder: &str) -> Result<ImportSummary, StoreError> {
+    pub async fn import_labels<R: std::io::Read>(
+        &self,
+        reader: R,
+        coder: &str,
+    ) -> Result<ImportSummary, StoreError> {
         let coder = coder.trim();
         if coder.is_empty() {
             return Err(StoreError::invalid("coder", "the coder's name is empty"));
@@ -219,20 +260,27 @@ impl Store {
         .await?
         .into_iter()
         .collect();
-        let scheme: BTreeSet<(String, String)> =
-            sqlx::query_as::<_, (String, String)>("SELECT attribute, label FROM regard.coding_scheme")
-                .fetch_all(&self.pool)
-                .await?
-                .into_iter()
-                .collect();
+        let scheme: BTreeSet<(String, String)> = sqlx::query_as::<_, (String, String)>(
+            "SELECT attribute, label FROM regard.coding_scheme",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .collect();
         for l in &labels {
             if !persons.contains_key(&l.person_id) {
-                errors.push(LabelLineError { line: l.line, reason: format!("unknown person_id {}", l.person_id) });
+                errors.push(LabelLineError {
+                    line: l.line,
+                    reason: format!("unknown person_id {}", l.person_id),
+                });
             }
             if !scheme.contains(&(l.attribute.clone(), l.label.clone())) {
                 errors.push(LabelLineError {
                     line: l.line,
-                    reason: format!("label {:?} is not in the coding scheme of {:?}", l.label, l.attribute),
+                    reason: format!(
+                        "label {:?} is not in the coding scheme of {:?}",
+                        l.label, l.attribute
+                    ),
                 });
             }
         }
@@ -265,7 +313,11 @@ impl Store {
             recompute_representation(&mut tx, *analysis_id, attribute).await?;
         }
         tx.commit().await?;
-        Ok(ImportSummary { labels: written, skipped_empty, recomputed: affected.len() as u64 })
+        Ok(ImportSummary {
+            labels: written,
+            skipped_empty,
+            recomputed: affected.len() as u64,
+        })
     }
 }
 
@@ -277,15 +329,28 @@ struct Effective {
 
 fn effective(model: Option<&str>, coder: Option<&str>) -> Effective {
     match (coder.filter(|c| *c != UNKNOWN), model) {
-        (Some(c), _) => Effective { label: c.to_string(), coded: true },
-        (None, Some(m)) => Effective { label: m.to_string(), coded: false },
-        (None, None) => Effective { label: UNKNOWN.to_string(), coded: false },
+        (Some(c), _) => Effective {
+            label: c.to_string(),
+            coded: true,
+        },
+        (None, Some(m)) => Effective {
+            label: m.to_string(),
+            coded: false,
+        },
+        (None, None) => Effective {
+            label: UNKNOWN.to_string(),
+            coded: false,
+        },
     }
 }
 
 /// Weight of one face/person in the soft count of `category`: 1 for a coder's label, the
 /// model's probability otherwise, and 1 on `unknown` when there is neither.
-fn soft_weight(e: &Effective, probabilities: Option<&BTreeMap<String, f32>>, category: &str) -> f64 {
+fn soft_weight(
+    e: &Effective,
+    probabilities: Option<&BTreeMap<String, f32>>,
+    category: &str,
+) -> f64 {
     if e.coded {
         return f64::from(u8::from(e.label == category));
     }
@@ -296,8 +361,16 @@ fn soft_weight(e: &Effective, probabilities: Option<&BTreeMap<String, f32>>, cat
 }
 
 /// Categories to report: the coding scheme's, the model's, any label in use, and `unknown`.
-fn categories(scheme: &[String], model_labels: &BTreeSet<String>, used: &[Effective]) -> Vec<String> {
-    let mut out: Vec<String> = scheme.iter().filter(|c| c.as_str() != UNKNOWN).cloned().collect();
+fn categories(
+    scheme: &[String],
+    model_labels: &BTreeSet<String>,
+    used: &[Effective],
+) -> Vec<String> {
+    let mut out: Vec<String> = scheme
+        .iter()
+        .filter(|c| c.as_str() != UNKNOWN)
+        .cloned()
+        .collect();
     for l in model_labels.iter().chain(used.iter().map(|e| &e.label)) {
         if l != UNKNOWN && !out.contains(l) {
             out.push(l.clone());
@@ -323,20 +396,35 @@ pub(crate) fn poster_rows_with_labels(
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            effective(f.attribute(attribute).map(|a| a.label.as_str()), coder.get(&to_i32(i + 1)).map(String::as_str))
+            effective(
+                f.attribute(attribute).map(|a| a.label.as_str()),
+                coder.get(&to_i32(i + 1)).map(String::as_str),
+            )
         })
         .collect();
-    let model_labels: BTreeSet<String> =
-        faces.iter().filter_map(|f| f.attribute(attribute)).flat_map(|a| a.probabilities.keys().cloned()).collect();
+    let model_labels: BTreeSet<String> = faces
+        .iter()
+        .filter_map(|f| f.attribute(attribute))
+        .flat_map(|a| a.probabilities.keys().cloned())
+        .collect();
     let total_area: f64 = faces.iter().map(|f| f64::from(f.bbox.area())).sum();
-    let largest = faces.iter().enumerate().max_by(|a, b| a.1.bbox.area().total_cmp(&b.1.bbox.area())).map(|(i, _)| i);
+    let largest = faces
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.bbox.area().total_cmp(&b.1.bbox.area()))
+        .map(|(i, _)| i);
     let unknown = eff.iter().filter(|e| e.label == UNKNOWN).count();
     let coded = eff.iter().filter(|e| e.coded).count();
     categories(scheme, &model_labels, &eff)
         .into_iter()
         .map(|category| {
-            let members: Vec<usize> = (0..faces.len()).filter(|&i| eff[i].label == category).collect();
-            let area: f64 = members.iter().map(|&i| f64::from(faces[i].bbox.area())).sum();
+            let members: Vec<usize> = (0..faces.len())
+                .filter(|&i| eff[i].label == category)
+                .collect();
+            let area: f64 = members
+                .iter()
+                .map(|&i| f64::from(faces[i].bbox.area()))
+                .sum();
             let (upper, central) = members.iter().fold((0, 0), |(u, c), &i| {
                 let (cx, cy) = faces[i].bbox.center();
                 let (cx, cy) = (f64::from(cx), f64::from(cy));
@@ -359,11 +447,21 @@ pub(crate) fn poster_rows_with_labels(
                     faces
                         .iter()
                         .zip(&eff)
-                        .map(|(f, e)| soft_weight(e, f.attribute(attribute).map(|a| &a.probabilities), &category))
+                        .map(|(f, e)| {
+                            soft_weight(
+                                e,
+                                f.attribute(attribute).map(|a| &a.probabilities),
+                                &category,
+                            )
+                        })
                         .sum(),
                 ),
                 face_area_px: Some(area),
-                face_area_share: Some(if total_area > 0.0 { area / total_area } else { 0.0 }),
+                face_area_share: Some(if total_area > 0.0 {
+                    area / total_area
+                } else {
+                    0.0
+                }),
                 has_largest_face: Some(largest.is_some_and(|i| eff[i].label == category)),
                 faces_upper_third: Some(upper),
                 faces_central_third: Some(central),
@@ -386,21 +484,40 @@ pub(crate) fn trailer_rows_with_labels(
     let eff: Vec<Effective> = persons
         .iter()
         .map(|p| {
-            effective(p.attribute(attribute).map(|a| a.label.as_str()), coder.get(&to_i32(p.id as usize)).map(String::as_str))
+            effective(
+                p.attribute(attribute).map(|a| a.label.as_str()),
+                coder.get(&to_i32(p.id as usize)).map(String::as_str),
+            )
         })
         .collect();
-    let label_of: HashMap<u32, &str> = persons.iter().zip(&eff).map(|(p, e)| (p.id, e.label.as_str())).collect();
-    let model_labels: BTreeSet<String> =
-        persons.iter().filter_map(|p| p.attribute(attribute)).flat_map(|a| a.probabilities.keys().cloned()).collect();
+    let label_of: HashMap<u32, &str> = persons
+        .iter()
+        .zip(&eff)
+        .map(|(p, e)| (p.id, e.label.as_str()))
+        .collect();
+    let model_labels: BTreeSet<String> = persons
+        .iter()
+        .filter_map(|p| p.attribute(attribute))
+        .flat_map(|a| a.probabilities.keys().cloned())
+        .collect();
     let unknown = eff.iter().filter(|e| e.label == UNKNOWN).count();
     let coded = eff.iter().filter(|e| e.coded).count();
     categories(scheme, &model_labels, &eff)
         .into_iter()
         .map(|category| {
-            let members: Vec<&Person> = persons.iter().zip(&eff).filter(|(_, e)| e.label == category).map(|(p, _)| p).collect();
+            let members: Vec<&Person> = persons
+                .iter()
+                .zip(&eff)
+                .filter(|(_, e)| e.label == category)
+                .map(|(p, _)| p)
+                .collect();
             let frames_seen = timeline
                 .iter()
-                .filter(|f| f.persons.iter().any(|id| label_of.get(id) == Some(&category.as_str())))
+                .filter(|f| {
+                    f.persons
+                        .iter()
+                        .any(|id| label_of.get(id) == Some(&category.as_str()))
+                })
                 .count();
             RepresentationRow {
                 attribute: attribute.to_string(),
@@ -414,14 +531,31 @@ pub(crate) fn trailer_rows_with_labels(
                     persons
                         .iter()
                         .zip(&eff)
-                        .map(|(p, e)| soft_weight(e, p.attribute(attribute).map(|a| &a.probabilities), &category))
+                        .map(|(p, e)| {
+                            soft_weight(
+                                e,
+                                p.attribute(attribute).map(|a| &a.probabilities),
+                                &category,
+                            )
+                        })
                         .sum(),
                 ),
-                screen_time_s: Some(if sample_rate > 0.0 { frames_seen as f64 / sample_rate } else { 0.0 }),
+                screen_time_s: Some(if sample_rate > 0.0 {
+                    frames_seen as f64 / sample_rate
+                } else {
+                    0.0
+                }),
                 person_seconds: Some(members.iter().map(|p| p.screen_time_s).sum()),
-                frame_share: Some(if sampled_frames > 0 { frames_seen as f64 / f64::from(sampled_frames) } else { 0.0 }),
+                frame_share: Some(if sampled_frames > 0 {
+                    frames_seen as f64 / f64::from(sampled_frames)
+                } else {
+                    0.0
+                }),
                 prominence_s: Some(members.iter().map(|p| p.prominence_s).sum()),
-                first_appearance_s: members.iter().map(|p| p.first_seen_s).min_by(f64::total_cmp),
+                first_appearance_s: members
+                    .iter()
+                    .map(|p| p.first_seen_s)
+                    .min_by(f64::total_cmp),
                 category,
                 ..RepresentationRow::default()
             }
@@ -436,18 +570,25 @@ async fn recompute_representation(
     analysis_id: i64,
     attribute: &str,
 ) -> Result<(), StoreError> {
-    let (result, width, height): (Option<serde_json::Value>, Option<i32>, Option<i32>) = sqlx::query_as(
-        "SELECT a.result, m.width, m.height FROM regard.analysis a
+    let (result, width, height): (Option<serde_json::Value>, Option<i32>, Option<i32>) =
+        sqlx::query_as(
+            "SELECT a.result, m.width, m.height FROM regard.analysis a
          JOIN regard.media m USING (media_id) WHERE a.analysis_id = $1 FOR UPDATE OF a",
-    )
-    .bind(analysis_id)
-    .fetch_one(&mut **tx)
-    .await?;
+        )
+        .bind(analysis_id)
+        .fetch_one(&mut **tx)
+        .await?;
     let analysis: Analysis = result
-        .ok_or_else(|| StoreError::invalid(format!("analysis {analysis_id}"), "has no stored result"))
+        .ok_or_else(|| {
+            StoreError::invalid(format!("analysis {analysis_id}"), "has no stored result")
+        })
         .and_then(|v| {
-            serde_json::from_value(v)
-                .map_err(|e| StoreError::invalid(format!("stored result of analysis {analysis_id}"), e.to_string()))
+            serde_json::from_value(v).map_err(|e| {
+                StoreError::invalid(
+                    format!("stored result of analysis {analysis_id}"),
+                    e.to_string(),
+                )
+            })
         })?;
     let coder: HashMap<i32, String> = sqlx::query_as::<_, (i32, String)>(
         "SELECT DISTINCT ON (p.number) p.number, c.label
@@ -476,9 +617,15 @@ async fn recompute_representation(
             &coder,
             &scheme,
         ),
-        Analysis::Trailer(t) => {
-            trailer_rows_with_labels(&t.persons, &t.timeline, t.sample_rate, t.sampled_frames, attribute, &coder, &scheme)
-        }
+        Analysis::Trailer(t) => trailer_rows_with_labels(
+            &t.persons,
+            &t.timeline,
+            t.sample_rate,
+            t.sampled_frames,
+            attribute,
+            &coder,
+            &scheme,
+        ),
     };
     sqlx::query("DELETE FROM regard.representation WHERE analysis_id = $1 AND attribute = $2")
         .bind(analysis_id)

@@ -85,13 +85,23 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// The identity under which jobs about the same film are merged: the IMDb id, else the TMDb
 /// id, else the title (case and spacing folded) with the year.
 pub fn film_key(film: &Film) -> String {
-    if let Some(imdb) = film.imdb_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    if let Some(imdb) = film
+        .imdb_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         return format!("imdb:{}", imdb.to_lowercase());
     }
     if let Some(tmdb) = film.tmdb_id {
         return format!("tmdb:{tmdb}");
     }
-    let title = film.title.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let title = film
+        .title
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
     match film.year {
         Some(year) => format!("title:{title}|{year}"),
         None => format!("title:{title}|"),
@@ -106,13 +116,26 @@ mod tests {
     fn provenance() -> Provenance {
         let mut settings = BTreeMap::new();
         settings.insert("min_reliable_face_px".to_string(), serde_json::json!(40.0));
-        settings.insert("age_band_edges".to_string(), serde_json::json!([18, 30, 45, 60]));
+        settings.insert(
+            "age_band_edges".to_string(),
+            serde_json::json!([18, 30, 45, 60]),
+        );
         Provenance {
             pipeline_version: "0.1.0".into(),
             runtime_sha256: "aa".into(),
             models: vec![
-                ModelRef { name: "yunet".into(), role: "detector".into(), file: "y.onnx".into(), sha256: "11".into() },
-                ModelRef { name: "gender".into(), role: "gender".into(), file: "g.onnx".into(), sha256: "22".into() },
+                ModelRef {
+                    name: "yunet".into(),
+                    role: "detector".into(),
+                    file: "y.onnx".into(),
+                    sha256: "11".into(),
+                },
+                ModelRef {
+                    name: "gender".into(),
+                    role: "gender".into(),
+                    file: "g.onnx".into(),
+                    sha256: "22".into(),
+                },
             ],
             settings,
         }
@@ -121,7 +144,10 @@ mod tests {
     #[test]
     fn canonical_json_sorts_keys_at_every_level() {
         let v = serde_json::json!({"b": {"z": 1, "a": [ {"y": 2, "x": 1} ]}, "a": "é"});
-        assert_eq!(canonical_json(&v), r#"{"a":"é","b":{"a":[{"x":1,"y":2}],"z":1}}"#);
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":"é","b":{"a":[{"x":1,"y":2}],"z":1}}"#
+        );
     }
 
     #[test]
@@ -147,7 +173,8 @@ mod tests {
     fn a_new_threshold_changes_only_the_settings_key() {
         let p = provenance();
         let mut q = p.clone();
-        q.settings.insert("min_reliable_face_px".into(), serde_json::json!(48.0));
+        q.settings
+            .insert("min_reliable_face_px".into(), serde_json::json!(48.0));
         let (a, b) = (provenance_keys(&p), provenance_keys(&q));
         assert_eq!(a.model_set_sha256, b.model_set_sha256);
         assert_ne!(a.settings_sha256, b.settings_sha256);
@@ -155,7 +182,11 @@ mod tests {
 
     #[test]
     fn film_key_prefers_imdb_then_tmdb_then_title_and_year() {
-        let mut f = Film { title: "  La  Chimera ".into(), year: Some(2023), ..Film::default() };
+        let mut f = Film {
+            title: "  La  Chimera ".into(),
+            year: Some(2023),
+            ..Film::default()
+        };
         assert_eq!(film_key(&f), "title:la chimera|2023");
         f.tmdb_id = Some(837335);
         assert_eq!(film_key(&f), "tmdb:837335");

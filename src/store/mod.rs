@@ -52,7 +52,10 @@ fn summarize(errors: &[LabelLineError]) -> String {
 
 impl StoreError {
     fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Self {
-        StoreError::Invalid { what: what.into(), reason: reason.into() }
+        StoreError::Invalid {
+            what: what.into(),
+            reason: reason.into(),
+        }
     }
 
     /// Connection loss, pool exhaustion, serialization failures and deadlocks are worth a retry;
@@ -148,6 +151,15 @@ impl Store {
             options.get_port(),
             options.get_database().unwrap_or("")
         );
+        // One direct connection first: a down server or a refused login fails at once with a
+        // clear error, instead of the pool retrying until its acquire timeout.
+        let probe = options.connect().await.map_err(|source| StoreError::Connect {
+            target: target.clone(),
+            source,
+        })?;
+        if let Err(e) = probe.close().await {
+            tracing::debug!(error = %e, "closing the probe connection failed");
+        }
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(15))
@@ -180,7 +192,10 @@ impl Store {
     /// Delete per-person rows (faces, persons, their coder labels) of analyses recorded more
     /// than `age` ago, and strip per-person data from the stored result JSON. Representation
     /// rows and analyses stay, so every aggregate view keeps its figures.
-    pub async fn purge_persons_older_than(&self, age: Duration) -> Result<PurgeSummary, StoreError> {
+    pub async fn purge_persons_older_than(
+        &self,
+        age: Duration,
+    ) -> Result<PurgeSummary, StoreError> {
         let secs = age.as_secs_f64();
         let mut tx = self.pool.begin().await?;
         let persons = sqlx::query(
@@ -203,7 +218,10 @@ impl Store {
         .await?
         .rows_affected();
         tx.commit().await?;
-        Ok(PurgeSummary { persons_deleted: persons, analyses_stripped: analyses })
+        Ok(PurgeSummary {
+            persons_deleted: persons,
+            analyses_stripped: analyses,
+        })
     }
 }
 
@@ -216,10 +234,16 @@ fn migrator() -> Migrator {
 }
 
 fn validate_sha256(what: &str, value: &str) -> Result<(), StoreError> {
-    let ok = value.len() == 64 && value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let ok = value.len() == 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(StoreError::invalid(what, format!("{value:?} is not a lowercase hex sha256")))
+        Err(StoreError::invalid(
+            what,
+            format!("{value:?} is not a lowercase hex sha256"),
+        ))
     }
 }

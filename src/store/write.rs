@@ -70,14 +70,24 @@ fn count(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-fn gender_columns(attrs: &[AttributeEstimate]) -> (String, Option<f32>, Option<f32>, Option<f32>, Option<String>) {
+fn gender_columns(
+    attrs: &[AttributeEstimate],
+) -> (
+    String,
+    Option<f32>,
+    Option<f32>,
+    Option<f32>,
+    Option<String>,
+) {
     match attrs.iter().find(|a| a.attribute == "gender") {
         Some(g) => (
             g.label.clone(),
             Some(g.confidence),
             g.probabilities.get("female").copied(),
             g.probabilities.get("male").copied(),
-            g.unknown_reason.and_then(|r| serde_json::to_value(r).ok()).and_then(|v| v.as_str().map(String::from)),
+            g.unknown_reason
+                .and_then(|r| serde_json::to_value(r).ok())
+                .and_then(|v| v.as_str().map(String::from)),
         ),
         None => (UNKNOWN.to_string(), None, None, None, None),
     }
@@ -86,7 +96,11 @@ fn gender_columns(attrs: &[AttributeEstimate]) -> (String, Option<f32>, Option<f
 fn origin_columns(attrs: &[AttributeEstimate]) -> (String, &'static str, Option<f32>) {
     match attrs.iter().find(|a| a.attribute == "origin") {
         Some(o) if !o.is_unknown() => (o.label.clone(), "model", Some(o.confidence)),
-        Some(o) => (UNKNOWN.to_string(), "unknown", (!o.probabilities.is_empty()).then_some(o.confidence)),
+        Some(o) => (
+            UNKNOWN.to_string(),
+            "unknown",
+            (!o.probabilities.is_empty()).then_some(o.confidence),
+        ),
         None => (UNKNOWN.to_string(), "unknown", None),
     }
 }
@@ -168,7 +182,8 @@ pub(crate) fn trailer_person_rows(trailer: &TrailerAnalysis) -> Vec<PersonRow> {
 
 /// The face's decided label for `attribute`, `unknown` when the face has no such estimate.
 fn face_label<'a>(face: &'a Face, attribute: &str) -> &'a str {
-    face.attribute(attribute).map_or(UNKNOWN, |a| a.label.as_str())
+    face.attribute(attribute)
+        .map_or(UNKNOWN, |a| a.label.as_str())
 }
 
 /// Representation rows from the statistics the pipeline computed. Absolute face area per
@@ -238,7 +253,10 @@ fn role_name(role: MediaRole) -> &'static str {
 
 fn validate_provenance(p: &Provenance) -> Result<(), StoreError> {
     if p.pipeline_version.trim().is_empty() {
-        return Err(StoreError::invalid("provenance", "pipeline_version is empty"));
+        return Err(StoreError::invalid(
+            "provenance",
+            "pipeline_version is empty",
+        ));
     }
     for m in &p.models {
         validate_sha256(&format!("sha256 of model {:?}", m.name), &m.sha256)?;
@@ -257,27 +275,44 @@ impl Store {
         timings: &Timings,
     ) -> Result<RecordOutcome, StoreError> {
         let media = analysis.media();
-        validate_sha256(&format!("content sha256 of {}", media.source), &media.content_sha256)?;
+        validate_sha256(
+            &format!("content sha256 of {}", media.source),
+            &media.content_sha256,
+        )?;
         let provenance = analysis.provenance();
         validate_provenance(provenance)?;
         let keys = provenance_keys(provenance);
         let (kind, persons, representation) = match analysis {
-            Analysis::Poster(p) => ("poster", poster_person_rows(p), poster_representation_rows(p)),
-            Analysis::Trailer(t) => ("trailer", trailer_person_rows(t), trailer_representation_rows(t)),
-        };
-        let (analysed_duration_s, sampled_frames, sample_rate, shot_cuts, partial, decode) = match analysis {
-            Analysis::Poster(_) => (None, None, None, None, false, None),
+            Analysis::Poster(p) => (
+                "poster",
+                poster_person_rows(p),
+                poster_representation_rows(p),
+            ),
             Analysis::Trailer(t) => (
-                Some(t.analysed_duration_s),
-                Some(count(t.sampled_frames)),
-                Some(t.sample_rate),
-                Some(i32::try_from(t.shot_cuts_s.len()).unwrap_or(i32::MAX)),
-                t.decode.truncated || t.decode.capped || t.decode.deadline_hit || t.decode.corrupt_packets > 0,
-                Some(serde_json::to_value(&t.decode).unwrap_or_default()),
+                "trailer",
+                trailer_person_rows(t),
+                trailer_representation_rows(t),
             ),
         };
-        let result = serde_json::to_value(analysis).map_err(|e| StoreError::invalid("analysis", e.to_string()))?;
-        let context = serde_json::to_value(ctx).map_err(|e| StoreError::invalid("media context", e.to_string()))?;
+        let (analysed_duration_s, sampled_frames, sample_rate, shot_cuts, partial, decode) =
+            match analysis {
+                Analysis::Poster(_) => (None, None, None, None, false, None),
+                Analysis::Trailer(t) => (
+                    Some(t.analysed_duration_s),
+                    Some(count(t.sampled_frames)),
+                    Some(t.sample_rate),
+                    Some(i32::try_from(t.shot_cuts_s.len()).unwrap_or(i32::MAX)),
+                    t.decode.truncated
+                        || t.decode.capped
+                        || t.decode.deadline_hit
+                        || t.decode.corrupt_packets > 0,
+                    Some(serde_json::to_value(&t.decode).unwrap_or_default()),
+                ),
+            };
+        let result = serde_json::to_value(analysis)
+            .map_err(|e| StoreError::invalid("analysis", e.to_string()))?;
+        let context = serde_json::to_value(ctx)
+            .map_err(|e| StoreError::invalid("media context", e.to_string()))?;
 
         let mut tx = self.pool.begin().await?;
         let media_id = upsert_media(&mut tx, media, Some(kind)).await?;
@@ -345,7 +380,10 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
             tx.commit().await?;
-            return Ok(RecordOutcome { analysis_id: AnalysisId(id), new: false });
+            return Ok(RecordOutcome {
+                analysis_id: AnalysisId(id),
+                new: false,
+            });
         };
 
         for p in &persons {
@@ -355,7 +393,10 @@ impl Store {
             insert_representation(&mut tx, id, r).await?;
         }
         tx.commit().await?;
-        Ok(RecordOutcome { analysis_id: AnalysisId(id), new: true })
+        Ok(RecordOutcome {
+            analysis_id: AnalysisId(id),
+            new: true,
+        })
     }
 
     /// Record a failed analysis. Retries of the same key update the failure (attempts + 1);
@@ -372,14 +413,18 @@ impl Store {
             return Err(StoreError::invalid("failed media", "source is empty"));
         }
         if error_code.trim().is_empty() {
-            return Err(StoreError::invalid("failure", format!("error code is empty for {}", media.source)));
+            return Err(StoreError::invalid(
+                "failure",
+                format!("error code is empty for {}", media.source),
+            ));
         }
         if let Some(sha) = &media.content_sha256 {
             validate_sha256(&format!("content sha256 of {}", media.source), sha)?;
         }
         let keys = provenance_keys(provenance);
         let kind = media.kind.map(role_name);
-        let context = serde_json::to_value(ctx).map_err(|e| StoreError::invalid("media context", e.to_string()))?;
+        let context = serde_json::to_value(ctx)
+            .map_err(|e| StoreError::invalid("media context", e.to_string()))?;
 
         let mut tx = self.pool.begin().await?;
         let media_id = match &media.content_sha256 {
@@ -435,7 +480,10 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         let outcome = match row {
-            Some((id, inserted)) => RecordOutcome { analysis_id: AnalysisId(id), new: inserted },
+            Some((id, inserted)) => RecordOutcome {
+                analysis_id: AnalysisId(id),
+                new: inserted,
+            },
             None => {
                 // The key already holds a success: the failure is not recorded over it.
                 let id: i64 = sqlx::query_scalar(
@@ -447,7 +495,10 @@ impl Store {
                 .bind(&keys.settings_sha256)
                 .fetch_one(&mut *tx)
                 .await?;
-                RecordOutcome { analysis_id: AnalysisId(id), new: false }
+                RecordOutcome {
+                    analysis_id: AnalysisId(id),
+                    new: false,
+                }
             }
         };
         tx.commit().await?;
@@ -499,7 +550,10 @@ async fn link_context(
 ) -> Result<(), StoreError> {
     let Some(film) = &ctx.film else { return Ok(()) };
     if film.title.trim().is_empty() && film.imdb_id.is_none() && film.tmdb_id.is_none() {
-        return Err(StoreError::invalid("film", format!("no title and no id for {source}")));
+        return Err(StoreError::invalid(
+            "film",
+            format!("no title and no id for {source}"),
+        ));
     }
     let external = serde_json::to_value(&film.external_ids).unwrap_or_default();
     let film_id: i64 = sqlx::query_scalar(
@@ -532,9 +586,14 @@ async fn link_context(
     .execute(&mut **tx)
     .await?;
 
-    let Some(fest) = &ctx.festival else { return Ok(()) };
+    let Some(fest) = &ctx.festival else {
+        return Ok(());
+    };
     if fest.festival.trim().is_empty() {
-        return Err(StoreError::invalid("festival", format!("empty festival name for {source}")));
+        return Err(StoreError::invalid(
+            "festival",
+            format!("empty festival name for {source}"),
+        ));
     }
     let edition_id: i64 = sqlx::query_scalar(
         "INSERT INTO regard.festival_edition (festival, edition) VALUES ($1, $2)
@@ -545,7 +604,12 @@ async fn link_context(
     .bind(fest.edition)
     .fetch_one(&mut **tx)
     .await?;
-    let section_id: Option<i64> = match fest.section.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let section_id: Option<i64> = match fest
+        .section
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         Some(section) => Some(
             sqlx::query_scalar(
                 "INSERT INTO regard.festival_section (festival_edition_id, section) VALUES ($1, $2)
@@ -572,7 +636,11 @@ async fn link_context(
     Ok(())
 }
 
-async fn insert_person(conn: &mut PgConnection, analysis_id: i64, p: &PersonRow) -> Result<(), StoreError> {
+async fn insert_person(
+    conn: &mut PgConnection,
+    analysis_id: i64,
+    p: &PersonRow,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO regard.person (
             analysis_id, kind, number, gender, gender_confidence, gender_p_female, gender_p_male,
