@@ -637,3 +637,45 @@ async fn recompute_representation(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_coder_label_wins_but_a_coder_unknown_does_not_erase_the_model() {
+        let e = effective(Some("female"), Some("male"));
+        assert_eq!((e.label.as_str(), e.coded), ("male", true));
+        let e = effective(Some("female"), Some(UNKNOWN));
+        assert_eq!((e.label.as_str(), e.coded), ("female", false));
+        let e = effective(None, None);
+        assert_eq!((e.label.as_str(), e.coded), (UNKNOWN, false));
+    }
+
+    #[test]
+    fn categories_keep_the_scheme_order_and_end_with_unknown() {
+        let scheme = vec![UNKNOWN.to_string(), "b".to_string(), "a".to_string()];
+        let model = BTreeSet::from(["z".to_string()]);
+        let used = [Effective {
+            label: "c".into(),
+            coded: true,
+        }];
+        assert_eq!(
+            categories(&scheme, &model, &used),
+            ["b", "a", "z", "c", UNKNOWN]
+        );
+    }
+
+    #[test]
+    fn label_csv_reports_every_bad_line_with_its_number() {
+        let csv = "label,person_id,attribute,note\nx,12,origin,ok\n,13,origin,not coded\ny,abc,origin,\nz,12,origin,dup\n";
+        let (parsed, skipped, errors) = parse_labels(csv.as_bytes()).unwrap();
+        assert_eq!(parsed.len(), 1);
+        assert_eq!(skipped, 1);
+        let lines: Vec<u64> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [4, 5], "{errors:?}");
+        assert!(errors[1].reason.contains("line 2"), "{}", errors[1]);
+        let missing = parse_labels("person_id,label\n1,x\n".as_bytes());
+        assert!(matches!(missing, Err(StoreError::Invalid { .. })));
+    }
+}

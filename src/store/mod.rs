@@ -62,7 +62,8 @@ impl StoreError {
     /// bad input and constraint violations are not.
     pub fn is_retryable(&self) -> bool {
         match self {
-            StoreError::Connect { .. } => true,
+            // A refused login (SQLSTATE 28...) stays refused; a server that is down may come back.
+            StoreError::Connect { source, .. } => sqlx_retryable(source),
             StoreError::Database(e) => sqlx_retryable(e),
             StoreError::Migrate(MigrateError::Execute(e)) => sqlx_retryable(e),
             _ => false,
@@ -153,10 +154,13 @@ impl Store {
         );
         // One direct connection first: a down server or a refused login fails at once with a
         // clear error, instead of the pool retrying until its acquire timeout.
-        let probe = options.connect().await.map_err(|source| StoreError::Connect {
-            target: target.clone(),
-            source,
-        })?;
+        let probe = options
+            .connect()
+            .await
+            .map_err(|source| StoreError::Connect {
+                target: target.clone(),
+                source,
+            })?;
         if let Err(e) = probe.close().await {
             tracing::debug!(error = %e, "closing the probe connection failed");
         }
@@ -230,6 +234,9 @@ fn migrator() -> Migrator {
     let mut m = sqlx::migrate!("./migrations");
     m.create_schema(SCHEMA);
     m.dangerous_set_table_name("regard._sqlx_migrations");
+    // During a rolling upgrade an older worker must still start after a newer one migrated:
+    // migrations are additive, so versions this binary does not know are not an error.
+    m.set_ignore_missing(true);
     m
 }
 
