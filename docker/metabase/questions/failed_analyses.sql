@@ -1,0 +1,4 @@
+-- Analyses that failed and have not succeeded since, most recent first.
+SELECT recorded_at, error_code, error_message, attempts, media_kind, source, film_title
+FROM regard.quality_failed_analyses
+ORDER BY recorded_at DESC;

@@ -1,0 +1,1081 @@
+//! The PostgreSQL store against the real server (REGARD_TEST_DATABASE_URL, default
+//! postgres://postgres@127.0.0.1:5432/postgres). Each test creates its own database and drops
+//! it at the end, so tests run in parallel.
+
+use regard::domain::{
+    Analysis, AttributeEstimate, BoundingBox, DecodeReport, Face, FestivalSelection, Film,
+    MediaContext, MediaInfo, MediaRole, ModelRef, Person, PosterAnalysis, PosterAttributeStats,
+    PosterCategoryStats, Provenance, TimelineFrame, TrailerAnalysis, TrailerAttributeStats,
+    TrailerCategoryStats,
+};
+use regard::store::{FailedMedia, FilmFilter, Store, StoreError, Timings, sha256_hex};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, Row};
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A fresh database, dropped (with its connections) when the test ends, even on panic.
+struct TestDb {
+    name: String,
+    admin: PgConnectOptions,
+    options: PgConnectOptions,
+    store: Store,
+}
+
+impl TestDb {
+    async fn new() -> TestDb {
+        let url = std::env::var("REGARD_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.into());
+        let admin = PgConnectOptions::from_str(&url).unwrap_or_else(|e| {
+            panic!("REGARD_TEST_DATABASE_URL {url:?} is not a PostgreSQL URL: {e}")
+        });
+        let mut conn = admin.connect().await.unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is not reachable at {url} ({e}). Start it (see DEVELOPERS.md) or set \
+                 REGARD_TEST_DATABASE_URL; these tests never skip."
+            )
+        });
+        let name = format!("regard_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        conn.close().await.expect("close admin connection");
+        let options = admin.clone().database(&name);
+        let store = Store::connect_with(options.clone())
+            .await
+            .expect("connect to test database");
+        TestDb {
+            name,
+            admin,
+            options,
+            store,
+        }
+    }
+
+    async fn migrated() -> TestDb {
+        let db = TestDb::new().await;
+        db.store.migrate().await.expect("migrate");
+        db
+    }
+
+    async fn another_store(&self) -> Store {
+        Store::connect_with(self.options.clone())
+            .await
+            .expect("second store")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Drop runs inside the test's runtime: use a separate thread and runtime to clean up.
+        let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let mut conn = admin.connect().await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await?;
+                conn.close().await
+            })
+            .map_err(std::io::Error::other)
+        });
+        match cleanup.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("could not drop test database {}: {e}", self.name),
+            Err(_) => eprintln!("cleanup thread of {} panicked", self.name),
+        }
+    }
+}
+
+// ---------- building analyses with known faces and persons ----------
+
+fn provenance(detector_sha_seed: &str) -> Provenance {
+    let settings = regard::config::AnalysisSettings::default().as_provenance();
+    Provenance {
+        pipeline_version: "0.1.0".into(),
+        runtime_sha256: sha256_hex(b"onnxruntime"),
+        models: vec![
+            ModelRef {
+                name: "yunet".into(),
+                role: "detector".into(),
+                file: "yunet.onnx".into(),
+                sha256: sha256_hex(detector_sha_seed.as_bytes()),
+            },
+            ModelRef {
+                name: "gender-v1".into(),
+                role: "gender".into(),
+                file: "gender-v1.onnx".into(),
+                sha256: sha256_hex(b"gender-v1"),
+            },
+        ],
+        settings,
+    }
+}
+
+fn gender(p_female: f32, face_px: f32) -> AttributeEstimate {
+    let probabilities = BTreeMap::from([
+        ("female".to_string(), p_female),
+        ("male".to_string(), 1.0 - p_female),
+    ]);
+    AttributeEstimate::decide("gender", probabilities, 0.75, face_px, 40.0)
+}
+
+fn face(x: f32, y: f32, size: f32, p_female: f32) -> Face {
+    Face {
+        bbox: BoundingBox {
+            x,
+            y,
+            width: size,
+            height: size,
+        },
+        landmarks: [[0.0; 2]; 5],
+        detection_score: 0.9,
+        size_px: size,
+        attributes: vec![
+            gender(p_female, size),
+            AttributeEstimate::not_configured("origin"),
+        ],
+        age: None,
+    }
+}
+
+fn media(seed: &str, w: u32, h: u32, duration_s: Option<f64>) -> MediaInfo {
+    MediaInfo {
+        source: format!("https://example.org/{seed}"),
+        content_sha256: sha256_hex(seed.as_bytes()),
+        bytes: 1000,
+        format: if duration_s.is_some() {
+            "mp4/h264".into()
+        } else {
+            "jpeg".into()
+        },
+        width: w,
+        height: h,
+        duration_s,
+        frame_rate: duration_s.map(|_| 24.0),
+    }
+}
+
+fn poster_stats(
+    faces: &[Face],
+    w: f32,
+    h: f32,
+    attribute: &str,
+    labels: &[&str],
+) -> PosterAttributeStats {
+    let label = |f: &Face| {
+        f.attribute(attribute)
+            .map_or("unknown".to_string(), |a| a.label.clone())
+    };
+    let total_area: f32 = faces.iter().map(|f| f.bbox.area()).sum();
+    let largest = faces
+        .iter()
+        .max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()));
+    let categories = labels
+        .iter()
+        .map(|&c| {
+            let members: Vec<&Face> = faces.iter().filter(|f| label(f) == c).collect();
+            let area: f32 = members.iter().map(|f| f.bbox.area()).sum();
+            PosterCategoryStats {
+                category: c.into(),
+                faces: members.len() as u32,
+                soft_count: faces
+                    .iter()
+                    .map(|f| f64::from(f.attribute(attribute).map_or(0.0, |a| a.probability(c))))
+                    .sum(),
+                face_area_share: if total_area > 0.0 {
+                    f64::from(area / total_area)
+                } else {
+                    0.0
+                },
+                has_largest_face: largest.is_some_and(|f| label(f) == c),
+                faces_upper_third: members
+                    .iter()
+                    .filter(|f| f.bbox.center().1 < h / 3.0)
+                    .count() as u32,
+                faces_central_third: members
+                    .iter()
+                    .filter(|f| {
+                        let (x, y) = f.bbox.center();
+                        x >= w / 3.0 && x < 2.0 * w / 3.0 && y >= h / 3.0 && y < 2.0 * h / 3.0
+                    })
+                    .count() as u32,
+            }
+        })
+        .collect();
+    PosterAttributeStats {
+        attribute: attribute.into(),
+        total_faces: faces.len() as u32,
+        unknown: faces.iter().filter(|f| label(f) == "unknown").count() as u32,
+        categories,
+    }
+}
+
+fn poster(seed: &str, faces: Vec<Face>, prov: Provenance) -> Analysis {
+    let (w, h) = (1000.0, 1500.0);
+    let statistics = vec![
+        poster_stats(&faces, w, h, "gender", &["female", "male", "unknown"]),
+        poster_stats(&faces, w, h, "origin", &["unknown"]),
+    ];
+    Analysis::Poster(PosterAnalysis {
+        media: media(seed, 1000, 1500, None),
+        faces,
+        statistics,
+        provenance: prov,
+    })
+}
+
+fn person(id: u32, p_female: f32, frames: &[usize], sample_rate: f64) -> Person {
+    let screen = frames.len() as f64 / sample_rate;
+    let first = frames[0] as f64 / sample_rate;
+    Person {
+        id,
+        attributes: vec![
+            gender(p_female, 80.0),
+            AttributeEstimate::not_configured("origin"),
+        ],
+        age: None,
+        first_seen_s: first,
+        last_seen_s: *frames.last().unwrap() as f64 / sample_rate,
+        screen_time_s: screen,
+        prominence_s: screen * 0.1,
+        frames: frames.len() as u32,
+        tracks: 1,
+        key_frame_s: first,
+        key_box: BoundingBox {
+            x: 100.0,
+            y: 100.0,
+            width: 80.0,
+            height: 80.0,
+        },
+        median_face_px: 80.0,
+    }
+}
+
+/// A trailer from (p_female, frames seen) per person; person ids from 1.
+fn trailer(
+    seed: &str,
+    spec: &[(f32, std::ops::Range<usize>)],
+    sampled_frames: u32,
+    prov: Provenance,
+) -> Analysis {
+    let rate = 2.0;
+    let persons: Vec<Person> = spec
+        .iter()
+        .enumerate()
+        .map(|(i, (p, frames))| person(i as u32 + 1, *p, &frames.clone().collect::<Vec<_>>(), rate))
+        .collect();
+    let timeline: Vec<TimelineFrame> = (0..sampled_frames as usize)
+        .map(|k| TimelineFrame {
+            t: k as f64 / rate,
+            persons: spec
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, r))| r.contains(&k))
+                .map(|(i, _)| i as u32 + 1)
+                .collect(),
+            gender_counts: BTreeMap::new(),
+        })
+        .collect();
+    let stats = |attribute: &str, labels: &[&str]| {
+        let label = |p: &Person| {
+            p.attribute(attribute)
+                .map_or("unknown".to_string(), |a| a.label.clone())
+        };
+        TrailerAttributeStats {
+            attribute: attribute.into(),
+            total_persons: persons.len() as u32,
+            unknown_persons: persons.iter().filter(|p| label(p) == "unknown").count() as u32,
+            categories: labels
+                .iter()
+                .map(|&c| {
+                    let members: Vec<&Person> = persons.iter().filter(|p| label(p) == c).collect();
+                    let frames = timeline
+                        .iter()
+                        .filter(|f| {
+                            f.persons
+                                .iter()
+                                .any(|id| members.iter().any(|m| m.id == *id))
+                        })
+                        .count();
+                    TrailerCategoryStats {
+                        category: c.into(),
+                        persons: members.len() as u32,
+                        soft_persons: persons
+                            .iter()
+                            .map(|p| {
+                                f64::from(p.attribute(attribute).map_or(0.0, |a| a.probability(c)))
+                            })
+                            .sum(),
+                        screen_time_s: frames as f64 / rate,
+                        person_seconds: members.iter().map(|p| p.screen_time_s).sum(),
+                        frame_share: frames as f64 / f64::from(sampled_frames),
+                        prominence_s: members.iter().map(|p| p.prominence_s).sum(),
+                        first_appearance_s: members
+                            .iter()
+                            .map(|p| p.first_seen_s)
+                            .min_by(f64::total_cmp),
+                    }
+                })
+                .collect(),
+        }
+    };
+    let statistics = vec![
+        stats("gender", &["female", "male", "unknown"]),
+        stats("origin", &["unknown"]),
+    ];
+    Analysis::Trailer(TrailerAnalysis {
+        media: media(seed, 1920, 1080, Some(f64::from(sampled_frames) / rate)),
+        analysed_duration_s: f64::from(sampled_frames) / rate,
+        sampled_frames,
+        sample_rate: rate,
+        shot_cuts_s: vec![10.0],
+        decode: DecodeReport::default(),
+        persons,
+        statistics,
+        timeline,
+        provenance: prov,
+    })
+}
+
+fn ctx(
+    title: &str,
+    year: i32,
+    imdb: Option<&str>,
+    festival: Option<(&str, i32, &str)>,
+) -> MediaContext {
+    MediaContext {
+        film: Some(Film {
+            title: title.into(),
+            year: Some(year),
+            imdb_id: imdb.map(String::from),
+            ..Film::default()
+        }),
+        festival: festival.map(|(f, e, s)| FestivalSelection {
+            festival: f.into(),
+            edition: e,
+            section: Some(s.into()),
+        }),
+        job_id: None,
+    }
+}
+
+/// Film, attribute, category, poster faces, persons share, screen-time share (as text).
+type FigureRow = (String, String, String, i64, Option<String>, Option<String>);
+
+const CANNES: &str = "Festival de Cannes";
+
+fn alpha_ctx() -> MediaContext {
+    ctx(
+        "Alpha",
+        2026,
+        Some("tt0000001"),
+        Some((CANNES, 2026, "Compétition")),
+    )
+}
+
+/// Alpha's poster: two women, one man, one face too small to decide (20 px).
+fn alpha_poster(prov: Provenance) -> Analysis {
+    let faces = vec![
+        face(400.0, 100.0, 100.0, 0.95),
+        face(100.0, 600.0, 50.0, 0.9),
+        face(600.0, 600.0, 100.0, 0.05),
+        face(900.0, 1400.0, 20.0, 0.6),
+    ];
+    poster("alpha-poster", faces, prov)
+}
+
+/// Alpha's trailer: a woman 10 s, a man 20 s, an undecided person 5 s (2 samples/s).
+fn alpha_trailer(prov: Provenance) -> Analysis {
+    trailer(
+        "alpha-trailer",
+        &[(0.9, 0..20), (0.1, 0..40), (0.5, 40..50)],
+        60,
+        prov,
+    )
+}
+
+async fn seed(store: &Store) {
+    let t = Timings::default();
+    let p = provenance("yunet-2023mar");
+    store
+        .record_analysis(&alpha_poster(p.clone()), &alpha_ctx(), &t)
+        .await
+        .unwrap();
+    store
+        .record_analysis(&alpha_trailer(p.clone()), &alpha_ctx(), &t)
+        .await
+        .unwrap();
+    let beta = ctx("Beta", 2026, None, Some((CANNES, 2026, "Compétition")));
+    let beta_faces = vec![
+        face(100.0, 100.0, 100.0, 0.1),
+        face(300.0, 300.0, 50.0, 0.2),
+    ];
+    store
+        .record_analysis(&poster("beta-poster", beta_faces, p.clone()), &beta, &t)
+        .await
+        .unwrap();
+    let gamma = ctx(
+        "Gamma",
+        2025,
+        None,
+        Some((CANNES, 2025, "Un Certain Regard")),
+    );
+    store
+        .record_analysis(
+            &poster(
+                "gamma-poster",
+                vec![face(10.0, 10.0, 80.0, 0.97)],
+                p.clone(),
+            ),
+            &gamma,
+            &t,
+        )
+        .await
+        .unwrap();
+    let gamma_trailer = trailer(
+        "gamma-trailer",
+        &[(0.92, 0..12), (0.88, 10..18)],
+        20,
+        p.clone(),
+    );
+    store
+        .record_analysis(&gamma_trailer, &gamma, &t)
+        .await
+        .unwrap();
+    let delta = ctx("Delta", 2026, None, None);
+    store
+        .record_analysis(&poster("delta-poster", vec![], p.clone()), &delta, &t)
+        .await
+        .unwrap();
+    let broken = FailedMedia {
+        source: "https://example.org/broken.jpg".into(),
+        content_sha256: None,
+        kind: Some(MediaRole::Poster),
+    };
+    store
+        .record_failure(
+            &broken,
+            &p,
+            &delta,
+            "fetch_http_404",
+            "HTTP 404 for https://example.org/broken.jpg",
+        )
+        .await
+        .unwrap();
+}
+
+async fn scalar_i64(store: &Store, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+async fn question(store: &Store, file: &str) -> Vec<sqlx::postgres::PgRow> {
+    let path = format!(
+        "{}/docker/metabase/questions/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let sql = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(store.pool())
+        .await
+        .unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+// ---------- tests ----------
+
+#[tokio::test]
+async fn migrations_apply_to_empty_then_migrated_database_and_concurrently() {
+    let db = TestDb::new().await;
+    let other = db.another_store().await;
+    let (a, b) = tokio::join!(db.store.migrate(), other.migrate());
+    a.expect("first concurrent migrate");
+    b.expect("second concurrent migrate");
+    db.store
+        .migrate()
+        .await
+        .expect("migrate an already migrated database");
+
+    let applied = scalar_i64(
+        &db.store,
+        "SELECT count(*) FROM regard._sqlx_migrations WHERE success",
+    )
+    .await;
+    assert_eq!(applied, 2);
+    let outside: i64 = scalar_i64(
+        &db.store,
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema NOT IN ('regard', 'pg_catalog', 'information_schema')",
+    )
+    .await;
+    assert_eq!(outside, 0, "regard must create nothing outside its schema");
+
+    // A newer worker applied a migration this binary does not know: still starts.
+    sqlx::query(
+        "INSERT INTO regard._sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (99999999, 'from a newer worker', true, '\\x00'::bytea, 0)",
+    )
+    .execute(db.store.pool())
+    .await
+    .unwrap();
+    db.store
+        .migrate()
+        .await
+        .expect("migrate with an unknown newer migration applied");
+}
+
+#[tokio::test]
+async fn every_view_and_saved_question_returns_the_seeded_figures() {
+    let db = TestDb::migrated().await;
+    seed(&db.store).await;
+    let s = &db.store;
+
+    let views: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.views WHERE table_schema = 'regard' ORDER BY 1",
+    )
+    .fetch_all(s.pool())
+    .await
+    .unwrap();
+    assert_eq!(views.len(), 10, "{views:?}");
+    for v in &views {
+        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM regard.{v}")))
+            .fetch_all(s.pool())
+            .await
+            .unwrap_or_else(|e| panic!("view {v}: {e}"));
+        let commented: bool = sqlx::query_scalar(
+            "SELECT obj_description(('regard.' || $1)::regclass, 'pg_class') IS NOT NULL",
+        )
+        .bind(v)
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+        assert!(commented, "view {v} has no COMMENT");
+    }
+
+    // Cannes 2026 competition posters: Alpha (2 women, 1 man, 1 unknown) + Beta (2 men).
+    let rows = question(s, "women_share_posters_cannes_2026_competition.sql").await;
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!(r.get::<i64, _>("films"), 2);
+    assert_eq!(r.get::<Option<i64>, _>("women_faces"), Some(2));
+    assert_eq!(r.get::<i64, _>("faces_decided"), 5);
+    assert_eq!(r.get::<i64, _>("faces_unknown"), 1);
+    assert!(close(r.get("women_share"), 0.4));
+    // Women's face area 100²+50² over decided area 100²+50²+100²+100²+50².
+    assert!(close(r.get("women_face_area_share"), 12_500.0 / 35_000.0));
+    assert!(close(r.get("unknown_face_area_px"), 400.0));
+
+    // Trailers per year: 2025 Gamma (2 women), 2026 Alpha (1 woman, 1 man, 1 unknown).
+    let rows = question(s, "women_share_trailers_by_year.sql").await;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].get::<Option<i32>, _>("film_year"), Some(2025));
+    assert!(close(rows[0].get("women_share"), 1.0));
+    assert!(close(rows[0].get("women_person_seconds"), 10.0));
+    let y26 = &rows[1];
+    assert_eq!(y26.get::<i64, _>("women"), 1);
+    assert_eq!(y26.get::<i64, _>("persons_decided"), 2);
+    assert_eq!(y26.get::<i64, _>("persons_unknown"), 1);
+    assert!(close(y26.get("women_share"), 0.5));
+    assert!(close(y26.get("women_person_seconds"), 10.0));
+    assert!(close(y26.get("person_seconds_decided"), 30.0));
+    assert!(close(y26.get("person_seconds_unknown"), 5.0));
+    assert!(close(y26.get("women_screen_time_share"), 1.0 / 3.0));
+
+    // Per film, posters and trailers side by side.
+    let rows = question(s, "women_per_film_posters_and_trailers.sql").await;
+    let titles: Vec<String> = rows.iter().map(|r| r.get("film_title")).collect();
+    assert_eq!(titles, ["Alpha", "Beta", "Delta", "Gamma"]);
+    assert!(close(rows[0].get("poster_women_share"), 2.0 / 3.0));
+    assert!(close(rows[0].get("trailer_women_share"), 0.5));
+    assert!(close(rows[1].get("poster_women_share"), 0.0));
+    assert_eq!(
+        rows[1].get::<Option<f64>, _>("trailer_women_share"),
+        None,
+        "Beta has no trailer"
+    );
+    assert_eq!(
+        rows[2].get::<Option<f64>, _>("poster_women_share"),
+        None,
+        "Delta's poster has no face"
+    );
+
+    let rows = question(s, "perceived_origin_coded_by_film.sql").await;
+    let alpha: Vec<_> = rows
+        .iter()
+        .filter(|r| r.get::<String, _>("film_title") == "Alpha")
+        .collect();
+    assert_eq!(
+        alpha.len(),
+        1,
+        "no coder labels yet: origin is unknown only"
+    );
+    assert_eq!(alpha[0].get::<i64, _>("poster_faces_unknown"), 4);
+    assert_eq!(alpha[0].get::<i64, _>("trailer_persons_unknown"), 3);
+
+    let rows = question(s, "failed_analyses.sql").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<String, _>("error_code"), "fetch_http_404");
+    assert_eq!(
+        rows[0].get::<Option<String>, _>("film_title").as_deref(),
+        Some("Delta")
+    );
+
+    let rows = question(s, "quality_summary.sql").await;
+    let q = &rows[0];
+    assert_eq!(q.get::<i64, _>("analysed_media"), 6);
+    assert_eq!(q.get::<i64, _>("failed_analyses"), 1);
+    assert_eq!(q.get::<i64, _>("posters_without_face"), 1);
+    assert_eq!(q.get::<i64, _>("trailers_without_person"), 0);
+    assert_eq!(q.get::<i64, _>("faces_and_persons"), 12);
+    assert_eq!(q.get::<i64, _>("gender_unknown"), 2);
+    assert!(close(q.get("gender_unknown_share"), 2.0 / 12.0));
+
+    // Every saved question runs (the loop catches files added later without assertions).
+    let dir = format!("{}/docker/metabase/questions", env!("CARGO_MANIFEST_DIR"));
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.ends_with(".sql") {
+            question(s, &name).await;
+            files += 1;
+        }
+    }
+    assert_eq!(files, 6);
+
+    // The edition view counts each film once; the person view says where labels come from.
+    let women: i64 = scalar_i64(
+        s,
+        "SELECT poster_faces FROM regard.festival_edition_representation
+         WHERE festival = 'Festival de Cannes' AND edition = 2025 AND attribute = 'gender' AND category = 'female'",
+    )
+    .await;
+    assert_eq!(women, 1);
+    let model_decided = scalar_i64(
+        s,
+        "SELECT count(*) FROM regard.person_labels WHERE gender_source = 'model'",
+    )
+    .await;
+    assert_eq!(model_decided, 10);
+}
+
+#[tokio::test]
+async fn the_same_result_written_twice_or_concurrently_is_stored_once() {
+    let db = TestDb::migrated().await;
+    let other = db.another_store().await;
+    let analysis = alpha_trailer(provenance("yunet-2023mar"));
+    let t = Timings::default();
+    let c = alpha_ctx();
+    let (a, b) = tokio::join!(
+        db.store.record_analysis(&analysis, &c, &t),
+        other.record_analysis(&analysis, &c, &t)
+    );
+    let (a, b) = (a.expect("writer a"), b.expect("writer b"));
+    assert_eq!(a.analysis_id, b.analysis_id);
+    assert!(
+        a.new ^ b.new,
+        "exactly one writer stores the result: {a:?} {b:?}"
+    );
+    let again = db
+        .store
+        .record_analysis(&analysis, &alpha_ctx(), &t)
+        .await
+        .unwrap();
+    assert_eq!((again.analysis_id, again.new), (a.analysis_id, false));
+
+    // Same bytes at another URL: still the same result.
+    let mut moved = analysis.clone();
+    if let Analysis::Trailer(t) = &mut moved {
+        t.media.source = "https://mirror.example.org/alpha.mp4".into();
+    }
+    assert!(
+        !db.store
+            .record_analysis(&moved, &alpha_ctx(), &t)
+            .await
+            .unwrap()
+            .new
+    );
+
+    assert_eq!(
+        scalar_i64(&db.store, "SELECT count(*) FROM regard.analysis").await,
+        1
+    );
+    assert_eq!(
+        scalar_i64(&db.store, "SELECT count(*) FROM regard.person").await,
+        3
+    );
+    assert_eq!(
+        scalar_i64(&db.store, "SELECT count(*) FROM regard.representation").await,
+        4
+    );
+    assert_eq!(
+        scalar_i64(&db.store, "SELECT count(*) FROM regard.film").await,
+        1
+    );
+    assert_eq!(
+        scalar_i64(&db.store, "SELECT count(*) FROM regard.film_selection").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_new_model_set_adds_an_analysis_and_the_views_use_the_latest() {
+    let db = TestDb::migrated().await;
+    let t = Timings::default();
+    let old = db
+        .store
+        .record_analysis(&alpha_poster(provenance("yunet-2023mar")), &alpha_ctx(), &t)
+        .await
+        .unwrap();
+    // The new detector finds only the two women.
+    let newer = poster(
+        "alpha-poster",
+        vec![
+            face(400.0, 100.0, 100.0, 0.95),
+            face(100.0, 600.0, 50.0, 0.9),
+        ],
+        provenance("yunet-2026"),
+    );
+    let new = db
+        .store
+        .record_analysis(&newer, &alpha_ctx(), &t)
+        .await
+        .unwrap();
+    assert!(new.new);
+    assert_ne!(old.analysis_id, new.analysis_id);
+    assert_eq!(
+        scalar_i64(
+            &db.store,
+            "SELECT count(*) FROM regard.analysis WHERE status = 'succeeded'"
+        )
+        .await,
+        2
+    );
+
+    let (latest, women, decided): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT analysis_id FROM regard.latest_analysis), poster_faces, poster_faces_decided
+         FROM regard.film_representation WHERE attribute = 'gender' AND category = 'female'",
+    )
+    .fetch_one(db.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(latest, new.analysis_id.0);
+    assert_eq!((women, decided), (2, 2));
+}
+
+#[tokio::test]
+async fn failures_are_recorded_replaced_by_a_success_and_never_replace_one() {
+    let db = TestDb::migrated().await;
+    let s = &db.store;
+    let prov = provenance("yunet-2023mar");
+    let analysis = alpha_poster(prov.clone());
+    let sha = analysis.media().content_sha256.clone();
+    let failed = FailedMedia {
+        source: analysis.media().source.clone(),
+        content_sha256: Some(sha),
+        kind: Some(MediaRole::Poster),
+    };
+
+    let f1 = s
+        .record_failure(
+            &failed,
+            &prov,
+            &alpha_ctx(),
+            "decode_error",
+            "truncated JPEG",
+        )
+        .await
+        .unwrap();
+    assert!(f1.new);
+    let f2 = s
+        .record_failure(
+            &failed,
+            &prov,
+            &alpha_ctx(),
+            "decode_error",
+            "truncated JPEG again",
+        )
+        .await
+        .unwrap();
+    assert_eq!((f2.analysis_id, f2.new), (f1.analysis_id, false));
+    let (status, attempts): (String, i32) =
+        sqlx::query_as("SELECT status, attempts FROM regard.analysis")
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), attempts), ("failed", 2));
+
+    let ok = s
+        .record_analysis(&analysis, &alpha_ctx(), &Timings::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (ok.analysis_id, ok.new),
+        (f1.analysis_id, true),
+        "the success replaces the failure in place"
+    );
+    let after = s
+        .record_failure(&failed, &prov, &alpha_ctx(), "timeout", "deadline")
+        .await
+        .unwrap();
+    assert_eq!((after.analysis_id, after.new), (ok.analysis_id, false));
+    let (status, code): (String, Option<String>) =
+        sqlx::query_as("SELECT status, error_code FROM regard.analysis")
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), code), ("succeeded", None));
+    assert_eq!(scalar_i64(s, "SELECT count(*) FROM regard.person").await, 4);
+
+    // A download that failed before hashing: retries keep one row per URL.
+    let unhashed = FailedMedia {
+        source: "https://example.org/gone.jpg".into(),
+        content_sha256: None,
+        kind: None,
+    };
+    s.record_failure(
+        &unhashed,
+        &prov,
+        &MediaContext::default(),
+        "fetch_http_404",
+        "404",
+    )
+    .await
+    .unwrap();
+    s.record_failure(
+        &unhashed,
+        &prov,
+        &MediaContext::default(),
+        "fetch_http_404",
+        "404",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        scalar_i64(s, "SELECT count(*) FROM regard.quality_failed_analyses").await,
+        1
+    );
+
+    let bad = FailedMedia {
+        source: "x".into(),
+        content_sha256: Some("not-a-sha".into()),
+        kind: None,
+    };
+    let err = s
+        .record_failure(&bad, &prov, &MediaContext::default(), "e", "m")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid { .. }) && !err.is_retryable(),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn coder_labels_change_the_origin_figures_and_a_bad_file_imports_nothing() {
+    let db = TestDb::migrated().await;
+    let s = &db.store;
+    seed(s).await;
+
+    let todo = s
+        .persons_to_code(
+            &FilmFilter {
+                title_contains: Some("alph".into()),
+                ..FilmFilter::default()
+            },
+            "origin",
+        )
+        .await
+        .unwrap();
+    assert_eq!(todo.len(), 7, "4 poster faces + 3 trailer persons of Alpha");
+    assert!(
+        todo.iter()
+            .all(|p| p.model_label == "unknown" && p.film_title.as_deref() == Some("Alpha"))
+    );
+    let id = |kind: &str, number: i32| {
+        todo.iter()
+            .find(|p| p.media_kind == kind && p.number == number)
+            .map(|p| p.person_id)
+            .unwrap()
+    };
+    let trailer_woman = todo
+        .iter()
+        .find(|p| p.media_kind == "trailer" && p.number == 1)
+        .unwrap();
+    assert_eq!(trailer_woman.key_frame_s, Some(0.0));
+
+    // Unknown person, label outside the scheme, duplicate: all reported, nothing imported.
+    let bad = format!(
+        "person_id,attribute,label\n{},origin,placeholder_a\n999999,origin,placeholder_a\n{},origin,invented\n{},origin,placeholder_b\n",
+        id("trailer", 1),
+        id("trailer", 2),
+        id("trailer", 1),
+    );
+    let err = s
+        .import_labels(bad.as_bytes(), "coder-1")
+        .await
+        .unwrap_err();
+    let StoreError::LabelsRejected(lines) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        lines.iter().map(|l| l.line).collect::<Vec<_>>(),
+        [3, 4, 5],
+        "{err}"
+    );
+    assert_eq!(
+        scalar_i64(s, "SELECT count(*) FROM regard.coder_label").await,
+        0
+    );
+
+    // The export format comes back filled in; extra columns are ignored, empty labels skipped.
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    for mut p in todo.clone() {
+        p.label = match (p.media_kind.as_str(), p.number) {
+            ("trailer", 1) | ("poster", 1) => "placeholder_a".into(),
+            ("trailer", 2) => "placeholder_b".into(),
+            _ => String::new(),
+        };
+        csv.serialize(&p).unwrap();
+    }
+    let summary = s
+        .import_labels(csv.into_inner().unwrap().as_slice(), "coder-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        (summary.labels, summary.skipped_empty, summary.recomputed),
+        (3, 4, 2)
+    );
+
+    let rows = question(s, "perceived_origin_coded_by_film.sql").await;
+    let alpha: BTreeMap<String, (i64, i64, i64, i64)> = rows
+        .iter()
+        .filter(|r| r.get::<String, _>("film_title") == "Alpha")
+        .map(|r| {
+            (
+                r.get("perceived_origin"),
+                (
+                    r.get("poster_faces"),
+                    r.get("trailer_persons"),
+                    r.get("trailer_persons_unknown"),
+                    r.get("coded_persons"),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(alpha["placeholder_a"], (1, 1, 1, 3));
+    assert_eq!(alpha["placeholder_b"], (0, 1, 1, 3));
+    assert_eq!(alpha["unknown"], (3, 1, 1, 3));
+    let share: f64 = sqlx::query_scalar(
+        "SELECT trailer_screen_time_share FROM regard.film_representation
+         WHERE film_title = 'Alpha' AND attribute = 'origin' AND category = 'placeholder_a'",
+    )
+    .fetch_one(s.pool())
+    .await
+    .unwrap();
+    assert!(close(share, 10.0 / 30.0));
+    let coded = scalar_i64(
+        s,
+        "SELECT count(*) FROM regard.person_labels WHERE origin_source = 'coder'",
+    )
+    .await;
+    assert_eq!(coded, 3);
+    let left = s
+        .persons_to_code(&FilmFilter::default(), "origin")
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 12 - 3);
+}
+
+#[tokio::test]
+async fn retention_deletes_persons_but_keeps_the_representation_figures() {
+    let db = TestDb::migrated().await;
+    let s = &db.store;
+    seed(s).await;
+    let figures = "SELECT film_title, attribute, category, poster_faces, trailer_persons_share::text, trailer_screen_time_share::text
+                   FROM regard.film_representation ORDER BY 1, 2, 3";
+    let before: Vec<FigureRow> = sqlx::query_as(figures).fetch_all(s.pool()).await.unwrap();
+
+    // Age the Gamma analyses by 400 days; a 365-day retention removes only their persons.
+    sqlx::query(
+        "UPDATE regard.analysis SET recorded_at = now() - interval '400 days'
+         WHERE media_id IN (SELECT media_id FROM regard.film_media JOIN regard.film USING (film_id) WHERE title = 'Gamma')",
+    )
+    .execute(s.pool())
+    .await
+    .unwrap();
+    let purged = s
+        .purge_persons_older_than(Duration::from_secs(365 * 86_400))
+        .await
+        .unwrap();
+    assert_eq!((purged.persons_deleted, purged.analyses_stripped), (3, 2));
+    assert_eq!(
+        scalar_i64(s, "SELECT count(*) FROM regard.person").await,
+        12 - 3
+    );
+    let stripped = scalar_i64(
+        s,
+        "SELECT count(*) FROM regard.analysis WHERE persons_purged_at IS NOT NULL
+         AND NOT (result ? 'faces') AND NOT (result ? 'persons') AND NOT (result ? 'timeline')",
+    )
+    .await;
+    assert_eq!(stripped, 2);
+
+    let all = s.purge_persons_older_than(Duration::ZERO).await.unwrap();
+    assert_eq!(all.persons_deleted, 9);
+    assert_eq!(scalar_i64(s, "SELECT count(*) FROM regard.person").await, 0);
+    let after: Vec<FigureRow> = sqlx::query_as(figures).fetch_all(s.pool()).await.unwrap();
+    assert!(!before.is_empty());
+    assert_eq!(before, after);
+}
+
+#[tokio::test]
+async fn no_table_can_hold_an_image_or_an_embedding() {
+    let db = TestDb::migrated().await;
+    let suspicious: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns
+         WHERE table_schema = 'regard'
+           -- sqlx's own bookkeeping: the checksum of each migration file.
+           AND NOT (table_name = '_sqlx_migrations' AND column_name = 'checksum')
+           AND (data_type IN ('bytea', 'ARRAY', 'USER-DEFINED')
+                OR column_name ~* '(embedding|vector|descriptor|crop|chip|image|pixels|thumbnail)')",
+    )
+    .fetch_all(db.store.pool())
+    .await
+    .unwrap();
+    assert!(suspicious.is_empty(), "{suspicious:?}");
+    let columns = scalar_i64(
+        &db.store,
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'regard'",
+    )
+    .await;
+    assert!(
+        columns > 50,
+        "the query must look at regard's columns ({columns})"
+    );
+}
+
+#[tokio::test]
+async fn a_down_server_is_a_clear_retryable_error() {
+    let err = Store::connect("postgres://postgres:secret@127.0.0.1:1/postgres")
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("127.0.0.1:1/postgres") && !text.contains("secret"),
+        "{text}"
+    );
+    assert!(err.is_retryable());
+}
