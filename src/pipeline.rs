@@ -7,7 +7,7 @@ use crate::domain::{
 };
 use crate::media::fetch::FetchedMedia;
 use crate::media::image::decode_image;
-use crate::media::video::{SamplerOptions, VideoSampler};
+use crate::media::video::{SamplerOptions, VideoError, VideoSampler};
 use crate::media::MediaError;
 use crate::report::pictures::{SheetFrame, annotate_faces, contact_sheet, timeline_chart};
 use crate::stats;
@@ -39,6 +39,8 @@ pub enum PipelineError {
     #[error(transparent)]
     Media(#[from] MediaError),
     #[error(transparent)]
+    Video(#[from] VideoError),
+    #[error(transparent)]
     Vision(#[from] VisionError),
     #[error("{input}: {source}")]
     Track { input: String, source: TrackError },
@@ -51,6 +53,7 @@ impl PipelineError {
     pub fn code(&self) -> &'static str {
         match self {
             PipelineError::Media(e) => e.code(),
+            PipelineError::Video(e) => e.code(),
             PipelineError::Vision(_) => "inference_failed",
             PipelineError::Track { source, .. } => source.code(),
             PipelineError::Panic { .. } => "internal_panic",
@@ -61,6 +64,7 @@ impl PipelineError {
     pub fn is_retryable(&self) -> bool {
         match self {
             PipelineError::Media(e) => e.is_retryable(),
+            PipelineError::Video(e) => e.is_retryable(),
             PipelineError::Vision(e) => e.is_retryable(),
             PipelineError::Track { source, .. } => source.is_retryable(),
             PipelineError::Panic { .. } => false,
@@ -197,15 +201,10 @@ impl Pipeline {
     ) -> Result<AnalysisOutput, PipelineError> {
         let s = &self.settings;
         let opts = SamplerOptions {
-            sample_rate: s.sample_rate,
-            max_duration_s: self.limits.max_video_duration_s,
-            max_frames: self.limits.max_video_frames,
-            max_input_side: self.limits.max_video_side,
-            max_output_side: 1920,
-            deadline: Some(Instant::now() + self.limits.analysis_deadline),
             threads: self.decoder_threads,
+            ..SamplerOptions::from_config(s, &self.limits, Instant::now())
         };
-        let mut sampler = VideoSampler::open(&media.source, &media.path, &opts).map_err(|e| MediaError::from_video(&media.source, e))?;
+        let mut sampler = VideoSampler::open(&media.source, &media.path, &opts)?;
         let info = sampler.info().clone();
         let total_s = info.duration_s.unwrap_or(0.0).min(opts.max_duration_s);
         let interval = 1.0 / s.sample_rate;
@@ -217,7 +216,7 @@ impl Pipeline {
         let mut sheet: Vec<(usize, f64, RgbImage, f32, Vec<Face>)> = Vec::new();
         let mut index = 0usize;
         for frame in &mut sampler {
-            let frame = frame.map_err(|e| MediaError::from_video(&media.source, e))?;
+            let frame = frame?;
             let faces = self.perceive_faces(&frame.image)?;
             let embeddings = if faces.is_empty() {
                 Vec::new()

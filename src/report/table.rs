@@ -49,7 +49,8 @@ impl TextTable {
 }
 
 pub fn percent(x: f64) -> String {
-    format!("{:.1}%", x * 100.0)
+    // + 0.0 turns -0.0 into 0.0 so that no "-0.0%" is printed.
+    format!("{:.1}%", x * 100.0 + 0.0)
 }
 
 /// "41.0% [28.3–55.1]", or "–" when there is nothing to share.

@@ -16,7 +16,8 @@ use detect::{
     resize_area, window_to_source,
 };
 use image::RgbImage;
-use manifest::{ModelManifest, ModelRole, ModelSpec, OutputKind, read_verified, sha256_file};
+pub use manifest::ModelManifest;
+use manifest::{ModelRole, ModelSpec, OutputKind, read_verified, sha256_file};
 use ndarray::{Array2, ArrayView4};
 use ort::environment::Environment;
 use ort::session::Session;
