@@ -21,6 +21,9 @@ pub struct AnalysisSettings {
     pub min_reliable_face_px: f32,
     /// Below this top probability a categorical attribute is `unknown` (low_confidence).
     pub min_attribute_confidence: f32,
+    /// Average each face's perceived attributes with those of its mirror image.
+    #[serde(default = "default_true")]
+    pub mirror_average: bool,
     /// Upper edges (exclusive) of the age bands, in years: [18, 30, 45, 60] gives
     /// 0-17, 18-29, 30-44, 45-59, 60+.
     pub age_band_edges: Vec<u32>,
@@ -48,6 +51,7 @@ impl Default for AnalysisSettings {
             min_face_px: 16.0,
             min_reliable_face_px: 40.0,
             min_attribute_confidence: 0.75,
+            mirror_average: true,
             age_band_edges: vec![18, 30, 45, 60],
             sample_rate: 2.0,
             min_track_frames: 2,
@@ -55,6 +59,10 @@ impl Default for AnalysisSettings {
             shot_cut_distance: default_shot_cut_distance(),
         }
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl AnalysisSettings {

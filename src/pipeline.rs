@@ -166,7 +166,7 @@ impl Pipeline {
     fn perceive_faces(&self, image: &RgbImage) -> Result<Vec<Face>, PipelineError> {
         let s = &self.settings;
         let detections = self.vision.detect(image, s.detection_score_threshold, s.nms_iou, s.min_face_px)?;
-        let perceptions = self.vision.perceive(image, &detections)?;
+        let perceptions = self.vision.perceive_with(image, &detections, s.mirror_average)?;
         Ok(detections.iter().zip(perceptions).map(|(d, p)| self.face_from(d, p)).collect())
     }
 

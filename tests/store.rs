@@ -208,6 +208,8 @@ fn poster_stats(
                         x >= w / 3.0 && x < 2.0 * w / 3.0 && y >= h / 3.0 && y < 2.0 * h / 3.0
                     })
                     .count() as u32,
+                share: 0.0,
+                share_interval: None,
             }
         })
         .collect();
@@ -323,6 +325,10 @@ fn trailer(
                             .iter()
                             .map(|p| p.first_seen_s)
                             .min_by(f64::total_cmp),
+                        share: 0.0,
+                        share_interval: None,
+                        screen_time_share: 0.0,
+                        screen_time_share_interval: None,
                     }
                 })
                 .collect(),

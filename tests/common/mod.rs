@@ -1,0 +1,45 @@
+//! Shared set-up of the end-to-end tests: the real models, the committed fixtures and truth.
+#![allow(dead_code)]
+
+use regard::config::{AnalysisSettings, Limits};
+use regard::domain::Analysis;
+use regard::evaluate::Truth;
+use regard::media::fetch::{FetchPolicy, Fetcher};
+use regard::pipeline::{AnalysisOutput, Pipeline};
+use regard::vision::{ModelManifest, Vision, VisionOptions};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One pipeline per test binary (sessions are costly to create): the default settings.
+pub fn pipeline() -> &'static Pipeline {
+    static PIPELINE: OnceLock<Pipeline> = OnceLock::new();
+    PIPELINE.get_or_init(|| {
+        let manifest = ModelManifest::load(&root().join("models/manifest.toml"))
+            .expect("model manifest (run python3 scripts/setup_models.py)");
+        manifest.verify().expect("models in place (run python3 scripts/setup_models.py)");
+        let vision = Vision::load(&manifest, &VisionOptions { intra_threads: 2, enable_sensitive: vec![], embeddings: true })
+            .expect("models load");
+        Pipeline::new(vision, AnalysisSettings::default(), Limits::default(), 2)
+    })
+}
+
+pub fn truth() -> Truth {
+    let text = std::fs::read_to_string(root().join("fixtures/truth.json")).expect("fixtures/truth.json");
+    serde_json::from_str(&text).expect("valid truth file")
+}
+
+/// Analyse a fixture (path relative to fixtures/).
+pub fn analyze_fixture(name: &str) -> Analysis {
+    analyze_path(&root().join("fixtures").join(name), false).analysis
+}
+
+pub fn analyze_path(path: &Path, want_pictures: bool) -> AnalysisOutput {
+    let fetcher = Fetcher::new(FetchPolicy::cli(Limits::default()));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let media = runtime.block_on(fetcher.fetch(&path.display().to_string())).expect("fixture readable");
+    pipeline().analyze(&media, want_pictures, &|_| {}).expect("fixture analysed")
+}
