@@ -6,13 +6,9 @@
 //! [`pipeline`] runs one media file through them; [`store`] (PostgreSQL) and [`queue`]
 //! (RabbitMQ) sit at the edges and are driven by the CLI in `main.rs`.
 
-pub mod analyze;
-pub mod bench;
-pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod media;
-pub mod pipeline;
 pub mod queue;
 pub mod report;
 pub mod stats;
