@@ -10,7 +10,6 @@ pub mod config;
 pub mod domain;
 pub mod media;
 pub mod queue;
-pub mod report;
 pub mod stats;
 pub mod store;
 pub mod track;
