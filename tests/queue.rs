@@ -481,25 +481,16 @@ async fn broker_counts_returned_deliveries_but_not_republished_copies() {
 
     // Returned by closing the channel that held it unacked.
     let other = fx.conn.create_channel().await.unwrap();
-    let m = other.basic_get(queue.as_str().into(), BasicGetOptions::default()).await.unwrap().unwrap();
+    let m = get_one(&other, &queue).await;
     assert_eq!(count(&m), 0);
     other.close(200, "drop it".into()).await.unwrap();
-    let m = timeout(Duration::from_secs(5), async {
-        loop {
-            if let Some(m) = fx.channel.basic_get(queue.as_str().into(), BasicGetOptions::default()).await.unwrap() {
-                break m;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap();
+    let m = get_one(&fx.channel, &queue).await;
     let after_close = count(&m);
     assert_eq!(after_close, 1, "closing the channel spends a delivery attempt");
 
     // Returned with nack + requeue.
     m.delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await.unwrap();
-    let m = fx.channel.basic_get(queue.as_str().into(), BasicGetOptions::default()).await.unwrap().unwrap();
+    let m = get_one(&fx.channel, &queue).await;
     let after_nack = count(&m);
     eprintln!("x-delivery-count after channel close: {after_close}, after a further nack+requeue: {after_nack}");
 
@@ -508,11 +499,25 @@ async fn broker_counts_returned_deliveries_but_not_republished_copies() {
     headers.insert(HEADER_INTERRUPTED.into(), AMQPValue::LongUInt(1));
     fx.publish_raw(&m.delivery.data, headers).await;
     m.delivery.acker.ack(BasicAckOptions::default()).await.unwrap();
-    let copy = fx.channel.basic_get(queue.as_str().into(), BasicGetOptions::default()).await.unwrap().unwrap();
+    let copy = get_one(&fx.channel, &queue).await;
     assert_eq!(count(&copy), 0);
     assert!(!copy.delivery.redelivered);
     copy.delivery.acker.ack(BasicAckOptions::default()).await.unwrap();
     fx.cleanup().await;
+}
+
+/// The next message of a queue, waiting for it to arrive.
+async fn get_one(channel: &Channel, queue: &str) -> lapin::message::BasicGetMessage {
+    timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(m) = channel.basic_get(queue.into(), BasicGetOptions::default()).await.unwrap() {
+                break m;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a message in time")
 }
 
 #[tokio::test]
@@ -542,7 +547,7 @@ async fn health_readiness_and_metrics_answer_over_http() {
 
     let publisher = Publisher::connect(&fx.url, &fx.topology).await.unwrap();
     publisher.publish(&job("ok-m")).await.unwrap();
-    wait_until("ok-m", Duration::from_secs(10), || processor.completed().len() == 1).await;
+    wait_until("ok-m settled", Duration::from_secs(10), || running.metrics.jobs(JobOutcome::Completed) == 1).await;
     let metrics = get(addr, "/metrics").await;
     assert!(metrics.contains("Content-Type: text/plain; version=0.0.4"), "{metrics}");
     assert!(metrics.contains("regard_jobs_total{outcome=\"completed\"} 1\n"), "{metrics}");
