@@ -32,7 +32,10 @@ fn amqp_url() -> String {
 }
 
 fn unique(name: &str) -> String {
-    format!("regard-test-{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+    format!(
+        "regard-test-{name}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
 }
 
 // ---------------------------------------------------------------- test processor
@@ -66,7 +69,10 @@ impl TestProcessor {
         self.calls.lock().unwrap().clone()
     }
     fn calls_for(&self, id: &str) -> Vec<Call> {
-        self.calls().into_iter().filter(|c| c.job_id == id).collect()
+        self.calls()
+            .into_iter()
+            .filter(|c| c.job_id == id)
+            .collect()
     }
     fn completed(&self) -> Vec<String> {
         self.completed.lock().unwrap().clone()
@@ -90,10 +96,18 @@ impl Processor for TestProcessor {
             "ok" => {}
             "perm" => return Err(JobError::permanent("media_corrupt", "truncated JPEG")),
             "flaky" if ctx.attempt < 3 => {
-                return Err(JobError::transient("database_unavailable", "connection refused"));
+                return Err(JobError::transient(
+                    "database_unavailable",
+                    "connection refused",
+                ));
             }
             "flaky" => {}
-            "down" => return Err(JobError::transient("database_unavailable", "connection refused")),
+            "down" => {
+                return Err(JobError::transient(
+                    "database_unavailable",
+                    "connection refused",
+                ));
+            }
             "panic" => panic!("decoder invariant broken for {id}"),
             "slow" => tokio::time::sleep(self.slow.unwrap_or(Duration::from_millis(500))).await,
             "stuck" if !self.stuck_is_fast => tokio::time::sleep(Duration::from_secs(30)).await,
@@ -106,11 +120,22 @@ impl Processor for TestProcessor {
             other => return Err(JobError::permanent("unknown_test_kind", other)),
         }
         self.completed.lock().unwrap().push(id.clone());
-        Ok(JobDone { summary: serde_json::json!({ "faces": 2, "job": id }) })
+        Ok(JobDone {
+            summary: serde_json::json!({ "faces": 2, "job": id }),
+        })
     }
 
-    async fn record_failure(&self, job: &Job, error: &JobError, attempts: u32) -> Result<(), JobError> {
-        self.failures.lock().unwrap().push((job.id.to_string(), error.code().to_string(), attempts));
+    async fn record_failure(
+        &self,
+        job: &Job,
+        error: &JobError,
+        attempts: u32,
+    ) -> Result<(), JobError> {
+        self.failures.lock().unwrap().push((
+            job.id.to_string(),
+            error.code().to_string(),
+            attempts,
+        ));
         Ok(())
     }
 
@@ -149,7 +174,12 @@ impl Fixture {
             .unwrap_or_else(|e| panic!("RabbitMQ must be running for these tests: {e}"));
         let channel = conn.create_channel().await.unwrap();
         regard::queue::setup(&url, &topology).await.unwrap();
-        Fixture { url, topology, conn, channel }
+        Fixture {
+            url,
+            topology,
+            conn,
+            channel,
+        }
     }
 
     fn config(&self, slots: u16) -> WorkerConfig {
@@ -165,15 +195,37 @@ impl Fixture {
     async fn results(&self) -> lapin::Consumer {
         let q = self
             .channel
-            .queue_declare("".into(), QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         self.channel
-            .queue_bind(q.name().clone(), self.topology.results_exchange().into(), "#".into(), QueueBindOptions::default(), FieldTable::default())
+            .queue_bind(
+                q.name().clone(),
+                self.topology.results_exchange().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         self.channel
-            .basic_consume(q.name().clone(), "".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+            .basic_consume(
+                q.name().clone(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
             .await
             .unwrap()
     }
@@ -194,8 +246,17 @@ impl Fixture {
     /// Every message now in a queue (acked), oldest first.
     async fn drain(&self, queue: &str) -> Vec<lapin::message::BasicGetMessage> {
         let mut out = Vec::new();
-        while let Some(m) = self.channel.basic_get(queue.into(), BasicGetOptions::default()).await.unwrap() {
-            m.delivery.acker.ack(BasicAckOptions::default()).await.unwrap();
+        while let Some(m) = self
+            .channel
+            .basic_get(queue.into(), BasicGetOptions::default())
+            .await
+            .unwrap()
+        {
+            m.delivery
+                .acker
+                .ack(BasicAckOptions::default())
+                .await
+                .unwrap();
             out.push(m);
         }
         out
@@ -204,7 +265,14 @@ impl Fixture {
     async fn message_count(&self, queue: &str) -> u32 {
         let q = self
             .channel
-            .queue_declare(queue.into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         q.message_count()
@@ -212,9 +280,15 @@ impl Fixture {
 
     /// The same fixture on a new connection (after a broker restart).
     async fn reconnect(self) -> Fixture {
-        let conn = regard::queue::connect(&self.url, "regard tests").await.unwrap();
+        let conn = regard::queue::connect(&self.url, "regard tests")
+            .await
+            .unwrap();
         let channel = conn.create_channel().await.unwrap();
-        Fixture { conn, channel, ..self }
+        Fixture {
+            conn,
+            channel,
+            ..self
+        }
     }
 
     async fn cleanup(self) {
@@ -237,7 +311,9 @@ fn job(id: &str) -> Job {
 
 struct Running {
     trigger: regard::queue::ShutdownTrigger,
-    task: tokio::task::JoinHandle<Result<regard::queue::worker::RunReport, regard::queue::QueueError>>,
+    task: tokio::task::JoinHandle<
+        Result<regard::queue::worker::RunReport, regard::queue::QueueError>,
+    >,
     metrics: Arc<regard::queue::Metrics>,
 }
 
@@ -245,27 +321,45 @@ fn start(worker: Worker<TestProcessor>) -> Running {
     let (trigger, shutdown) = shutdown_channel();
     let metrics = worker.metrics();
     let task = tokio::spawn(worker.run(shutdown));
-    Running { trigger, task, metrics }
+    Running {
+        trigger,
+        task,
+        metrics,
+    }
 }
 
 impl Running {
     async fn stop(self) -> regard::queue::worker::RunReport {
         self.trigger.trigger();
-        timeout(Duration::from_secs(20), self.task).await.expect("worker stops in time").unwrap().unwrap()
+        timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("worker stops in time")
+            .unwrap()
+            .unwrap()
     }
 }
 
 async fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
 async fn next_event(results: &mut lapin::Consumer) -> (String, serde_json::Value) {
-    let d = timeout(Duration::from_secs(10), results.next()).await.expect("a result event").unwrap().unwrap();
-    (d.routing_key.to_string(), serde_json::from_slice(&d.data).unwrap())
+    let d = timeout(Duration::from_secs(10), results.next())
+        .await
+        .expect("a result event")
+        .unwrap()
+        .unwrap();
+    (
+        d.routing_key.to_string(),
+        serde_json::from_slice(&d.data).unwrap(),
+    )
 }
 
 // ---------------------------------------------------------------- tests
@@ -286,16 +380,27 @@ async fn enqueued_jobs_are_processed_and_announced() {
     ];
     std::fs::write(&jsonl, lines.join("\n")).unwrap();
     let csv = dir.path().join("jobs.csv");
-    std::fs::write(&csv, "kind,source,title,job_id\nposter,/srv/m/c.jpg,C,ok-c\ntrailer,not/absolute.mp4,D,ok-d\n").unwrap();
+    std::fs::write(
+        &csv,
+        "kind,source,title,job_id\nposter,/srv/m/c.jpg,C,ok-c\ntrailer,not/absolute.mp4,D,ok-d\n",
+    )
+    .unwrap();
 
     let publisher = Publisher::connect(&fx.url, &fx.topology).await.unwrap();
     let s1 = publisher.enqueue_file(&jsonl).await.unwrap();
     assert_eq!(s1.accepted, 2);
     assert_eq!(s1.refused.len(), 1);
     assert_eq!(s1.refused[0].line, 2);
-    assert!(s1.refused[0].reason.contains("job_id") || s1.refused[0].reason.contains("missing"), "{:?}", s1.refused);
+    assert!(
+        s1.refused[0].reason.contains("job_id") || s1.refused[0].reason.contains("missing"),
+        "{:?}",
+        s1.refused
+    );
     let s2 = publisher.enqueue_file(&csv).await.unwrap();
-    assert_eq!((s2.accepted, s2.refused.len(), s2.refused[0].line), (1, 1, 3));
+    assert_eq!(
+        (s2.accepted, s2.refused.len(), s2.refused[0].line),
+        (1, 1, 3)
+    );
     publisher.publish(&job("ok-e")).await.unwrap();
     publisher.close().await.unwrap();
 
@@ -307,7 +412,10 @@ async fn enqueued_jobs_are_processed_and_announced() {
         assert_eq!(event["summary"]["faces"], 2);
         seen.insert(event["job_id"].as_str().unwrap().to_string());
     }
-    assert_eq!(seen, HashSet::from(["ok-a", "cpu-b", "ok-c", "ok-e"].map(String::from)));
+    assert_eq!(
+        seen,
+        HashSet::from(["ok-a", "cpu-b", "ok-c", "ok-e"].map(String::from))
+    );
     let mut done = processor.completed();
     done.sort();
     assert_eq!(done, ["cpu-b", "ok-a", "ok-c", "ok-e"]);
@@ -326,28 +434,62 @@ async fn malformed_and_permanently_failing_jobs_are_dead_lettered_with_reasons()
     let processor = Arc::new(TestProcessor::default());
     let running = start(Worker::new(fx.config(1), processor.clone()).unwrap());
 
-    fx.publish_raw(b"this is not json", FieldTable::default()).await;
-    fx.publish_raw(&job("perm-1").to_json(), FieldTable::default()).await;
-    fx.publish_raw(&job("ok-after").to_json(), FieldTable::default()).await;
+    fx.publish_raw(b"this is not json", FieldTable::default())
+        .await;
+    fx.publish_raw(&job("perm-1").to_json(), FieldTable::default())
+        .await;
+    fx.publish_raw(&job("ok-after").to_json(), FieldTable::default())
+        .await;
 
-    wait_until("ok-after processed", Duration::from_secs(10), || processor.completed().contains(&"ok-after".to_string())).await;
+    wait_until("ok-after processed", Duration::from_secs(10), || {
+        processor.completed().contains(&"ok-after".to_string())
+    })
+    .await;
     let (key, event) = next_event(&mut results).await;
     assert_eq!(key, "analysis.poster.failed");
-    assert_eq!((event["job_id"].as_str(), event["error_code"].as_str()), (Some("perm-1"), Some("media_corrupt")));
-    assert_eq!(next_event(&mut results).await.0, "analysis.poster.completed");
+    assert_eq!(
+        (event["job_id"].as_str(), event["error_code"].as_str()),
+        (Some("perm-1"), Some("media_corrupt"))
+    );
+    assert_eq!(
+        next_event(&mut results).await.0,
+        "analysis.poster.completed"
+    );
 
-    wait_until("two dead letters", Duration::from_secs(10), || running.metrics.dead_letters() == 2).await;
+    wait_until("two dead letters", Duration::from_secs(10), || {
+        running.metrics.dead_letters() == 2
+    })
+    .await;
     let dead = fx.drain(&fx.topology.dead_queue()).await;
     assert_eq!(dead.len(), 2);
     let h0 = dead[0].delivery.properties.headers().clone();
-    assert_eq!(header_str(h0.as_ref(), HEADER_ERROR_CODE).as_deref(), Some("job_not_json"));
-    assert!(header_str(h0.as_ref(), HEADER_ERROR).unwrap().contains("not valid JSON"));
+    assert_eq!(
+        header_str(h0.as_ref(), HEADER_ERROR_CODE).as_deref(),
+        Some("job_not_json")
+    );
+    assert!(
+        header_str(h0.as_ref(), HEADER_ERROR)
+            .unwrap()
+            .contains("not valid JSON")
+    );
     assert_eq!(dead[0].delivery.data, b"this is not json");
     let h1 = dead[1].delivery.properties.headers().clone();
-    assert_eq!(header_str(h1.as_ref(), HEADER_ERROR_CODE).as_deref(), Some("media_corrupt"));
-    assert_eq!(header_str(h1.as_ref(), HEADER_ERROR).as_deref(), Some("truncated JPEG"));
-    assert_eq!(Job::parse(&dead[1].delivery.data).unwrap().id.as_str(), "perm-1");
-    assert_eq!(*processor.failures.lock().unwrap(), [("perm-1".to_string(), "media_corrupt".to_string(), 1)]);
+    assert_eq!(
+        header_str(h1.as_ref(), HEADER_ERROR_CODE).as_deref(),
+        Some("media_corrupt")
+    );
+    assert_eq!(
+        header_str(h1.as_ref(), HEADER_ERROR).as_deref(),
+        Some("truncated JPEG")
+    );
+    assert_eq!(
+        Job::parse(&dead[1].delivery.data).unwrap().id.as_str(),
+        "perm-1"
+    );
+    assert_eq!(
+        *processor.failures.lock().unwrap(),
+        [("perm-1".to_string(), "media_corrupt".to_string(), 1)]
+    );
     assert_eq!(running.metrics.jobs(JobOutcome::Malformed), 1);
     assert_eq!(running.metrics.jobs(JobOutcome::Failed), 1);
     running.stop().await;
@@ -363,28 +505,57 @@ async fn transient_failures_are_retried_after_a_delay_then_succeed_or_are_dead_l
     publisher.publish(&job("flaky-1")).await.unwrap();
     publisher.publish(&job("down-1")).await.unwrap();
 
-    wait_until("flaky-1 completed", Duration::from_secs(15), || processor.completed().contains(&"flaky-1".to_string())).await;
+    wait_until("flaky-1 completed", Duration::from_secs(15), || {
+        processor.completed().contains(&"flaky-1".to_string())
+    })
+    .await;
     let calls = processor.calls_for("flaky-1");
-    assert_eq!(calls.iter().map(|c| c.attempt).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(
+        calls.iter().map(|c| c.attempt).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
     // Retries wait in the retry queues: 300 ms, then 600 ms.
     let gap1 = calls[1].at - calls[0].at;
     let gap2 = calls[2].at - calls[1].at;
     assert!(gap1 >= Duration::from_millis(300), "{gap1:?}");
     assert!(gap2 >= Duration::from_millis(600), "{gap2:?}");
     // Copies, so the broker's delivery count never moved.
-    assert!(calls.iter().all(|c| c.delivery_count == 0 && !c.redelivered), "{calls:?}");
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.delivery_count == 0 && !c.redelivered),
+        "{calls:?}"
+    );
 
-    wait_until("down-1 dead-lettered", Duration::from_secs(15), || running.metrics.jobs(JobOutcome::RetriesExhausted) == 1).await;
+    wait_until("down-1 dead-lettered", Duration::from_secs(15), || {
+        running.metrics.jobs(JobOutcome::RetriesExhausted) == 1
+    })
+    .await;
     assert_eq!(processor.calls_for("down-1").len(), 3);
     let dead = fx.drain(&fx.topology.dead_queue()).await;
     assert_eq!(dead.len(), 1);
     let h = dead[0].delivery.properties.headers().clone();
     assert_eq!(header_u32(h.as_ref(), HEADER_ATTEMPT), Some(3));
-    assert_eq!(header_str(h.as_ref(), HEADER_ERROR_CODE).as_deref(), Some("database_unavailable"));
-    assert!(header_str(h.as_ref(), HEADER_ERROR).unwrap().starts_with("gave up after 3 attempts"));
-    assert_eq!(*processor.failures.lock().unwrap(), [("down-1".to_string(), "database_unavailable".to_string(), 3)]);
+    assert_eq!(
+        header_str(h.as_ref(), HEADER_ERROR_CODE).as_deref(),
+        Some("database_unavailable")
+    );
+    assert!(
+        header_str(h.as_ref(), HEADER_ERROR)
+            .unwrap()
+            .starts_with("gave up after 3 attempts")
+    );
+    assert_eq!(
+        *processor.failures.lock().unwrap(),
+        [("down-1".to_string(), "database_unavailable".to_string(), 3)]
+    );
     assert_eq!(running.metrics.jobs(JobOutcome::Retried), 4);
-    assert!(running.metrics.render().contains("regard_job_retries_total 4\n"));
+    assert!(
+        running
+            .metrics
+            .render()
+            .contains("regard_job_retries_total 4\n")
+    );
     publisher.close().await.unwrap();
     running.stop().await;
     fx.cleanup().await;
@@ -399,15 +570,35 @@ async fn a_panicking_processor_fails_that_job_only() {
     for id in ["ok-before", "panic-1", "ok-after"] {
         publisher.publish(&job(id)).await.unwrap();
     }
-    wait_until("both ok jobs", Duration::from_secs(10), || processor.completed().len() == 2).await;
-    wait_until("the panic dead-lettered", Duration::from_secs(10), || running.metrics.dead_letters() == 1).await;
+    wait_until("both ok jobs", Duration::from_secs(10), || {
+        processor.completed().len() == 2
+    })
+    .await;
+    wait_until("the panic dead-lettered", Duration::from_secs(10), || {
+        running.metrics.dead_letters() == 1
+    })
+    .await;
     let dead = fx.drain(&fx.topology.dead_queue()).await;
     let h = dead[0].delivery.properties.headers().clone();
-    assert_eq!(header_str(h.as_ref(), HEADER_ERROR_CODE).as_deref(), Some("panic"));
-    assert!(header_str(h.as_ref(), HEADER_ERROR).unwrap().contains("decoder invariant broken for panic-1"));
-    assert_eq!(processor.calls_for("panic-1").len(), 1, "a panic is not retried");
+    assert_eq!(
+        header_str(h.as_ref(), HEADER_ERROR_CODE).as_deref(),
+        Some("panic")
+    );
+    assert!(
+        header_str(h.as_ref(), HEADER_ERROR)
+            .unwrap()
+            .contains("decoder invariant broken for panic-1")
+    );
+    assert_eq!(
+        processor.calls_for("panic-1").len(),
+        1,
+        "a panic is not retried"
+    );
     publisher.publish(&job("ok-later")).await.unwrap();
-    wait_until("the worker carries on", Duration::from_secs(10), || processor.completed().len() == 3).await;
+    wait_until("the worker carries on", Duration::from_secs(10), || {
+        processor.completed().len() == 3
+    })
+    .await;
     publisher.close().await.unwrap();
     running.stop().await;
     fx.cleanup().await;
@@ -421,13 +612,20 @@ async fn the_same_job_delivered_twice_is_processed_twice_without_ack_errors() {
     let publisher = Publisher::connect(&fx.url, &fx.topology).await.unwrap();
     publisher.publish(&job("ok-dup")).await.unwrap();
     publisher.publish(&job("ok-dup")).await.unwrap();
-    wait_until("two completions", Duration::from_secs(10), || running.metrics.jobs(JobOutcome::Completed) == 2).await;
+    wait_until("two completions", Duration::from_secs(10), || {
+        running.metrics.jobs(JobOutcome::Completed) == 2
+    })
+    .await;
     assert_eq!(processor.calls_for("ok-dup").len(), 2);
     assert_eq!(running.metrics.ack_failures(), 0);
     assert_eq!(running.metrics.jobs(JobOutcome::Unsettled), 0);
     publisher.close().await.unwrap();
     running.stop().await;
-    assert_eq!(fx.message_count(&fx.topology.jobs_queue()).await, 0, "both deliveries acked");
+    assert_eq!(
+        fx.message_count(&fx.topology.jobs_queue()).await,
+        0,
+        "both deliveries acked"
+    );
     fx.cleanup().await;
 }
 
@@ -442,26 +640,44 @@ async fn shutdown_finishes_short_jobs_and_hands_back_long_ones_without_spending_
     let publisher = Publisher::connect(&fx.url, &fx.topology).await.unwrap();
     publisher.publish(&job("slow-1")).await.unwrap();
     publisher.publish(&job("stuck-1")).await.unwrap();
-    wait_until("both jobs started", Duration::from_secs(10), || processor.calls().len() == 2).await;
+    wait_until("both jobs started", Duration::from_secs(10), || {
+        processor.calls().len() == 2
+    })
+    .await;
 
     let asked = Instant::now();
     let report = running.stop().await;
     let took = asked.elapsed();
     assert!(took < Duration::from_secs(4), "shutdown took {took:?}");
-    assert!(took >= Duration::from_millis(1400), "shutdown waited for the deadline: {took:?}");
+    assert!(
+        took >= Duration::from_millis(1400),
+        "shutdown waited for the deadline: {took:?}"
+    );
     assert_eq!(report.handed_back, 1);
     assert_eq!(processor.completed(), ["slow-1"]);
     let (key, event) = next_event(&mut results).await;
-    assert_eq!((key.as_str(), event["job_id"].as_str()), ("analysis.poster.completed", Some("slow-1")));
+    assert_eq!(
+        (key.as_str(), event["job_id"].as_str()),
+        ("analysis.poster.completed", Some("slow-1"))
+    );
 
     // The handed-back job is in the queue again, as a fresh message.
     assert_eq!(fx.message_count(&fx.topology.jobs_queue()).await, 1);
-    let second = Arc::new(TestProcessor { stuck_is_fast: true, ..Default::default() });
+    let second = Arc::new(TestProcessor {
+        stuck_is_fast: true,
+        ..Default::default()
+    });
     let running = start(Worker::new(fx.config(1), second.clone()).unwrap());
-    wait_until("stuck-1 consumed again", Duration::from_secs(10), || second.completed() == ["stuck-1"]).await;
+    wait_until("stuck-1 consumed again", Duration::from_secs(10), || {
+        second.completed() == ["stuck-1"]
+    })
+    .await;
     let again = &second.calls_for("stuck-1")[0];
     assert_eq!(again.attempt, 1, "a shutdown is not a failed attempt");
-    assert_eq!(again.delivery_count, 0, "the broker's x-delivery-count was not spent");
+    assert_eq!(
+        again.delivery_count, 0,
+        "the broker's x-delivery-count was not spent"
+    );
     assert!(!again.redelivered);
     assert_eq!(again.interrupted, 1);
     running.stop().await;
@@ -477,7 +693,13 @@ async fn broker_counts_returned_deliveries_but_not_republished_copies() {
     let fx = Fixture::new("facts").await;
     let queue = fx.topology.jobs_queue();
     fx.publish_raw(b"probe", FieldTable::default()).await;
-    let count = |m: &lapin::message::BasicGetMessage| header_u32(m.delivery.properties.headers().as_ref(), HEADER_DELIVERY_COUNT).unwrap_or(0);
+    let count = |m: &lapin::message::BasicGetMessage| {
+        header_u32(
+            m.delivery.properties.headers().as_ref(),
+            HEADER_DELIVERY_COUNT,
+        )
+        .unwrap_or(0)
+    };
 
     // Returned by closing the channel that held it unacked.
     let other = fx.conn.create_channel().await.unwrap();
@@ -486,23 +708,43 @@ async fn broker_counts_returned_deliveries_but_not_republished_copies() {
     other.close(200, "drop it".into()).await.unwrap();
     let m = get_one(&fx.channel, &queue).await;
     let after_close = count(&m);
-    assert_eq!(after_close, 1, "closing the channel spends a delivery attempt");
+    assert_eq!(
+        after_close, 1,
+        "closing the channel spends a delivery attempt"
+    );
 
     // Returned with nack + requeue.
-    m.delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await.unwrap();
+    m.delivery
+        .acker
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let m = get_one(&fx.channel, &queue).await;
     let after_nack = count(&m);
-    eprintln!("x-delivery-count after channel close: {after_close}, after a further nack+requeue: {after_nack}");
+    eprintln!(
+        "x-delivery-count after channel close: {after_close}, after a further nack+requeue: {after_nack}"
+    );
 
     // A copy published before acking starts afresh.
     let mut headers = FieldTable::default();
     headers.insert(HEADER_INTERRUPTED.into(), AMQPValue::LongUInt(1));
     fx.publish_raw(&m.delivery.data, headers).await;
-    m.delivery.acker.ack(BasicAckOptions::default()).await.unwrap();
+    m.delivery
+        .acker
+        .ack(BasicAckOptions::default())
+        .await
+        .unwrap();
     let copy = get_one(&fx.channel, &queue).await;
     assert_eq!(count(&copy), 0);
     assert!(!copy.delivery.redelivered);
-    copy.delivery.acker.ack(BasicAckOptions::default()).await.unwrap();
+    copy.delivery
+        .acker
+        .ack(BasicAckOptions::default())
+        .await
+        .unwrap();
     fx.cleanup().await;
 }
 
@@ -510,7 +752,11 @@ async fn broker_counts_returned_deliveries_but_not_republished_copies() {
 async fn get_one(channel: &Channel, queue: &str) -> lapin::message::BasicGetMessage {
     timeout(Duration::from_secs(5), async {
         loop {
-            if let Some(m) = channel.basic_get(queue.into(), BasicGetOptions::default()).await.unwrap() {
+            if let Some(m) = channel
+                .basic_get(queue.into(), BasicGetOptions::default())
+                .await
+                .unwrap()
+            {
                 break m;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -525,11 +771,17 @@ async fn health_readiness_and_metrics_answer_over_http() {
     let fx = Fixture::new("http").await;
     let processor = Arc::new(TestProcessor::default());
     let mut worker = Worker::new(fx.config(1), processor.clone()).unwrap();
-    let addr = worker.serve_http("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = worker
+        .serve_http("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
 
     assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
     let not_yet = get(addr, "/readyz").await;
-    assert!(not_yet.starts_with("HTTP/1.1 503") && not_yet.contains("broker not connected"), "{not_yet}");
+    assert!(
+        not_yet.starts_with("HTTP/1.1 503") && not_yet.contains("broker not connected"),
+        "{not_yet}"
+    );
 
     let running = start(worker);
     let mut ready = String::new();
@@ -540,17 +792,32 @@ async fn health_readiness_and_metrics_answer_over_http() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(ready.starts_with("HTTP/1.1 200") && ready.ends_with("ready\n"), "{ready}");
+    assert!(
+        ready.starts_with("HTTP/1.1 200") && ready.ends_with("ready\n"),
+        "{ready}"
+    );
     processor.not_ready.store(true, Ordering::Relaxed);
     let db_down = get(addr, "/readyz").await;
-    assert!(db_down.starts_with("HTTP/1.1 503") && db_down.contains("database unreachable"), "{db_down}");
+    assert!(
+        db_down.starts_with("HTTP/1.1 503") && db_down.contains("database unreachable"),
+        "{db_down}"
+    );
 
     let publisher = Publisher::connect(&fx.url, &fx.topology).await.unwrap();
     publisher.publish(&job("ok-m")).await.unwrap();
-    wait_until("ok-m settled", Duration::from_secs(10), || running.metrics.jobs(JobOutcome::Completed) == 1).await;
+    wait_until("ok-m settled", Duration::from_secs(10), || {
+        running.metrics.jobs(JobOutcome::Completed) == 1
+    })
+    .await;
     let metrics = get(addr, "/metrics").await;
-    assert!(metrics.contains("Content-Type: text/plain; version=0.0.4"), "{metrics}");
-    assert!(metrics.contains("regard_jobs_total{outcome=\"completed\"} 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("Content-Type: text/plain; version=0.0.4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("regard_jobs_total{outcome=\"completed\"} 1\n"),
+        "{metrics}"
+    );
     assert!(metrics.contains("regard_job_duration_seconds_count 1\n"));
     assert!(metrics.contains("regard_faces_found_total 2\n"));
     assert!(metrics.contains("regard_broker_connected 1\n"));
@@ -563,7 +830,9 @@ async fn health_readiness_and_metrics_answer_over_http() {
 async fn get(addr: std::net::SocketAddr, path: &str) -> String {
     timeout(Duration::from_secs(10), async {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes()).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         out
@@ -582,14 +851,22 @@ struct PrivateNode {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn rabbit_bin(tool: &str) -> PathBuf {
     // The /usr/sbin wrappers switch to the rabbitmq user (losing our environment) when run as
     // root; the scripts behind them run as whoever calls them.
     let direct = PathBuf::from("/usr/lib/rabbitmq/bin").join(tool);
-    if direct.exists() { direct } else { PathBuf::from(tool) }
+    if direct.exists() {
+        direct
+    } else {
+        PathBuf::from(tool)
+    }
 }
 
 impl PrivateNode {
@@ -600,7 +877,10 @@ impl PrivateNode {
             .env("RABBITMQ_NODENAME", &self.name)
             .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
             .env("RABBITMQ_NODE_PORT", self.port.to_string())
-            .env("RABBITMQ_DIST_PORT", (self.port as u32 + 20000).min(65000).to_string())
+            .env(
+                "RABBITMQ_DIST_PORT",
+                (self.port as u32 + 20000).min(65000).to_string(),
+            )
             .env("RABBITMQ_MNESIA_BASE", d.join("mnesia"))
             .env("RABBITMQ_LOG_BASE", d.join("log"))
             .env("RABBITMQ_PID_FILE", d.join("node.pid"))
@@ -611,33 +891,68 @@ impl PrivateNode {
     }
 
     fn start_new() -> PrivateNode {
-        let epmd = Command::new("epmd").arg("-names").output().expect("epmd is installed");
-        assert!(epmd.status.success(), "epmd does not answer: {}", String::from_utf8_lossy(&epmd.stderr));
+        let epmd = Command::new("epmd")
+            .arg("-names")
+            .output()
+            .expect("epmd is installed");
+        assert!(
+            epmd.status.success(),
+            "epmd does not answer: {}",
+            String::from_utf8_lossy(&epmd.stderr)
+        );
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("enabled_plugins"), "[].\n").unwrap();
         std::fs::write(dir.path().join("rabbitmq.conf"), "").unwrap();
-        let node = PrivateNode { name: format!("{}@localhost", unique("node")), port: free_port(), dir };
+        let node = PrivateNode {
+            name: format!("{}@localhost", unique("node")),
+            port: free_port(),
+            dir,
+        };
         node.start();
         node
     }
 
     fn start(&self) {
-        let out = self.command("rabbitmq-server").arg("-detached").output().expect("rabbitmq-server runs");
-        assert!(out.status.success(), "rabbitmq-server -detached: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self
+            .command("rabbitmq-server")
+            .arg("-detached")
+            .output()
+            .expect("rabbitmq-server runs");
+        assert!(
+            out.status.success(),
+            "rabbitmq-server -detached: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     async fn wait_up(&self) {
         let started = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(150), "private RabbitMQ node did not open port {} (logs in {:?})", self.port, self.dir.path());
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(150),
+                "private RabbitMQ node did not open port {} (logs in {:?})",
+                self.port,
+                self.dir.path()
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         eprintln!("private node up after {:?}", started.elapsed());
     }
 
     fn stop(&self) {
-        let out = self.command("rabbitmqctl").args(["-n", &self.name, "stop"]).output().expect("rabbitmqctl runs");
-        assert!(out.status.success(), "rabbitmqctl stop: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self
+            .command("rabbitmqctl")
+            .args(["-n", &self.name, "stop"])
+            .output()
+            .expect("rabbitmqctl runs");
+        assert!(
+            out.status.success(),
+            "rabbitmqctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn url(&self) -> String {
@@ -648,7 +963,10 @@ impl PrivateNode {
 impl Drop for PrivateNode {
     fn drop(&mut self) {
         // Best effort: the node may already be stopped, which is fine.
-        let _ = self.command("rabbitmqctl").args(["-n", &self.name, "stop"]).output();
+        let _ = self
+            .command("rabbitmqctl")
+            .args(["-n", &self.name, "stop"])
+            .output();
     }
 }
 
@@ -657,19 +975,28 @@ async fn the_worker_reconnects_after_a_broker_restart_and_finishes_every_job() {
     let node = PrivateNode::start_new();
     node.wait_up().await;
     let fx = Fixture::at(node.url(), "restart").await;
-    let processor = Arc::new(TestProcessor { slow: Some(Duration::from_millis(300)), ..Default::default() });
+    let processor = Arc::new(TestProcessor {
+        slow: Some(Duration::from_millis(300)),
+        ..Default::default()
+    });
     let running = start(Worker::new(fx.config(1), processor.clone()).unwrap());
     let publisher = Publisher::connect(&fx.url, &fx.topology).await.unwrap();
     let ids: Vec<String> = (0..6).map(|i| format!("slow-{i}")).collect();
     for id in &ids {
         publisher.publish(&job(id)).await.unwrap();
     }
-    wait_until("a first job done", Duration::from_secs(10), || !processor.completed().is_empty()).await;
+    wait_until("a first job done", Duration::from_secs(10), || {
+        !processor.completed().is_empty()
+    })
+    .await;
     drop(publisher);
 
     let stopped_at = Instant::now();
     node.stop();
-    wait_until("the worker notices", Duration::from_secs(10), || !running.metrics.connected()).await;
+    wait_until("the worker notices", Duration::from_secs(10), || {
+        !running.metrics.connected()
+    })
+    .await;
     let done_before = processor.completed().len();
     node.start();
     node.wait_up().await;
@@ -684,7 +1011,10 @@ async fn the_worker_reconnects_after_a_broker_restart_and_finishes_every_job() {
         stopped_at.elapsed(),
         running.metrics.reconnects()
     );
-    assert!(done_before < 6, "the broker stopped before the work was done");
+    assert!(
+        done_before < 6,
+        "the broker stopped before the work was done"
+    );
     assert!(running.metrics.reconnects() >= 1);
     assert!(running.metrics.connected());
     running.stop().await;

@@ -40,8 +40,11 @@ pub struct EnqueueSummary {
     pub refused: Vec<Refused>,
 }
 
+/// Jobs read from a file, each with its line number, and the lines refused.
+pub type ReadJobs = (Vec<(u64, Job)>, Vec<Refused>);
+
 /// Reads JSONL text into jobs and refusals. Pure.
-pub fn read_jsonl(text: &str) -> (Vec<(u64, Job)>, Vec<Refused>) {
+pub fn read_jsonl(text: &str) -> ReadJobs {
     let mut jobs = Vec::new();
     let mut refused = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -62,7 +65,7 @@ pub fn read_jsonl(text: &str) -> (Vec<(u64, Job)>, Vec<Refused>) {
 }
 
 /// Reads CSV (with a header row) into jobs and refusals. Pure apart from reading `input`.
-pub fn read_csv(input: impl std::io::Read) -> Result<(Vec<(u64, Job)>, Vec<Refused>), String> {
+pub fn read_csv(input: impl std::io::Read) -> Result<ReadJobs, String> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
         .trim(csv::Trim::All)
