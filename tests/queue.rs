@@ -1023,3 +1023,36 @@ async fn the_worker_reconnects_after_a_broker_restart_and_finishes_every_job() {
     assert_eq!(fx.message_count(&fx.topology.dead_queue()).await, 0);
     node.stop();
 }
+
+/// The published JSON Schema gives the same verdicts as `Job::parse` (checked in the unit tests)
+/// on `schemas/examples/`: valid-* accepted, invalid-* refused. Python's `jsonschema` validates.
+#[test]
+fn the_json_schema_accepts_exactly_the_valid_examples() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let script = r#"
+import glob, json, os, sys
+import jsonschema
+root = sys.argv[1]
+schema = json.load(open(os.path.join(root, "schemas/job.v1.schema.json")))
+jsonschema.Draft202012Validator.check_schema(schema)
+v = jsonschema.Draft202012Validator(schema)
+bad = []
+files = sorted(glob.glob(os.path.join(root, "schemas/examples/*.json")))
+for f in files:
+    name = os.path.basename(f)
+    if v.is_valid(json.load(open(f))) != name.startswith("valid-"):
+        bad.append(name)
+print(len(files), "examples;", "disagreeing:", bad)
+sys.exit(1 if bad or len(files) < 20 else 0)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, root])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "schema check failed (needs python3 with jsonschema):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -627,3 +627,65 @@ mod tests {
         assert_eq!(Job::parse(&big).unwrap_err().code(), "job_too_large");
     }
 }
+
+/// The parser and the published schema agree on every example in `schemas/examples/`:
+/// `valid-*.json` must parse, `invalid-*.json` must be refused (by both; the schema half is
+/// checked in `tests/queue.rs` with Python's `jsonschema`).
+#[cfg(test)]
+mod schema_examples {
+    use super::Job;
+    use std::path::PathBuf;
+
+    pub(crate) fn examples() -> Vec<(String, Vec<u8>)> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/examples");
+        let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .map(|p| {
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn the_parser_accepts_exactly_the_valid_examples() {
+        let examples = examples();
+        assert!(
+            examples
+                .iter()
+                .filter(|(n, _)| n.starts_with("valid-"))
+                .count()
+                >= 5
+        );
+        assert!(
+            examples
+                .iter()
+                .filter(|(n, _)| n.starts_with("invalid-"))
+                .count()
+                >= 15
+        );
+        for (name, bytes) in &examples {
+            let parsed = Job::parse(bytes);
+            if name.starts_with("valid-") {
+                let job = parsed.unwrap_or_else(|e| panic!("{name} refused: {e}"));
+                assert_eq!(
+                    Job::parse(&job.to_json()).as_ref(),
+                    Ok(&job),
+                    "{name} round trip"
+                );
+            } else {
+                assert!(
+                    name.starts_with("invalid-"),
+                    "{name}: examples are valid-* or invalid-*"
+                );
+                assert!(parsed.is_err(), "{name} was accepted");
+            }
+        }
+    }
+}
