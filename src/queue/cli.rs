@@ -1,0 +1,281 @@
+//! Arguments of `regard worker`, `regard enqueue` and `regard queue setup`. Every option can
+//! also come from a `REGARD_*` environment variable (containers are configured that way).
+
+use super::job::{Job, JobId, JobRejection, JobSource, SettingsOverrides};
+use super::topology::Topology;
+use super::worker::WorkerConfig;
+use crate::domain::{FestivalSelection, Film, MediaRole};
+use clap::{Args, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the broker is and how the queues are named.
+#[derive(Debug, Clone, Args)]
+pub struct TopologyArgs {
+    /// AMQP URL of the RabbitMQ broker (vhost URL-encoded: `%2f` is `/`).
+    #[arg(
+        long,
+        env = "REGARD_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+    /// Prefix of every exchange and queue name.
+    #[arg(long, env = "REGARD_QUEUE_PREFIX", default_value = "regard")]
+    pub queue_prefix: String,
+    /// Deliveries the broker allows one message (crashes, lost connections) before dead-lettering it.
+    #[arg(long, env = "REGARD_DELIVERY_LIMIT", default_value_t = 10)]
+    pub delivery_limit: u32,
+    /// Waits before the 2nd, 3rd... attempt after a transient failure, in seconds (the last repeats).
+    #[arg(long, env = "REGARD_RETRY_DELAYS", value_delimiter = ',', default_value = "10,60,300,900", value_parser = parse_seconds)]
+    pub retry_delays: Vec<Duration>,
+    /// Processing attempts in all before a transient failure goes to the dead letters.
+    #[arg(long, env = "REGARD_MAX_ATTEMPTS", default_value_t = 5)]
+    pub max_attempts: u32,
+}
+
+impl TopologyArgs {
+    pub fn topology(&self) -> Topology {
+        Topology {
+            prefix: self.queue_prefix.clone(),
+            delivery_limit: self.delivery_limit,
+            retry_delays: self.retry_delays.clone(),
+            max_attempts: self.max_attempts,
+        }
+    }
+}
+
+/// Seconds (decimals allowed) as a duration.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(v.is_finite() && v > 0.0 && v < 4.0e6) {
+        return Err(format!("{s} seconds is out of range"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// `regard queue setup`: declare exchanges and queues, then exit.
+#[derive(Debug, Clone, Args)]
+pub struct QueueSetupArgs {
+    #[command(flatten)]
+    pub topology: TopologyArgs,
+}
+
+/// `regard worker`: consume jobs until SIGTERM/SIGINT.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub topology: TopologyArgs,
+    /// Jobs processed at once (prefetch count and CPU slots).
+    #[arg(long, env = "REGARD_JOB_SLOTS", default_value_t = 1)]
+    pub job_slots: u16,
+    /// After SIGTERM, seconds in-flight jobs may take before they are handed back to the queue.
+    #[arg(long, env = "REGARD_SHUTDOWN_DEADLINE", default_value = "60", value_parser = parse_seconds)]
+    pub shutdown_deadline: Duration,
+    /// Longest wait between reconnection attempts to the broker, in seconds.
+    #[arg(long, env = "REGARD_RECONNECT_MAX", default_value = "30", value_parser = parse_seconds)]
+    pub reconnect_max: Duration,
+    /// Address of the /healthz, /readyz and /metrics endpoints.
+    #[arg(long, env = "REGARD_HTTP_LISTEN", default_value = "0.0.0.0:9464")]
+    pub http_listen: SocketAddr,
+}
+
+impl WorkerArgs {
+    pub fn config(&self) -> WorkerConfig {
+        let mut c = WorkerConfig::new(self.topology.amqp_url.clone(), self.topology.topology());
+        c.job_slots = self.job_slots;
+        c.shutdown_deadline = self.shutdown_deadline;
+        c.reconnect_max = self.reconnect_max.max(c.reconnect_min);
+        c
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    Poster,
+    Trailer,
+}
+
+/// `regard enqueue`: publish one job from flags, or many from `--file`.
+#[derive(Debug, Clone, Args)]
+pub struct EnqueueArgs {
+    #[command(flatten)]
+    pub topology: TopologyArgs,
+    /// A .jsonl/.ndjson file (one job message per line) or a .csv file with a header row
+    /// (columns: kind,source,title,year,imdb_id,tmdb_id,festival,edition,section,job_id).
+    #[arg(long, env = "REGARD_ENQUEUE_FILE", conflicts_with_all = ["kind", "source", "title"])]
+    pub file: Option<PathBuf>,
+    /// Poster or trailer (single job).
+    #[arg(
+        long,
+        env = "REGARD_JOB_KIND",
+        value_enum,
+        required_unless_present = "file"
+    )]
+    pub kind: Option<KindArg>,
+    /// http(s) URL or absolute path of the media file (single job).
+    #[arg(long, env = "REGARD_JOB_SOURCE", required_unless_present = "file")]
+    pub source: Option<String>,
+    /// Film title (single job).
+    #[arg(long, env = "REGARD_JOB_TITLE", required_unless_present = "file")]
+    pub title: Option<String>,
+    /// Film year.
+    #[arg(long, env = "REGARD_JOB_YEAR")]
+    pub year: Option<i32>,
+    /// IMDb id, e.g. tt17009710.
+    #[arg(long, env = "REGARD_JOB_IMDB_ID")]
+    pub imdb_id: Option<String>,
+    /// TMDb id.
+    #[arg(long, env = "REGARD_JOB_TMDB_ID")]
+    pub tmdb_id: Option<i64>,
+    /// Festival name, e.g. "Festival de Cannes" (with --edition).
+    #[arg(long, env = "REGARD_JOB_FESTIVAL", requires = "edition")]
+    pub festival: Option<String>,
+    /// Festival edition (year).
+    #[arg(long, env = "REGARD_JOB_EDITION", requires = "festival")]
+    pub edition: Option<i32>,
+    /// Festival section, e.g. "Un Certain Regard".
+    #[arg(long, env = "REGARD_JOB_SECTION", requires = "festival")]
+    pub section: Option<String>,
+    /// Job id (default: a random UUID).
+    #[arg(long, env = "REGARD_JOB_ID")]
+    pub job_id: Option<String>,
+    /// Trailer frames sampled per second for this job (0.5–5).
+    #[arg(long, env = "REGARD_JOB_SAMPLE_RATE")]
+    pub sample_rate: Option<f64>,
+    /// Face height (px) below which perceived attributes are unknown, for this job (16–200).
+    #[arg(long, env = "REGARD_JOB_MIN_RELIABLE_FACE_PX")]
+    pub min_reliable_face_px: Option<f64>,
+}
+
+impl EnqueueArgs {
+    /// The single job the flags describe, checked like any queue message.
+    pub fn job(&self) -> Result<Job, JobRejection> {
+        let missing = |field| JobRejection::Invalid {
+            field,
+            reason: "is required".into(),
+        };
+        let job = Job {
+            id: match &self.job_id {
+                Some(id) => JobId::parse(id)?,
+                None => JobId::generate(),
+            },
+            kind: match self.kind.ok_or_else(|| missing("kind"))? {
+                KindArg::Poster => MediaRole::Poster,
+                KindArg::Trailer => MediaRole::Trailer,
+            },
+            source: JobSource::parse(self.source.as_deref().ok_or_else(|| missing("source"))?)?,
+            film: Film {
+                title: self.title.clone().ok_or_else(|| missing("film.title"))?,
+                year: self.year,
+                imdb_id: self.imdb_id.clone(),
+                tmdb_id: self.tmdb_id,
+                external_ids: Default::default(),
+            },
+            festival: match (&self.festival, self.edition) {
+                (Some(f), Some(e)) => Some(FestivalSelection {
+                    festival: f.clone(),
+                    edition: e,
+                    section: self.section.clone(),
+                }),
+                _ => None,
+            },
+            settings: SettingsOverrides {
+                sample_rate: self.sample_rate,
+                min_reliable_face_px: self.min_reliable_face_px,
+                ..Default::default()
+            },
+        };
+        // Round-trip through the wire form so flags get exactly the message checks.
+        Job::parse(&job.to_json())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct T {
+        #[command(subcommand)]
+        cmd: C,
+    }
+    #[derive(Debug, clap::Subcommand)]
+    enum C {
+        Worker(WorkerArgs),
+        Enqueue(EnqueueArgs),
+        Setup(QueueSetupArgs),
+    }
+
+    #[test]
+    fn worker_flags_build_a_config() {
+        let t = T::try_parse_from([
+            "regard",
+            "worker",
+            "--job-slots",
+            "3",
+            "--retry-delays",
+            "0.5,2",
+            "--queue-prefix",
+            "x",
+        ])
+        .unwrap();
+        let C::Worker(w) = t.cmd else {
+            panic!("not a worker command")
+        };
+        let c = w.config();
+        assert_eq!(c.job_slots, 3);
+        assert_eq!(
+            c.topology.retry_delays,
+            [Duration::from_millis(500), Duration::from_secs(2)]
+        );
+        assert_eq!(c.topology.jobs_queue(), "x.jobs");
+    }
+
+    #[test]
+    fn enqueue_flags_are_checked_like_messages() {
+        let t = T::try_parse_from([
+            "regard",
+            "enqueue",
+            "--kind",
+            "trailer",
+            "--source",
+            "/m/t.mp4",
+            "--title",
+            "T",
+            "--sample-rate",
+            "9",
+        ])
+        .unwrap();
+        let C::Enqueue(e) = t.cmd else {
+            panic!("not an enqueue command")
+        };
+        assert!(e.job().unwrap_err().to_string().contains("sample_rate"));
+        let t = T::try_parse_from([
+            "regard",
+            "enqueue",
+            "--kind",
+            "poster",
+            "--source",
+            "https://e.org/p.jpg",
+            "--title",
+            "P",
+            "--festival",
+            "Cannes",
+            "--edition",
+            "2026",
+        ])
+        .unwrap();
+        let C::Enqueue(e) = t.cmd else {
+            panic!("not an enqueue command")
+        };
+        let job = e.job().unwrap();
+        assert_eq!(job.festival.unwrap().edition, 2026);
+        assert!(T::try_parse_from(["regard", "enqueue", "--kind", "poster"]).is_err());
+        assert!(T::try_parse_from(["regard", "setup", "--retry-delays", "-1"]).is_err());
+    }
+}

@@ -1,0 +1,994 @@
+//! The worker loop: consume jobs, run the [`Processor`], settle every delivery exactly once.
+//!
+//! Settling means one of: ack (done); copy to a retry queue then ack (transient failure); copy to
+//! the dead letters then ack (permanent failure, malformed message, attempts exhausted); copy back
+//! to the jobs queue then ack (shutdown deadline passed). Copies are published with confirms
+//! before the ack, so a crash in between duplicates a job (harmless: results are idempotent)
+//! and never loses one. A per-delivery lock makes the worker's own paths mutually exclusive.
+
+use super::http;
+use super::job::Job;
+use super::metrics::{JobOutcome, Metrics};
+use super::topology::{
+    self, HEADER_ATTEMPT, HEADER_DELIVERY_COUNT, HEADER_ERROR, HEADER_ERROR_CODE,
+    HEADER_FAILURE_RECORDED, HEADER_INTERRUPTED, JOB_ROUTING_KEY, RetryDecision, Topology,
+};
+use super::{QueueError, broker_op, connect, redact};
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Connection};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tracing::Instrument;
+
+/// Why a job failed, and whether trying again later may help. The real processor builds these
+/// from the pipeline's and the store's classified errors (`code()`, `is_retryable()`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct JobError {
+    code: String,
+    message: String,
+    retryable: bool,
+}
+
+impl JobError {
+    /// Worth another attempt later (database down, network hiccup, broker refusal).
+    pub fn transient(code: impl Into<String>, message: impl Into<String>) -> Self {
+        JobError {
+            code: code.into(),
+            message: message.into(),
+            retryable: true,
+        }
+    }
+    /// The same job will fail the same way (corrupt media, source outside the roots).
+    pub fn permanent(code: impl Into<String>, message: impl Into<String>) -> Self {
+        JobError {
+            code: code.into(),
+            message: message.into(),
+            retryable: false,
+        }
+    }
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+}
+
+/// What a successful job reports in its result event (analysis id, content sha256, counts...).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobDone {
+    pub summary: serde_json::Value,
+}
+
+/// Bounded CPU concurrency for blocking work (decoding, inference): one permit per job slot.
+/// Prefetch already bounds deliveries, but after a reconnect the jobs of the old connection may
+/// still be running while new ones arrive; the permits keep the CPU work bounded regardless.
+#[derive(Debug, Clone)]
+pub struct CpuSlots {
+    permits: Arc<Semaphore>,
+}
+
+impl CpuSlots {
+    pub fn new(slots: usize) -> Self {
+        CpuSlots {
+            permits: Arc::new(Semaphore::new(slots.max(1))),
+        }
+    }
+
+    /// Runs `work` on the blocking pool once a slot is free, in the caller's tracing span.
+    /// A panic inside `work` becomes a permanent `panic` error.
+    pub async fn run<F, R>(&self, work: F) -> Result<R, JobError>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| JobError::transient("worker_stopping", "CPU slots closed"))?;
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(work))
+            .await
+            .map_err(|e| join_error("blocking work", e))
+    }
+
+    pub fn available(&self) -> usize {
+        self.permits.available_permits()
+    }
+}
+
+fn join_error(what: &str, e: tokio::task::JoinError) -> JobError {
+    if e.is_panic() {
+        let payload = e.into_panic();
+        let text = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-text panic payload".into());
+        JobError::permanent("panic", format!("{what} panicked: {text}"))
+    } else {
+        JobError::transient("cancelled", format!("{what} was cancelled"))
+    }
+}
+
+/// What the processor knows about this delivery.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    /// 1 for the first try; n+1 after n transient failures.
+    pub attempt: u32,
+    /// The broker's count of failed deliveries of this very message (`x-delivery-count`):
+    /// crashes and lost connections, not our retries (those are fresh copies).
+    pub delivery_count: u32,
+    /// The broker's redelivered flag.
+    pub redelivered: bool,
+    /// Times a shutting-down worker handed this job back unfinished.
+    pub interrupted: u32,
+    /// Slots for blocking CPU work.
+    pub cpu: CpuSlots,
+    /// Counters the processor bumps (frames decoded, faces found, inference seconds).
+    pub metrics: Arc<Metrics>,
+}
+
+/// The work done for one job: analyse, commit results, report. Implemented by the pipeline +
+/// store processor in the binary and by test processors.
+pub trait Processor: Send + Sync + 'static {
+    /// Runs the job. `Ok` means the results are committed: the delivery is acked after it.
+    fn process(
+        &self,
+        job: &Job,
+        ctx: &JobContext,
+    ) -> impl Future<Output = Result<JobDone, JobError>> + Send;
+
+    /// Records a final failure (permanent, or transient `attempts` times) before the message goes
+    /// to the dead letters. A retryable error here sends the job back to retry instead.
+    fn record_failure(
+        &self,
+        job: &Job,
+        error: &JobError,
+        attempts: u32,
+    ) -> impl Future<Output = Result<(), JobError>> + Send;
+
+    /// `Ok` when the processor can work (database reachable, models loaded).
+    fn ready(&self) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Sends the shutdown request (the CLI wires SIGTERM and SIGINT to it).
+#[derive(Debug, Clone)]
+pub struct ShutdownTrigger(Arc<watch::Sender<bool>>);
+
+/// Watches for the shutdown request.
+#[derive(Debug, Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+pub fn shutdown_channel() -> (ShutdownTrigger, Shutdown) {
+    let (tx, rx) = watch::channel(false);
+    (ShutdownTrigger(Arc::new(tx)), Shutdown(rx))
+}
+
+impl ShutdownTrigger {
+    pub fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Triggers on SIGTERM or SIGINT (Ctrl-C).
+    pub fn on_signals(self) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{SignalKind, signal};
+                match signal(SignalKind::terminate()) {
+                    Ok(mut term) => {
+                        tokio::select! {
+                            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the worker");
+                        // An error here means no Ctrl-C either: shut down rather than run unstoppable.
+                        if let Err(error) = tokio::signal::ctrl_c().await {
+                            tracing::error!(%error, "cannot listen for Ctrl-C");
+                        }
+                    }
+                }
+            }
+            #[cfg(not(unix))]
+            if let Err(error) = tokio::signal::ctrl_c().await {
+                tracing::error!(%error, "cannot listen for Ctrl-C");
+            }
+            self.trigger();
+        })
+    }
+}
+
+impl Shutdown {
+    pub fn is_triggered(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once shutdown is requested (immediately if it already was, or if the trigger
+    /// was dropped: nobody can ask any more, so stopping is the safe reading).
+    pub async fn wait(&mut self) {
+        // An error means the sender is gone; treat it as a request to stop.
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
+
+/// How the worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub amqp_url: String,
+    pub topology: Topology,
+    /// Jobs processed at once: the prefetch count and the number of CPU slots.
+    pub job_slots: u16,
+    /// After a shutdown request, how long in-flight jobs may take before they are handed back.
+    pub shutdown_deadline: Duration,
+    /// First and longest wait between reconnection attempts (doubling in between).
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    /// Shown in the broker's connection list.
+    pub connection_name: String,
+}
+
+impl WorkerConfig {
+    pub fn new(amqp_url: impl Into<String>, topology: Topology) -> Self {
+        WorkerConfig {
+            amqp_url: amqp_url.into(),
+            topology,
+            job_slots: 1,
+            shutdown_deadline: Duration::from_secs(60),
+            reconnect_min: Duration::from_millis(200),
+            reconnect_max: Duration::from_secs(30),
+            connection_name: format!("regard worker {}", crate::PIPELINE_VERSION),
+        }
+    }
+}
+
+/// What happened at shutdown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// Jobs handed back to the jobs queue because they did not finish before the deadline
+    /// (or had been prefetched but not started).
+    pub handed_back: usize,
+}
+
+/// One delivery in flight. The lock is held while settling, so the job's own settlement and
+/// the shutdown hand-back never both happen.
+struct Pending {
+    settled: tokio::sync::Mutex<bool>,
+    redelivered: bool,
+    data: Vec<u8>,
+    properties: BasicProperties,
+    acker: lapin::Acker,
+    publish: Channel,
+    job_id: Option<String>,
+}
+
+type Registry = Arc<Mutex<HashMap<u64, Arc<Pending>>>>;
+
+/// Aborts the wrapped task when dropped, so aborting a handler also stops its processor task.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+struct Shared<P> {
+    config: WorkerConfig,
+    processor: Arc<P>,
+    metrics: Arc<Metrics>,
+    cpu: CpuSlots,
+}
+
+/// The queue worker, generic over what it does with a job.
+pub struct Worker<P: Processor> {
+    shared: Arc<Shared<P>>,
+    http: Option<AbortOnDrop<()>>,
+}
+
+impl<P: Processor> Worker<P> {
+    pub fn new(config: WorkerConfig, processor: Arc<P>) -> Result<Self, QueueError> {
+        config.topology.validate().map_err(QueueError::Config)?;
+        if config.job_slots == 0 {
+            return Err(QueueError::Config("job slots must be at least 1".into()));
+        }
+        let cpu = CpuSlots::new(config.job_slots as usize);
+        let shared = Shared {
+            config,
+            processor,
+            metrics: Arc::new(Metrics::new()),
+            cpu,
+        };
+        Ok(Worker {
+            shared: Arc::new(shared),
+            http: None,
+        })
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.shared.metrics.clone()
+    }
+
+    /// Binds `/healthz`, `/readyz` and `/metrics` (port 0 picks a free port) and serves them
+    /// until the worker is dropped. Returns the bound address.
+    pub async fn serve_http(&mut self, addr: SocketAddr) -> Result<SocketAddr, QueueError> {
+        let http_err = |source| QueueError::Http {
+            addr: addr.to_string(),
+            source,
+        };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(http_err)?;
+        let bound = listener.local_addr().map_err(http_err)?;
+        let processor = self.shared.processor.clone();
+        let ready = move || {
+            let p = processor.clone();
+            async move { p.ready().await }
+        };
+        let task = tokio::spawn(http::serve(listener, self.shared.metrics.clone(), ready));
+        self.http = Some(AbortOnDrop(task));
+        tracing::info!(%bound, "serving /healthz, /readyz and /metrics");
+        Ok(bound)
+    }
+
+    /// Consumes until `shutdown`, reconnecting whenever the broker is lost. Returns after
+    /// in-flight jobs finished or were handed back.
+    pub async fn run(self, mut shutdown: Shutdown) -> Result<RunReport, QueueError> {
+        let shared = self.shared.clone();
+        let cfg = &shared.config;
+        let registry: Registry = Arc::default();
+        let mut handlers = JoinSet::new();
+        let next_id = AtomicU64::new(0);
+        let mut backoff = cfg.reconnect_min;
+        let mut first = true;
+        let mut last_session: Option<Session> = None;
+        let mut report = RunReport::default();
+
+        'sessions: while !shutdown.is_triggered() {
+            let (session, mut consumer) = tokio::select! {
+                opened = Session::open(cfg) => match opened {
+                    Ok(s) => s,
+                    Err(error) => {
+                        tracing::warn!(%error, retry_in = ?backoff, "broker unavailable");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = shutdown.wait() => break 'sessions,
+                        }
+                        backoff = (backoff * 2).min(cfg.reconnect_max);
+                        continue 'sessions;
+                    }
+                },
+                _ = shutdown.wait() => break 'sessions,
+            };
+            backoff = cfg.reconnect_min;
+            if !first {
+                shared.metrics.reconnected();
+            }
+            first = false;
+            shared.metrics.set_connected(true);
+            tracing::info!(
+                broker = %redact(&cfg.amqp_url),
+                queue = %cfg.topology.jobs_queue(),
+                slots = cfg.job_slots,
+                "consuming jobs"
+            );
+            let mut health = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    delivery = consumer.next() => match delivery {
+                        Some(Ok(delivery)) => {
+                            let id = next_id.fetch_add(1, Ordering::Relaxed);
+                            let pending = Arc::new(Pending::new(delivery, session.publish.clone()));
+                            lock(&registry).insert(id, pending.clone());
+                            let (shared, registry) = (shared.clone(), registry.clone());
+                            handlers.spawn(async move {
+                                handle(&shared, &pending).await;
+                                lock(&registry).remove(&id);
+                            });
+                        }
+                        Some(Err(error)) => {
+                            tracing::warn!(%error, "consumer failed; reconnecting");
+                            break;
+                        }
+                        None => {
+                            tracing::warn!("consumer ended; reconnecting");
+                            break;
+                        }
+                    },
+                    Some(joined) = handlers.join_next() => {
+                        if let Err(error) = joined {
+                            tracing::error!(%error, "job handler task failed");
+                        }
+                    }
+                    _ = health.tick() => {
+                        if !session.is_healthy() {
+                            tracing::warn!("broker connection or channel lost; reconnecting");
+                            break;
+                        }
+                    }
+                    _ = shutdown.wait() => {
+                        report.handed_back +=
+                            session.stop_consuming(&mut consumer, &shared.metrics, &cfg.topology).await;
+                        last_session = Some(session);
+                        break 'sessions;
+                    }
+                }
+            }
+            shared.metrics.set_connected(false);
+            session.close("reconnecting").await;
+        }
+
+        // Draining: wait for in-flight jobs up to the deadline, then hand back the rest.
+        let deadline = Instant::now() + cfg.shutdown_deadline;
+        tracing::info!(in_flight = lock(&registry).len(), deadline = ?cfg.shutdown_deadline, "shutting down");
+        let drained = tokio::time::timeout_at(deadline.into(), async {
+            while let Some(joined) = handlers.join_next().await {
+                if let Err(error) = joined {
+                    tracing::error!(%error, "job handler task failed");
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            let left: Vec<Arc<Pending>> = lock(&registry).values().cloned().collect();
+            for pending in left {
+                if hand_back(&shared.metrics, &cfg.topology, &pending).await {
+                    report.handed_back += 1;
+                }
+            }
+            handlers.abort_all();
+            while handlers.join_next().await.is_some() {}
+        }
+        shared.metrics.set_connected(false);
+        if let Some(session) = last_session {
+            session.close("worker shutting down").await;
+        }
+        tracing::info!(handed_back = report.handed_back, "worker stopped");
+        Ok(report)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned registry only means a handler panicked while holding it; the map is still valid.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Pending {
+    fn new(delivery: lapin::message::Delivery, publish: Channel) -> Self {
+        let job_id = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.to_string());
+        Pending {
+            settled: tokio::sync::Mutex::new(false),
+            redelivered: delivery.redelivered,
+            data: delivery.data,
+            properties: delivery.properties,
+            acker: delivery.acker,
+            publish,
+            job_id,
+        }
+    }
+
+    fn headers(&self) -> Option<&FieldTable> {
+        self.properties.headers().as_ref()
+    }
+
+    fn context(&self, shared: &Shared<impl Processor>) -> JobContext {
+        let failures = topology::header_u32(self.headers(), HEADER_ATTEMPT).unwrap_or(0);
+        JobContext {
+            attempt: failures.saturating_add(1),
+            delivery_count: topology::header_u32(self.headers(), HEADER_DELIVERY_COUNT)
+                .unwrap_or(0),
+            redelivered: self.redelivered,
+            interrupted: topology::header_u32(self.headers(), HEADER_INTERRUPTED).unwrap_or(0),
+            cpu: shared.cpu.clone(),
+            metrics: shared.metrics.clone(),
+        }
+    }
+
+    /// The headers of a copy: ours updated, the broker's delivery count dropped (the copy is a
+    /// new message and must start its count afresh).
+    fn copy_headers(&self, set: &[(&str, AMQPValue)]) -> FieldTable {
+        let mut headers = FieldTable::default();
+        if let Some(old) = self.headers() {
+            for (k, v) in old.inner() {
+                if k.as_str() != HEADER_DELIVERY_COUNT {
+                    headers.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        for (k, v) in set {
+            headers.insert(ShortString::from(*k), v.clone());
+        }
+        headers
+    }
+
+    /// Publishes a copy with confirms; `mandatory` so a missing queue is an error, not a loss.
+    async fn publish_copy(
+        &self,
+        exchange: String,
+        key: String,
+        headers: FieldTable,
+    ) -> Result<(), QueueError> {
+        let props = self
+            .properties
+            .clone()
+            .with_headers(headers)
+            .with_delivery_mode(2);
+        let confirm = broker_op(
+            "basic.publish",
+            self.publish.basic_publish(
+                exchange.into(),
+                key.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                &self.data,
+                props,
+            ),
+        )
+        .await?;
+        let confirmation = broker_op("publisher confirm", confirm).await?;
+        if !confirmation.is_ack() {
+            return Err(QueueError::Refused("publish nacked".into()));
+        }
+        if confirmation.take_message().is_some() {
+            return Err(QueueError::Refused(
+                "unroutable: is the topology declared?".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Acks; a failed ack is logged and counted, never fatal: the broker will redeliver and the
+    /// store's idempotency absorbs the duplicate.
+    async fn ack(&self, metrics: &Metrics) -> bool {
+        match tokio::time::timeout(
+            super::BROKER_TIMEOUT,
+            self.acker.ack(BasicAckOptions::default()),
+        )
+        .await
+        {
+            Ok(Ok(true)) => true,
+            Ok(Ok(false)) => {
+                metrics.ack_failed();
+                tracing::warn!(job_id = ?self.job_id, "ack not sent: channel closed or already settled; the broker will redeliver");
+                false
+            }
+            Ok(Err(error)) => {
+                metrics.ack_failed();
+                tracing::warn!(job_id = ?self.job_id, %error, "ack failed; the broker will redeliver");
+                false
+            }
+            Err(_) => {
+                metrics.ack_failed();
+                tracing::warn!(job_id = ?self.job_id, "ack timed out; the broker may redeliver");
+                false
+            }
+        }
+    }
+
+    /// Copy, then ack. `Unsettled` when the copy could not be published: the original stays
+    /// unacked and comes back when the channel closes.
+    async fn forward_then_ack(
+        &self,
+        metrics: &Metrics,
+        exchange: String,
+        key: String,
+        headers: FieldTable,
+        outcome: JobOutcome,
+    ) -> JobOutcome {
+        match self.publish_copy(exchange, key, headers).await {
+            Ok(()) => {
+                if self.ack(metrics).await {
+                    outcome
+                } else {
+                    JobOutcome::Unsettled
+                }
+            }
+            Err(error) => {
+                metrics.ack_failed();
+                tracing::warn!(job_id = ?self.job_id, %error, "could not forward the message; leaving it to the broker");
+                if let QueueError::Refused(_) = error {
+                    // The channel is alive but refused: return the message rather than hold it.
+                    if let Err(error) = self
+                        .acker
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..Default::default()
+                        })
+                        .await
+                    {
+                        tracing::warn!(%error, "nack failed too");
+                    }
+                }
+                JobOutcome::Unsettled
+            }
+        }
+    }
+}
+
+/// Hands an unfinished job back to the jobs queue without spending a delivery attempt.
+async fn hand_back(metrics: &Metrics, topology: &Topology, pending: &Pending) -> bool {
+    let mut settled = pending.settled.lock().await;
+    if *settled {
+        return false;
+    }
+    *settled = true;
+    let interrupted = topology::header_u32(pending.headers(), HEADER_INTERRUPTED).unwrap_or(0) + 1;
+    let headers = pending.copy_headers(&[(HEADER_INTERRUPTED, AMQPValue::LongUInt(interrupted))]);
+    let outcome = pending
+        .forward_then_ack(
+            metrics,
+            topology.jobs_exchange(),
+            JOB_ROUTING_KEY.into(),
+            headers,
+            JobOutcome::Interrupted,
+        )
+        .await;
+    metrics.job_finished(outcome, None);
+    tracing::info!(job_id = ?pending.job_id, outcome = outcome.label(), "job handed back at shutdown");
+    outcome == JobOutcome::Interrupted
+}
+
+fn text_header(s: &str) -> AMQPValue {
+    // Header values are bounded so a huge error text cannot bloat every copy.
+    let mut end = s.len().min(1024);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    topology::long_string(&s[..end])
+}
+
+/// Parses, processes and settles one delivery.
+async fn handle<P: Processor>(shared: &Shared<P>, pending: &Pending) {
+    let metrics = &shared.metrics;
+    let topology = &shared.config.topology;
+    let job = match Job::parse(&pending.data) {
+        Ok(job) => job,
+        Err(rejection) => {
+            let mut settled = pending.settled.lock().await;
+            if *settled {
+                return;
+            }
+            *settled = true;
+            tracing::warn!(job_id = ?pending.job_id, code = rejection.code(), %rejection, "malformed message: dead-lettering");
+            let headers = pending.copy_headers(&[
+                (HEADER_ERROR_CODE, text_header(rejection.code())),
+                (HEADER_ERROR, text_header(&rejection.to_string())),
+            ]);
+            let outcome = pending
+                .forward_then_ack(
+                    metrics,
+                    topology.dead_exchange(),
+                    String::new(),
+                    headers,
+                    JobOutcome::Malformed,
+                )
+                .await;
+            metrics.job_finished(outcome, None);
+            return;
+        }
+    };
+    let ctx = pending.context(shared);
+    let span =
+        tracing::info_span!("job", job_id = %job.id, kind = job.kind_name(), attempt = ctx.attempt);
+    async {
+        metrics.job_started();
+        let started = Instant::now();
+        // The processor runs in its own task so that a panic fails this job only.
+        let task = {
+            let (processor, job, ctx) = (shared.processor.clone(), job.clone(), ctx.clone());
+            AbortOnDrop(tokio::spawn(
+                async move { processor.process(&job, &ctx).await }.in_current_span(),
+            ))
+        };
+        let mut task = task;
+        let result = match (&mut task.0).await {
+            Ok(r) => r,
+            Err(e) => Err(join_error("processor", e)),
+        };
+        let duration = started.elapsed();
+        metrics.job_left();
+
+        let mut settled = pending.settled.lock().await;
+        if *settled {
+            tracing::info!("finished after being handed back at shutdown; result dropped");
+            return;
+        }
+        *settled = true;
+        let outcome = match result {
+            Ok(done) => {
+                let event = result_event(&job, &ctx, "completed", Some(&done.summary), None);
+                match publish_result(pending, topology, &job, "completed", &event).await {
+                    Ok(()) => {
+                        if pending.ack(metrics).await {
+                            JobOutcome::Completed
+                        } else {
+                            JobOutcome::Unsettled
+                        }
+                    }
+                    Err(error) => {
+                        metrics.ack_failed();
+                        tracing::warn!(%error, "result event not published; job left unacked for redelivery");
+                        if let QueueError::Refused(_) = error
+                            && let Err(error) = pending.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await
+                        {
+                            tracing::warn!(%error, "nack failed too");
+                        }
+                        JobOutcome::Unsettled
+                    }
+                }
+            }
+            Err(error) => settle_failure(shared, pending, &job, &ctx, error).await,
+        };
+        metrics.job_finished(outcome, Some(duration));
+        tracing::info!(outcome = outcome.label(), seconds = duration.as_secs_f64(), "job settled");
+    }
+    .instrument(span)
+    .await
+}
+
+/// Retry, or record and dead-letter.
+async fn settle_failure<P: Processor>(
+    shared: &Shared<P>,
+    pending: &Pending,
+    job: &Job,
+    ctx: &JobContext,
+    error: JobError,
+) -> JobOutcome {
+    let metrics = &shared.metrics;
+    let topology = &shared.config.topology;
+    let failures = ctx.attempt;
+    let error_headers = |attempts: u32| {
+        vec![
+            (HEADER_ATTEMPT, AMQPValue::LongUInt(attempts)),
+            (HEADER_ERROR_CODE, text_header(error.code())),
+            (HEADER_ERROR, text_header(error.message())),
+        ]
+    };
+    let retry = |delay: Duration| {
+        let headers = pending.copy_headers(&error_headers(failures));
+        tracing::warn!(code = error.code(), %error, retry_in = ?delay, "transient failure: retrying later");
+        pending.forward_then_ack(
+            metrics,
+            topology.retry_exchange(),
+            topology::retry_key(delay),
+            headers,
+            JobOutcome::Retried,
+        )
+    };
+    let give_up =
+        error.is_retryable() && topology.after_failures(failures) == RetryDecision::GiveUp;
+    if error.is_retryable()
+        && let RetryDecision::RetryAfter(delay) = topology.after_failures(failures)
+    {
+        return retry(delay).await;
+    }
+    // Final: record it, then dead-letter it.
+    let recorded = match shared.processor.record_failure(job, &error, failures).await {
+        Ok(()) => true,
+        Err(record_error) => {
+            tracing::warn!(%record_error, "could not record the failure");
+            if record_error.is_retryable()
+                && let RetryDecision::RetryAfter(delay) = topology.after_failures(failures)
+            {
+                return retry(delay).await;
+            }
+            false
+        }
+    };
+    let (outcome, reason) = if give_up {
+        (
+            JobOutcome::RetriesExhausted,
+            format!("gave up after {failures} attempts: {}", error.message()),
+        )
+    } else {
+        (JobOutcome::Failed, error.message().to_string())
+    };
+    tracing::warn!(code = error.code(), %reason, "job failed: dead-lettering");
+    let mut set = error_headers(failures);
+    set[2].1 = text_header(&reason);
+    if !recorded {
+        set.push((HEADER_FAILURE_RECORDED, AMQPValue::Boolean(false)));
+    }
+    let headers = pending.copy_headers(&set);
+    let event = result_event(job, ctx, "failed", None, Some((&error, &reason)));
+    if let Err(e) = publish_result(pending, topology, job, "failed", &event).await {
+        tracing::warn!(error = %e, "failure event not published");
+    }
+    pending
+        .forward_then_ack(
+            metrics,
+            topology.dead_exchange(),
+            String::new(),
+            headers,
+            outcome,
+        )
+        .await
+}
+
+/// The result event body (JSON, version 1).
+fn result_event(
+    job: &Job,
+    ctx: &JobContext,
+    outcome: &str,
+    summary: Option<&serde_json::Value>,
+    failure: Option<(&JobError, &str)>,
+) -> serde_json::Value {
+    let mut event = serde_json::json!({
+        "version": 1,
+        "job_id": job.id.as_str(),
+        "kind": job.kind_name(),
+        "source": job.source.as_string(),
+        "film_title": job.film.title,
+        "outcome": outcome,
+        "attempt": ctx.attempt,
+        "finished_at": chrono::Utc::now().to_rfc3339(),
+        "pipeline_version": crate::PIPELINE_VERSION,
+    });
+    if let Some(summary) = summary {
+        event["summary"] = summary.clone();
+    }
+    if let Some((error, reason)) = failure {
+        event["error_code"] = error.code().into();
+        event["error"] = reason.into();
+    }
+    event
+}
+
+async fn publish_result(
+    pending: &Pending,
+    topology: &Topology,
+    job: &Job,
+    outcome: &str,
+    event: &serde_json::Value,
+) -> Result<(), QueueError> {
+    let body = serde_json::to_vec(event).unwrap_or_default();
+    let props = BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2)
+        .with_message_id(job.id.as_str().into())
+        .with_type("regard.analysis-event.v1".into());
+    let key = topology::result_routing_key(job.kind_name(), outcome);
+    let confirm = broker_op(
+        "basic.publish",
+        pending.publish.basic_publish(
+            topology.results_exchange().into(),
+            key.into(),
+            BasicPublishOptions::default(),
+            &body,
+            props,
+        ),
+    )
+    .await?;
+    let confirmation = broker_op("publisher confirm", confirm).await?;
+    if confirmation.is_ack() {
+        Ok(())
+    } else {
+        Err(QueueError::Refused("result event nacked".into()))
+    }
+}
+
+/// One connection: a consuming channel (acks) and a publishing channel (confirms).
+struct Session {
+    conn: Connection,
+    consume: Channel,
+    publish: Channel,
+    consumer_tag: String,
+}
+
+impl Session {
+    async fn open(cfg: &WorkerConfig) -> Result<(Session, lapin::Consumer), QueueError> {
+        let conn = connect(&cfg.amqp_url, &cfg.connection_name).await?;
+        // On error `conn` is dropped here, which closes it.
+        let (consume, publish, consumer_tag, consumer) = Self::prepare(cfg, &conn).await?;
+        Ok((
+            Session {
+                conn,
+                consume,
+                publish,
+                consumer_tag,
+            },
+            consumer,
+        ))
+    }
+
+    async fn prepare(
+        cfg: &WorkerConfig,
+        conn: &Connection,
+    ) -> Result<(Channel, Channel, String, lapin::Consumer), QueueError> {
+        let publish = broker_op("channel.open", conn.create_channel()).await?;
+        broker_op("declare topology", cfg.topology.declare(&publish)).await?;
+        broker_op(
+            "confirm.select",
+            publish.confirm_select(ConfirmSelectOptions::default()),
+        )
+        .await?;
+        let consume = broker_op("channel.open", conn.create_channel()).await?;
+        // Prefetch is set on every new channel: recovery would not restore it for us.
+        broker_op(
+            "basic.qos",
+            consume.basic_qos(cfg.job_slots, BasicQosOptions::default()),
+        )
+        .await?;
+        let consumer_tag = format!("regard-{}", uuid::Uuid::new_v4());
+        let consumer = broker_op(
+            "basic.consume",
+            consume.basic_consume(
+                cfg.topology.jobs_queue().into(),
+                consumer_tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            ),
+        )
+        .await?;
+        Ok((consume, publish, consumer_tag, consumer))
+    }
+
+    fn is_healthy(&self) -> bool {
+        self.conn.status().connected()
+            && self.consume.status().connected()
+            && self.publish.status().connected()
+    }
+
+    /// Cancels the consumer, then hands back whatever was prefetched but not yet started.
+    async fn stop_consuming(
+        &self,
+        consumer: &mut lapin::Consumer,
+        metrics: &Metrics,
+        topology: &Topology,
+    ) -> usize {
+        if let Err(error) = broker_op(
+            "basic.cancel",
+            self.consume.basic_cancel(
+                self.consumer_tag.as_str().into(),
+                BasicCancelOptions::default(),
+            ),
+        )
+        .await
+        {
+            tracing::warn!(%error, "could not cancel the consumer");
+            return 0;
+        }
+        let mut handed_back = 0;
+        // After cancel-ok the stream yields what was already buffered, then ends.
+        while let Ok(Some(Ok(delivery))) =
+            tokio::time::timeout(Duration::from_secs(2), consumer.next()).await
+        {
+            let pending = Pending::new(delivery, self.publish.clone());
+            handed_back += usize::from(hand_back(metrics, topology, &pending).await);
+        }
+        handed_back
+    }
+
+    async fn close(self, why: &str) {
+        if self.conn.status().connected()
+            && let Err(error) =
+                broker_op("connection.close", self.conn.close(200, why.into())).await
+        {
+            tracing::debug!(%error, "closing the connection failed");
+        }
+    }
+}
