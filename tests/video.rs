@@ -374,6 +374,23 @@ fn corrupt_packets_are_skipped_and_counted() {
         "{} frames",
         frames.len()
     );
+
+    // With no tolerance, the first damaged packet or frame ends sampling with an error.
+    let strict = SamplerOptions {
+        max_consecutive_errors: 1,
+        ..SamplerOptions::default()
+    };
+    let mut sampler = VideoSampler::open("strict", &path, &strict).expect("open");
+    let results: Vec<_> = sampler.by_ref().collect();
+    let Some(Err(e)) = results.last() else {
+        panic!(
+            "expected an error at the end, got {} results",
+            results.len()
+        );
+    };
+    assert_eq!(e.code(), "corrupt_media", "{e}");
+    assert!(results[..results.len() - 1].iter().all(Result::is_ok));
+    assert!(sampler.next().is_none(), "the iterator ends after an error");
 }
 
 #[test]

@@ -806,6 +806,14 @@ impl VideoSampler {
                     Err(_) => break,
                 }
             }
+        } else if self.stage == Stage::Draining {
+            // Input ended already; frames still inside the decoder may lie past the cap.
+            while self.decoder.receive_frame(&mut self.frame).is_ok() {
+                if self.frame.timestamp().is_some_and(|t| t >= next_ts) {
+                    self.report.capped = true;
+                    break;
+                }
+            }
         }
         if self.report.capped {
             let why = if self.produced >= self.opts.max_frames {
