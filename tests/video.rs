@@ -296,6 +296,15 @@ fn bad_inputs_get_clear_errors() {
     ));
     let e = open_err(&audio);
     assert_eq!(e.code(), "no_video_stream", "{e}");
+    // Cover art is a "video" stream of one picture: still audio-only.
+    let cover = dir.path().join("cover.mp3");
+    ffmpeg(&format!(
+        "-f lavfi -i sine=duration=1 -f lavfi -i color=red:size=64x64:duration=0.04 -map 0:a \
+         -map 1:v -c:a libmp3lame -c:v png -disposition:v:0 attached_pic {}",
+        cover.display()
+    ));
+    let e = open_err(&cover);
+    assert_eq!(e.code(), "no_video_stream", "{e}");
 
     // The sample entry's codec tag replaced by one FFmpeg does not know.
     let unknown = dir.path().join("unknown_codec.mp4");

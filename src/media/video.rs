@@ -611,7 +611,7 @@ impl VideoSampler {
                 max: opts.max_input_side,
             });
         }
-        let codec_name = format!("{codec_id:?}").to_lowercase();
+        let codec_name = codec_id.name().to_string();
         if codec_id == ff::codec::Id::None || ff::decoder::find(codec_id).is_none() {
             return Err(VideoError::UnsupportedCodec {
                 input: name,
@@ -1219,7 +1219,11 @@ fn check_declared_sizes(
             let p = &*s.parameters().as_ptr();
             (p.width.max(0) as u32, p.height.max(0) as u32)
         };
-        if s.parameters().medium() == ff::media::Type::Video && (w > max_side || h > max_side) {
+        let cover_art = s
+            .disposition()
+            .contains(ff::format::stream::Disposition::ATTACHED_PIC);
+        let video = s.parameters().medium() == ff::media::Type::Video && !cover_art;
+        if video && (w > max_side || h > max_side) {
             return Err(VideoError::TooLarge {
                 input: name.to_string(),
                 width: w,
