@@ -523,6 +523,8 @@ pub struct VideoSampler {
     /// Sample time, aim and attempt of a seek whose landing is not verified yet.
     seek_check: Option<(i64, i64, u32)>,
     reseeks: u32,
+    video_packets: u64,
+    droppable_packets: u64,
     demux_errors: u32,
     multi_slot_frames: u32,
     untimed_frames: u32,
@@ -682,14 +684,7 @@ impl VideoSampler {
             container: input.format().name().to_string(),
             rotation,
         };
-        let mut report = DecodeReport::default();
-        if skip_enabled {
-            report.notes.push(
-                "non-reference frames that cannot be a sample were not decoded (skip_frame=nonref); \
-                 sample times are exact"
-                    .to_string(),
-            );
-        }
+        let report = DecodeReport::default();
         Ok(VideoSampler {
             input_name: name,
             schedule: SampleSchedule::new(opts.sample_rate, tick, opts.max_duration_s),
@@ -714,6 +709,8 @@ impl VideoSampler {
             seeked_for: None,
             seek_check: None,
             reseeks: 0,
+            video_packets: 0,
+            droppable_packets: 0,
             demux_errors: 0,
             multi_slot_frames: 0,
             untimed_frames: 0,
@@ -746,6 +743,13 @@ impl VideoSampler {
             return;
         }
         self.stage = Stage::Done;
+        if self.skip_enabled {
+            self.report.notes.push(format!(
+                "{} of {} video packets were marked droppable: non-reference frames that cannot \
+                 be a sample were not decoded (skip_frame=nonref); sample times are exact",
+                self.droppable_packets, self.video_packets
+            ));
+        }
         if self.seeks > 0 {
             self.report.notes.push(format!(
                 "seeked {} times to the keyframe before a distant sample ({} went back one \
@@ -947,6 +951,8 @@ impl VideoSampler {
                     self.last_read_ts = packet.dts().or(packet.pts()).or(self.last_read_ts);
                     let full = !self.skip_enabled || self.schedule.needs_full_decode(packet.pts());
                     self.set_skip(!full);
+                    self.video_packets += 1;
+                    self.droppable_packets += u64::from(!full);
                     match self.decoder.send_packet(&packet) {
                         Ok(()) => {}
                         Err(e) => self.count_failure(format!("packet rejected: {e}"))?,
