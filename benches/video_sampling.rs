@@ -19,7 +19,18 @@ fn peak_rss_kib() -> u64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    // FFmpeg's own warnings arrive through tracing (target "ffmpeg").
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let Some(path) = args.first() else {
         eprintln!("usage: video_sampling FILE [rate] [threads] [skip:0|1] [seek_gap_s|none]");
         std::process::exit(2);

@@ -7,11 +7,12 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// Run the ffmpeg CLI quietly; panics with its stderr when it fails or is missing.
-fn ffmpeg(args: &[&str]) {
+/// Run the ffmpeg CLI quietly with whitespace-separated `args` (temp paths have no spaces);
+/// panics with its stderr when it fails or is missing.
+fn ffmpeg(args: &str) {
     let out = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
-        .args(args)
+        .args(args.split_whitespace())
         .output()
         .expect("the `ffmpeg` command line is required to make the test videos");
     assert!(
@@ -32,10 +33,10 @@ fn base_clip() -> &'static Path {
     let (_, path) = CLIP.get_or_init(|| {
         let dir = tempdir();
         let path = dir.path().join("clip.mp4");
-        ffmpeg(&[
-            "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-t", "10",
-            "-c:v", "libx264", "-movflags", "+faststart", path.to_str().unwrap(),
-        ]);
+        ffmpeg(&format!(
+            "-f lavfi -i testsrc2=size=320x180:rate=25 -t 10 -c:v libx264 -movflags +faststart {}",
+            path.display()
+        ));
         (dir, path)
     });
     path
@@ -63,10 +64,10 @@ fn expected_times(frame_times: &[f64], rate: f64, until: f64) -> Vec<f64> {
     let mut k = 0;
     while (k as f64) / rate < until {
         let target = k as f64 / rate;
-        if let Some(&t) = frame_times.iter().find(|&&t| t >= target - 1e-9) {
-            if out.last() != Some(&t) {
-                out.push(t);
-            }
+        if let Some(&t) = frame_times.iter().find(|&&t| t >= target - 1e-9)
+            && out.last() != Some(&t)
+        {
+            out.push(t);
         }
         k += 1;
     }
@@ -77,7 +78,10 @@ fn assert_times(frames: &[SampledFrame], expected: &[f64]) {
     let got: Vec<f64> = frames.iter().map(|f| f.t).collect();
     assert_eq!(got.len(), expected.len(), "sample count: got {got:?}");
     for (g, e) in got.iter().zip(expected) {
-        assert!((g - e).abs() < 1e-6, "sample at {g}, expected {e} (all: {got:?})");
+        assert!(
+            (g - e).abs() < 1e-6,
+            "sample at {g}, expected {e} (all: {got:?})"
+        );
     }
 }
 
@@ -88,7 +92,11 @@ fn samples_two_per_second_at_the_right_times() {
     let frame_times: Vec<f64> = (0..250).map(|n| n as f64 / 25.0).collect();
     let expected = expected_times(&frame_times, 2.0, 10.0);
     assert_eq!(expected.len(), 20);
-    assert_eq!(expected[1], 13.0 / 25.0, "0.5 s falls between frames 12 and 13");
+    assert_eq!(
+        expected[1],
+        13.0 / 25.0,
+        "0.5 s falls between frames 12 and 13"
+    );
     assert_times(&frames, &expected);
     assert!(frames.iter().all(|f| f.slots == 1));
     assert!(frames.iter().all(|f| f.image.dimensions() == (320, 180)));
@@ -109,8 +117,17 @@ fn skipping_non_reference_frames_changes_no_sample() {
         skip_nonref: false,
         ..SamplerOptions::default()
     };
-    let (a, _) = sample_all(base_clip(), &skip);
+    let (a, skipping) = sample_all(base_clip(), &skip);
     let (b, _) = sample_all(base_clip(), &full);
+    // 2 samples/s of 25 fps: most packets cannot be a sample.
+    let note = skipping
+        .report()
+        .notes
+        .iter()
+        .find(|n| n.contains("droppable"))
+        .unwrap();
+    let droppable: u32 = note.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(droppable > 150, "{note}");
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x.t, y.t);
@@ -123,10 +140,10 @@ fn a_stream_not_starting_at_zero_is_sampled_from_zero() {
     let dir = tempdir();
     let path = dir.path().join("offset.ts");
     // MPEG-TS starts its timestamps at 1.4 s.
-    ffmpeg(&[
-        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-t", "4",
-        "-c:v", "libx264", path.to_str().unwrap(),
-    ]);
+    ffmpeg(&format!(
+        "-f lavfi -i testsrc2=size=320x180:rate=25 -t 4 -c:v libx264 {}",
+        path.display()
+    ));
     let (frames, _) = sample_all(&path, &SamplerOptions::default());
     let frame_times: Vec<f64> = (0..100).map(|n| n as f64 / 25.0).collect();
     assert_eq!(frames[0].t, 0.0);
@@ -136,16 +153,16 @@ fn a_stream_not_starting_at_zero_is_sampled_from_zero() {
 /// White top-left quadrant on black, so the orientation of the output can be checked.
 fn marked_clip(dir: &Path, rotate: &str) -> PathBuf {
     let plain = dir.join("plain.mp4");
-    ffmpeg(&[
-        "-f", "lavfi", "-i", "color=black:size=160x90:rate=25", "-t", "1",
-        "-vf", "drawbox=x=0:y=0:w=80:h=45:color=white:t=fill",
-        "-c:v", "libx264", plain.to_str().unwrap(),
-    ]);
+    ffmpeg(&format!(
+        "-f lavfi -i color=black:size=160x90:rate=25 -t 1 -vf drawbox=x=0:y=0:w=80:h=45:color=white:t=fill -c:v libx264 {}",
+        plain.display()
+    ));
     let rotated = dir.join(format!("rotate{rotate}.mp4"));
-    ffmpeg(&[
-        "-i", plain.to_str().unwrap(), "-c", "copy",
-        "-metadata:s:v:0", &format!("rotate={rotate}"), rotated.to_str().unwrap(),
-    ]);
+    ffmpeg(&format!(
+        "-i {} -c copy -metadata:s:v:0 rotate={rotate} {}",
+        plain.display(),
+        rotated.display()
+    ));
     rotated
 }
 
@@ -165,8 +182,15 @@ fn rotated_streams_come_out_upright() {
         assert_eq!(sampler.info().rotation, rotation, "rotate={tag}");
         assert_eq!((sampler.info().width, sampler.info().height), (90, 160));
         let img = &frames[0].image;
-        assert_eq!(img.dimensions(), (90, 160), "portrait output for rotate={tag}");
-        assert!(is_white(img, white_at.0, white_at.1), "rotate={tag}: white corner moved");
+        assert_eq!(
+            img.dimensions(),
+            (90, 160),
+            "portrait output for rotate={tag}"
+        );
+        assert!(
+            is_white(img, white_at.0, white_at.1),
+            "rotate={tag}: white corner moved"
+        );
         let black_corners = [(20, 20), (70, 20), (20, 120), (70, 120)]
             .into_iter()
             .filter(|&(x, y)| !is_white(img, x, y))
@@ -175,10 +199,11 @@ fn rotated_streams_come_out_upright() {
     }
     // The reference: the CLI's autorotated first frame has its white corner in the same place.
     let cli = dir.path().join("cli.gray");
-    ffmpeg(&[
-        "-i", dir.path().join("rotate90.mp4").to_str().unwrap(), "-frames:v", "1",
-        "-f", "rawvideo", "-pix_fmt", "gray", cli.to_str().unwrap(),
-    ]);
+    ffmpeg(&format!(
+        "-i {} -frames:v 1 -f rawvideo -pix_fmt gray {}",
+        dir.path().join("rotate90.mp4").display(),
+        cli.display()
+    ));
     let gray = std::fs::read(&cli).unwrap();
     assert_eq!(gray.len(), 90 * 160);
     assert!(gray[120 * 90 + 20] > 200 && gray[20 * 90 + 70] < 50);
@@ -188,10 +213,10 @@ fn rotated_streams_come_out_upright() {
 fn odd_sizes_ten_bit_and_4k_are_converted() {
     let dir = tempdir();
     let odd = dir.path().join("odd.mp4");
-    ffmpeg(&[
-        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-t", "1", "-vf", "scale=853:481,setsar=1",
-        "-c:v", "libx264", "-pix_fmt", "yuv444p", odd.to_str().unwrap(),
-    ]);
+    ffmpeg(&format!(
+        "-f lavfi -i testsrc2=size=320x180:rate=25 -t 1 -vf scale=853:481,setsar=1 -c:v libx264 -pix_fmt yuv444p {}",
+        odd.display()
+    ));
     let (frames, sampler) = sample_all(&odd, &SamplerOptions::default());
     assert_eq!((sampler.info().width, sampler.info().height), (853, 481));
     assert_eq!(frames.len(), 2);
@@ -199,23 +224,26 @@ fn odd_sizes_ten_bit_and_4k_are_converted() {
 
     // 10-bit: a flat known colour must come out as that colour.
     let ten = dir.path().join("ten.mkv");
-    ffmpeg(&[
-        "-f", "lavfi", "-i", "color=c=0xC04020:size=320x180:rate=25", "-t", "1",
-        "-c:v", "libx264", "-pix_fmt", "yuv420p10le", ten.to_str().unwrap(),
-    ]);
+    ffmpeg(&format!(
+        "-f lavfi -i color=c=0xC04020:size=320x180:rate=25 -t 1 -c:v libx264 -pix_fmt yuv420p10le {}",
+        ten.display()
+    ));
     let (frames, _) = sample_all(&ten, &SamplerOptions::default());
     assert_eq!(frames.len(), 2);
     let p = frames[1].image.get_pixel(160, 90).0;
     for (got, want) in p.iter().zip([0xC0u8, 0x40, 0x20]) {
-        assert!(got.abs_diff(want) <= 8, "10-bit colour {p:?}, expected C04020");
+        assert!(
+            got.abs_diff(want) <= 8,
+            "10-bit colour {p:?}, expected C04020"
+        );
     }
 
     // 4K is downscaled to the output cap.
     let uhd = dir.path().join("uhd.mp4");
-    ffmpeg(&[
-        "-f", "lavfi", "-i", "testsrc2=size=3840x2160:rate=5", "-t", "1",
-        "-c:v", "libx264", "-preset", "ultrafast", uhd.to_str().unwrap(),
-    ]);
+    ffmpeg(&format!(
+        "-f lavfi -i testsrc2=size=3840x2160:rate=5 -t 1 -c:v libx264 -preset ultrafast {}",
+        uhd.display()
+    ));
     let (frames, sampler) = sample_all(&uhd, &SamplerOptions::default());
     assert_eq!((sampler.info().width, sampler.info().height), (3840, 2160));
     assert_eq!(frames.len(), 2);
@@ -228,14 +256,16 @@ fn variable_frame_rate_samples_the_first_frame_after_each_time() {
     let path = dir.path().join("vfr.mp4");
     // Keep frames n with n % 3 == 0 or n % 7 == 1 of a 25 fps source, with their original times;
     // frames 100..=140 are all dropped (a 1.68 s gap longer than the sampling interval).
-    let keep = |n: u32| (n % 3 == 0 || n % 7 == 1) && !(100..=140).contains(&n);
-    ffmpeg(&[
-        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-t", "8",
-        "-vf", "select='(not(mod(n\\,3))+eq(mod(n\\,7)\\,1))*not(between(n\\,100\\,140))'",
-        "-fps_mode", "vfr", "-c:v", "libx264", path.to_str().unwrap(),
-    ]);
+    let keep = |n: u32| (n.is_multiple_of(3) || n % 7 == 1) && !(100..=140).contains(&n);
+    ffmpeg(&format!(
+        "-f lavfi -i testsrc2=size=320x180:rate=25 -t 8 -vf select='(not(mod(n\\,3))+eq(mod(n\\,7)\\,1))*not(between(n\\,100\\,140))' -fps_mode vfr -c:v libx264 {}",
+        path.display()
+    ));
     let (frames, _) = sample_all(&path, &SamplerOptions::default());
-    let frame_times: Vec<f64> = (0..200).filter(|&n| keep(n)).map(|n| n as f64 / 25.0).collect();
+    let frame_times: Vec<f64> = (0..200)
+        .filter(|&n| keep(n))
+        .map(|n| n as f64 / 25.0)
+        .collect();
     assert_times(&frames, &expected_times(&frame_times, 2.0, 8.0));
     // The frame after the gap (n = 141, 5.64 s) is the first at or after four sample times.
     let after_gap = frames.iter().find(|f| (f.t - 5.64).abs() < 1e-6).unwrap();
@@ -257,10 +287,10 @@ fn bad_inputs_get_clear_errors() {
 
     // Index at the end (no faststart), file cut in half: the moov box is gone.
     let tail_index = dir.path().join("tail.mp4");
-    ffmpeg(&[
-        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-t", "4",
-        "-c:v", "libx264", tail_index.to_str().unwrap(),
-    ]);
+    ffmpeg(&format!(
+        "-f lavfi -i testsrc2=size=320x180:rate=25 -t 4 -c:v libx264 {}",
+        tail_index.display()
+    ));
     let bytes = std::fs::read(&tail_index).unwrap();
     let no_moov = dir.path().join("no_moov.mp4");
     std::fs::write(&no_moov, &bytes[..bytes.len() / 2]).unwrap();
@@ -269,8 +299,20 @@ fn bad_inputs_get_clear_errors() {
     assert!(e.to_string().contains("moov"));
 
     let audio = dir.path().join("audio.m4a");
-    ffmpeg(&["-f", "lavfi", "-i", "sine=duration=2", "-c:a", "aac", audio.to_str().unwrap()]);
+    ffmpeg(&format!(
+        "-f lavfi -i sine=duration=2 -c:a aac {}",
+        audio.display()
+    ));
     let e = open_err(&audio);
+    assert_eq!(e.code(), "no_video_stream", "{e}");
+    // Cover art is a "video" stream of one picture: still audio-only.
+    let cover = dir.path().join("cover.mp3");
+    ffmpeg(&format!(
+        "-f lavfi -i sine=duration=1 -f lavfi -i color=red:size=64x64:duration=0.04 -map 0:a \
+         -map 1:v -c:a libmp3lame -c:v png -disposition:v:0 attached_pic {}",
+        cover.display()
+    ));
+    let e = open_err(&cover);
     assert_eq!(e.code(), "no_video_stream", "{e}");
 
     // The sample entry's codec tag replaced by one FFmpeg does not know.
@@ -300,7 +342,14 @@ fn bad_inputs_get_clear_errors() {
     let started = Instant::now();
     let e = open_err(&huge);
     assert!(
-        matches!(e, VideoError::TooLarge { width: 16384, height: 16384, .. }),
+        matches!(
+            e,
+            VideoError::TooLarge {
+                width: 16384,
+                height: 16384,
+                ..
+            }
+        ),
         "{e}"
     );
     assert_eq!(e.code(), "too_large");
@@ -315,7 +364,11 @@ fn a_file_cut_in_its_media_data_gives_a_truncated_partial_result() {
     std::fs::write(&cut, &clip[..clip.len() * 6 / 10]).unwrap();
     let (frames, sampler) = sample_all(&cut, &SamplerOptions::default());
     assert!(sampler.report().truncated, "{:?}", sampler.report());
-    assert!(frames.len() >= 8 && frames.len() < 20, "{} frames", frames.len());
+    assert!(
+        frames.len() >= 8 && frames.len() < 20,
+        "{} frames",
+        frames.len()
+    );
 }
 
 #[test]
@@ -334,17 +387,38 @@ fn corrupt_packets_are_skipped_and_counted() {
     let (frames, sampler) = sample_all(&path, &SamplerOptions::default());
     let report = sampler.report();
     assert!(report.corrupt_packets > 0 || report.truncated, "{report:?}");
-    assert!(!frames.is_empty() && frames.len() <= 20, "{} frames", frames.len());
+    assert!(
+        !frames.is_empty() && frames.len() <= 20,
+        "{} frames",
+        frames.len()
+    );
+
+    // With no tolerance, the first damaged packet or frame ends sampling with an error.
+    let strict = SamplerOptions {
+        max_consecutive_errors: 1,
+        ..SamplerOptions::default()
+    };
+    let mut sampler = VideoSampler::open("strict", &path, &strict).expect("open");
+    let results: Vec<_> = sampler.by_ref().collect();
+    let Some(Err(e)) = results.last() else {
+        panic!(
+            "expected an error at the end, got {} results",
+            results.len()
+        );
+    };
+    assert_eq!(e.code(), "corrupt_media", "{e}");
+    assert!(results[..results.len() - 1].iter().all(Result::is_ok));
+    assert!(sampler.next().is_none(), "the iterator ends after an error");
 }
 
 #[test]
 fn a_three_hour_video_is_capped_in_seconds() {
     let dir = tempdir();
     let path = dir.path().join("long.mp4");
-    ffmpeg(&[
-        "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=1", "-t", "10800",
-        "-c:v", "libx264", "-preset", "ultrafast", "-crf", "40", path.to_str().unwrap(),
-    ]);
+    ffmpeg(&format!(
+        "-f lavfi -i testsrc2=size=160x90:rate=1 -t 10800 -c:v libx264 -preset ultrafast -crf 40 {}",
+        path.display()
+    ));
     let opts = SamplerOptions {
         max_duration_s: 600.0,
         ..SamplerOptions::default()
@@ -371,7 +445,13 @@ fn a_three_hour_video_is_capped_in_seconds() {
     let (frames, sampler) = sample_all(&path, &few);
     assert_eq!(frames.len(), 30);
     assert!(sampler.report().capped);
-    assert!(sampler.report().notes.iter().any(|n| n.contains("frame cap")));
+    assert!(
+        sampler
+            .report()
+            .notes
+            .iter()
+            .any(|n| n.contains("frame cap"))
+    );
 }
 
 #[test]
@@ -390,17 +470,21 @@ fn a_past_deadline_stops_sampling_and_says_so() {
 fn sparse_samples_seek_between_keyframes_and_keep_exact_times() {
     let dir = tempdir();
     let path = dir.path().join("gop.mp4");
-    ffmpeg(&[
-        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-t", "60",
-        "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", path.to_str().unwrap(),
-    ]);
+    ffmpeg(&format!(
+        "-f lavfi -i testsrc2=size=320x180:rate=25 -t 60 -c:v libx264 -preset ultrafast -g 25 {}",
+        path.display()
+    ));
     let sparse = SamplerOptions {
         sample_rate: 0.1,
         ..SamplerOptions::default()
     };
     let (seeking, sampler) = sample_all(&path, &sparse);
     assert!(
-        sampler.report().notes.iter().any(|n| n.starts_with("seeked")),
+        sampler
+            .report()
+            .notes
+            .iter()
+            .any(|n| n.starts_with("seeked")),
         "{:?}",
         sampler.report()
     );

@@ -14,8 +14,8 @@
 
 use crate::config::{AnalysisSettings, Limits};
 use crate::domain::DecodeReport;
-use ffmpeg_next as ff;
 use ff::ffi;
+use ffmpeg_next as ff;
 use std::collections::BTreeSet;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::fs::File;
@@ -170,8 +170,7 @@ impl SamplerOptions {
 
     fn validate(&self) -> Result<(), VideoError> {
         let bad = |m: &str| Err(VideoError::InvalidOptions(m.to_string()));
-        if !(self.sample_rate.is_finite() && self.sample_rate > 0.0 && self.sample_rate <= 1000.0)
-        {
+        if !(self.sample_rate.is_finite() && self.sample_rate > 0.0 && self.sample_rate <= 1000.0) {
             return bad("sample_rate must be in (0, 1000] per second");
         }
         if !(self.max_duration_s.is_finite() && self.max_duration_s > 0.0) {
@@ -295,6 +294,10 @@ pub(crate) enum FrameRole {
     Sample { slots: u32 },
 }
 
+/// Unreadable packets in a row after which the demuxer is taken to have hit the end of the
+/// readable data (a cut file) rather than a damaged packet.
+const MAX_DEMUX_ERRORS_IN_A_ROW: u32 = 16;
+
 /// Bound on remembered packet timestamps (a long gap between samples with few frames decoded
 /// cannot grow it without limit).
 const MAX_REMEMBERED_PACKETS: usize = 4096;
@@ -335,6 +338,10 @@ impl SampleSchedule {
     }
 
     /// Timestamp of the next sample, once the origin is known.
+    pub(crate) fn origin_ts(&self) -> Option<i64> {
+        self.origin
+    }
+
     pub(crate) fn next_sample_ts(&self) -> Option<i64> {
         self.origin.map(|o| self.sample_ts(o, self.next))
     }
@@ -389,7 +396,11 @@ impl SampleSchedule {
 /// Output size for a `width`×`height` picture with pixel aspect ratio `sar` (width/height of a
 /// pixel, 1 for square pixels): display aspect kept, long side at most `max_side`, at least 1 px.
 pub fn output_size(width: u32, height: u32, sar: f64, max_side: u32) -> (u32, u32) {
-    let sar = if sar.is_finite() && sar > 0.0 { sar } else { 1.0 };
+    let sar = if sar.is_finite() && sar > 0.0 {
+        sar
+    } else {
+        1.0
+    };
     let dw = width as f64 * sar;
     let dh = height as f64;
     let long = dw.max(dh);
@@ -504,6 +515,17 @@ pub struct VideoSampler {
     /// Decode timestamp of the last packet read (where the demuxer is).
     last_read_ts: Option<i64>,
     seeks: u32,
+    /// After a seek, frames shown before the keyframe (open-GOP leading frames) cannot decode
+    /// cleanly; they are not samples and not damage either.
+    seek_floor: Option<i64>,
+    /// The sample time of the last forward seek (one per sample time).
+    seeked_for: Option<i64>,
+    /// Sample time, aim and attempt of a seek whose landing is not verified yet.
+    seek_check: Option<(i64, i64, u32)>,
+    reseeks: u32,
+    video_packets: u64,
+    droppable_packets: u64,
+    demux_errors: u32,
     multi_slot_frames: u32,
     untimed_frames: u32,
     skip_enabled: bool,
@@ -514,6 +536,10 @@ struct Scaler {
     output: ff::frame::Video,
     key: (ff::format::Pixel, u32, u32),
 }
+
+// SAFETY: an SwsContext has no thread affinity; it is owned here and only used through
+// `&mut self`, so moving it to another thread (e.g. a blocking pool) is sound.
+unsafe impl Send for Scaler {}
 
 fn ffmpeg_error<'a>(
     input: &'a str,
@@ -556,7 +582,10 @@ impl VideoSampler {
         let stream = input
             .streams()
             .filter(|s| s.parameters().medium() == ff::media::Type::Video)
-            .filter(|s| !s.disposition().contains(ff::format::stream::Disposition::ATTACHED_PIC))
+            .filter(|s| {
+                !s.disposition()
+                    .contains(ff::format::stream::Disposition::ATTACHED_PIC)
+            })
             .max_by_key(|s| {
                 let p = s.parameters();
                 // SAFETY: codecpar of a live stream.
@@ -584,7 +613,7 @@ impl VideoSampler {
                 max: opts.max_input_side,
             });
         }
-        let codec_name = format!("{codec_id:?}").to_lowercase();
+        let codec_name = codec_id.name().to_string();
         if codec_id == ff::codec::Id::None || ff::decoder::find(codec_id).is_none() {
             return Err(VideoError::UnsupportedCodec {
                 input: name,
@@ -619,8 +648,8 @@ impl VideoSampler {
         let mut decoder = context.decoder();
         decoder.set_packet_time_base(time_base);
         // Skipping pays only when most frames are not samples (e.g. 2 samples/s of 25 fps).
-        let skip_enabled = opts.skip_nonref
-            && frame_rate.is_some_and(|fps| fps >= 2.0 * opts.sample_rate);
+        let skip_enabled =
+            opts.skip_nonref && frame_rate.is_some_and(|fps| fps >= 2.0 * opts.sample_rate);
         let decoder = decoder.video().map_err(|e| match e {
             ff::Error::DecoderNotFound => VideoError::UnsupportedCodec {
                 input: name.clone(),
@@ -641,7 +670,11 @@ impl VideoSampler {
         }
 
         let (dw, dh) = output_size(width, height, f64::from(sar).max(0.0), u32::MAX);
-        let (dw, dh) = if rotation % 180 == 90 { (dh, dw) } else { (dw, dh) };
+        let (dw, dh) = if rotation % 180 == 90 {
+            (dh, dw)
+        } else {
+            (dw, dh)
+        };
         let info = VideoInfo {
             width: dw,
             height: dh,
@@ -651,14 +684,7 @@ impl VideoSampler {
             container: input.format().name().to_string(),
             rotation,
         };
-        let mut report = DecodeReport::default();
-        if skip_enabled {
-            report.notes.push(
-                "non-reference frames that cannot be a sample were not decoded (skip_frame=nonref); \
-                 sample times are exact"
-                    .to_string(),
-            );
-        }
+        let report = DecodeReport::default();
         Ok(VideoSampler {
             input_name: name,
             schedule: SampleSchedule::new(opts.sample_rate, tick, opts.max_duration_s),
@@ -679,6 +705,13 @@ impl VideoSampler {
             last_frame_s: None,
             last_read_ts: None,
             seeks: 0,
+            seek_floor: None,
+            seeked_for: None,
+            seek_check: None,
+            reseeks: 0,
+            video_packets: 0,
+            droppable_packets: 0,
+            demux_errors: 0,
             multi_slot_frames: 0,
             untimed_frames: 0,
             skip_enabled,
@@ -710,10 +743,18 @@ impl VideoSampler {
             return;
         }
         self.stage = Stage::Done;
+        if self.skip_enabled {
+            self.report.notes.push(format!(
+                "{} of {} video packets were marked droppable: non-reference frames that cannot \
+                 be a sample were not decoded (skip_frame=nonref); sample times are exact",
+                self.droppable_packets, self.video_packets
+            ));
+        }
         if self.seeks > 0 {
             self.report.notes.push(format!(
-                "seeked {} times to the keyframe before a distant sample",
-                self.seeks
+                "seeked {} times to the keyframe before a distant sample ({} went back one \
+                 keyframe more)",
+                self.seeks, self.reseeks
             ));
         }
         if self.multi_slot_frames > 0 {
@@ -769,6 +810,14 @@ impl VideoSampler {
                     Err(_) => break,
                 }
             }
+        } else if self.stage == Stage::Draining {
+            // Input ended already; frames still inside the decoder may lie past the cap.
+            while self.decoder.receive_frame(&mut self.frame).is_ok() {
+                if self.frame.timestamp().is_some_and(|t| t >= next_ts) {
+                    self.report.capped = true;
+                    break;
+                }
+            }
         }
         if self.report.capped {
             let why = if self.produced >= self.opts.max_frames {
@@ -780,7 +829,45 @@ impl VideoSampler {
         }
     }
 
-    /// Seek forward when the keyframe before the next sample is far past what was read.
+    /// Index entry (keyframe) at or before `ts`, as its timestamp.
+    fn keyframe_at_or_before(&mut self, ts: i64) -> Option<i64> {
+        // SAFETY: the stream is live; the entry is read before any other call on the context.
+        unsafe {
+            let st = *(*self.input.as_ptr()).streams.add(self.stream_index);
+            let entry =
+                ffi::avformat_index_get_entry_from_timestamp(st, ts, ffi::AVSEEK_FLAG_BACKWARD);
+            (!entry.is_null()).then(|| (*entry).timestamp)
+        }
+    }
+
+    /// Seek the demuxer to the last keyframe at or before `ts` (stream ticks) and restart
+    /// decoding. Demuxers differ on whether they compare presentation or decode times here;
+    /// [`Self::went_back_after_seek`] catches a landing past the sample time.
+    fn seek_to_keyframe(&mut self, ts: i64) -> bool {
+        // SAFETY: reading the time base of a live stream, then pure arithmetic.
+        let micros = unsafe {
+            let st = *(*self.input.as_ptr()).streams.add(self.stream_index);
+            let us = ffi::AVRational {
+                num: 1,
+                den: ffi::AV_TIME_BASE,
+            };
+            ffi::av_rescale_q(ts, (*st).time_base, us)
+        };
+        if let Err(e) = self.input.seek(micros, ..micros + 1) {
+            tracing::debug!(input = %self.input_name, error = %e, "seek failed; decoding on");
+            return false;
+        }
+        self.decoder.flush();
+        self.schedule.forget_packets();
+        self.decoder_has_output = false;
+        self.last_read_ts = None;
+        self.seek_floor = self.keyframe_at_or_before(ts);
+        true
+    }
+
+    /// Seek forward when the keyframe before the next sample is far past what was read. Each
+    /// sample time gets at most one forward seek; [`Self::went_back_after_seek`] verifies it landed early
+    /// enough.
     fn maybe_seek(&mut self) {
         let (Some(min_gap), Some(target), Some(read)) = (
             self.opts.seek_min_gap_s,
@@ -789,42 +876,53 @@ impl VideoSampler {
         ) else {
             return;
         };
-        // Aim a little early: keyframe index timestamps may be decode times, and frames of the
-        // previous group can still be shown after the keyframe's.
-        let margin = (1.0 / self.tick) as i64;
-        let aim = target - margin;
-        if ((aim - read) as f64) * self.tick < min_gap {
+        if self.seeked_for.is_some_and(|t| t >= target)
+            || ((target - read) as f64) * self.tick < min_gap
+        {
             return;
         }
-        // SAFETY: the stream is live; the entry is read before any other call on the context.
-        let keyframe_ts = unsafe {
-            let st = *(*self.input.as_ptr()).streams.add(self.stream_index);
-            let entry =
-                ffi::avformat_index_get_entry_from_timestamp(st, aim, ffi::AVSEEK_FLAG_BACKWARD);
-            if entry.is_null() {
-                return;
-            }
-            (*entry).timestamp
+        let Some(keyframe_ts) = self.keyframe_at_or_before(target) else {
+            return;
         };
         if ((keyframe_ts - read) as f64) * self.tick < min_gap {
             return;
         }
-        // SAFETY: reading the time base of a live stream, then pure arithmetic.
-        let aim_us = unsafe {
-            let st = *(*self.input.as_ptr()).streams.add(self.stream_index);
-            let micros = ffi::AVRational {
-                num: 1,
-                den: ffi::AV_TIME_BASE,
-            };
-            ffi::av_rescale_q(keyframe_ts, (*st).time_base, micros)
-        };
-        if self.input.seek(aim_us, ..aim_us + 1).is_ok() {
-            self.decoder.flush();
-            self.schedule.forget_packets();
-            self.decoder_has_output = false;
-            self.last_read_ts = Some(keyframe_ts);
+        self.seeked_for = Some(target);
+        tracing::debug!(input = %self.input_name, read, target, keyframe_ts, "seeking forward");
+        if self.seek_to_keyframe(target) {
             self.seeks += 1;
+            self.seek_check = Some((target, keyframe_ts, 0));
         }
+    }
+
+    /// After a forward seek, the first clean frame must be at or before the sample time: the
+    /// demuxer may land on a keyframe shown after it (index times can be decode times), and
+    /// frames of the previous group shown in between would be missed. Then go back one keyframe
+    /// (up to three times, then to the start) and decode from there.
+    fn went_back_after_seek(&mut self, ts: i64) -> bool {
+        let Some((target, aim, tries)) = self.seek_check.take() else {
+            return false;
+        };
+        if ts <= target {
+            return false;
+        }
+        self.reseeks += 1;
+        let back = self.keyframe_at_or_before(aim - 1).filter(|_| tries < 3);
+        match back {
+            Some(back) if self.seek_to_keyframe(back) => {
+                self.seek_check = Some((target, back, tries + 1));
+            }
+            _ => {
+                let start = self.schedule.origin_ts().unwrap_or(i64::MIN / 2);
+                if !self.seek_to_keyframe(start) {
+                    self.report.notes.push(format!(
+                        "could not seek back for the sample at {:.2} s; it may be late",
+                        self.schedule.seconds(target)
+                    ));
+                }
+            }
+        }
+        true
     }
 
     fn set_skip(&mut self, skip: bool) {
@@ -846,12 +944,15 @@ impl VideoSampler {
         loop {
             match packet.read(&mut self.input) {
                 Ok(()) => {
+                    self.demux_errors = 0;
                     if packet.stream() != self.stream_index {
                         continue;
                     }
                     self.last_read_ts = packet.dts().or(packet.pts()).or(self.last_read_ts);
                     let full = !self.skip_enabled || self.schedule.needs_full_decode(packet.pts());
                     self.set_skip(!full);
+                    self.video_packets += 1;
+                    self.droppable_packets += u64::from(!full);
                     match self.decoder.send_packet(&packet) {
                         Ok(()) => {}
                         Err(e) => self.count_failure(format!("packet rejected: {e}"))?,
@@ -860,11 +961,17 @@ impl VideoSampler {
                     return Ok(());
                 }
                 Err(ff::Error::Eof) => {}
+                // One damaged packet: demuxers resync past it. A run of them is a cut file
+                // whose index promises packets the bytes no longer hold.
+                Err(ff::Error::InvalidData) if self.demux_errors < MAX_DEMUX_ERRORS_IN_A_ROW => {
+                    self.demux_errors += 1;
+                    self.report.corrupt_packets += 1;
+                    continue;
+                }
                 Err(e) => {
-                    // A cut file: the index promises packets the bytes no longer hold.
                     self.report.truncated = true;
                     self.report.notes.push(format!(
-                        "demuxer stopped after {:.2} s: {e}",
+                        "demuxer stopped after {:.2} s of video: {e}",
                         self.last_frame_s.unwrap_or(0.0)
                     ));
                 }
@@ -883,12 +990,21 @@ impl VideoSampler {
 
     /// Handle one decoded frame; a sample when it is one.
     fn on_frame(&mut self) -> Result<Option<SampledFrame>, VideoError> {
+        let ts = self.frame.timestamp().or(self.frame.pts());
         if self.frame.is_corrupt() || self.frame.has_decode_errors() {
-            self.count_failure("frame decoded with errors".to_string())?;
+            let leading = matches!((ts, self.seek_floor), (Some(t), Some(floor)) if t < floor);
+            if !leading {
+                self.count_failure("frame decoded with errors".to_string())?;
+            }
             return Ok(None);
         }
         self.consecutive_errors = 0;
-        let ts = self.frame.timestamp().or(self.frame.pts());
+        if let Some(ts) = ts
+            && self.went_back_after_seek(ts)
+        {
+            // This frame comes from the abandoned position.
+            return Ok(None);
+        }
         if ts.is_none() {
             self.untimed_frames += 1;
         }
@@ -913,6 +1029,7 @@ impl VideoSampler {
         }
         let image = self.convert()?;
         self.produced += 1;
+        tracing::debug!(input = %self.input_name, t = self.last_frame_s, slots, "sample");
         Ok(Some(SampledFrame {
             t: self.last_frame_s.unwrap_or(0.0),
             slots,
@@ -1108,7 +1225,11 @@ fn check_declared_sizes(
             let p = &*s.parameters().as_ptr();
             (p.width.max(0) as u32, p.height.max(0) as u32)
         };
-        if s.parameters().medium() == ff::media::Type::Video && (w > max_side || h > max_side) {
+        let cover_art = s
+            .disposition()
+            .contains(ff::format::stream::Disposition::ATTACHED_PIC);
+        let video = s.parameters().medium() == ff::media::Type::Video && !cover_art;
+        if video && (w > max_side || h > max_side) {
             return Err(VideoError::TooLarge {
                 input: name.to_string(),
                 width: w,
@@ -1219,16 +1340,31 @@ mod tests {
     #[test]
     fn only_packets_that_can_be_samples_are_fully_decoded() {
         let mut s = schedule_25fps();
-        assert!(s.needs_full_decode(Some(0)), "origin unknown: decode everything");
+        assert!(
+            s.needs_full_decode(Some(0)),
+            "origin unknown: decode everything"
+        );
         assert_eq!(s.on_frame(Some(0)), FrameRole::Sample { slots: 1 });
         // Decode order of a B-pyramid group: P(16) Bref(14) b(13) b(15), frames of 512 ticks;
         // sample 1 is at 0.5 s = 6400 ticks = frame 12.5.
         let f = |n: i64| Some(n * 512);
         assert!(!s.needs_full_decode(f(3)), "before the next sample time");
-        assert!(s.needs_full_decode(f(16)), "first packet past the sample time");
-        assert!(s.needs_full_decode(f(14)), "earlier than the best candidate");
-        assert!(s.needs_full_decode(f(13)), "earlier still: this is the sample");
-        assert!(!s.needs_full_decode(f(15)), "a better candidate (13) is already decoded");
+        assert!(
+            s.needs_full_decode(f(16)),
+            "first packet past the sample time"
+        );
+        assert!(
+            s.needs_full_decode(f(14)),
+            "earlier than the best candidate"
+        );
+        assert!(
+            s.needs_full_decode(f(13)),
+            "earlier still: this is the sample"
+        );
+        assert!(
+            !s.needs_full_decode(f(15)),
+            "a better candidate (13) is already decoded"
+        );
         // Frames come out in presentation order: 13 is the sample.
         assert_eq!(s.on_frame(f(13)), FrameRole::Sample { slots: 1 });
         assert_eq!(s.on_frame(f(14)), FrameRole::Skip);
@@ -1291,12 +1427,25 @@ mod tests {
         let mut without = with.clone();
         with.extend(mp4_box(b"moov", 40));
         assert_eq!(iso_bmff_has_moov(&mut Cursor::new(with)), Some(true));
-        assert_eq!(iso_bmff_has_moov(&mut Cursor::new(without.clone())), Some(false));
+        assert_eq!(
+            iso_bmff_has_moov(&mut Cursor::new(without.clone())),
+            Some(false)
+        );
         // Cut in the middle of mdat: still no moov.
         without.truncate(60);
         assert_eq!(iso_bmff_has_moov(&mut Cursor::new(without)), Some(false));
-        assert_eq!(iso_bmff_has_moov(&mut Cursor::new(b"\x1aE\xdf\xa3 matroska".to_vec())), None);
+        assert_eq!(
+            iso_bmff_has_moov(&mut Cursor::new(b"\x1aE\xdf\xa3 matroska".to_vec())),
+            None
+        );
         assert_eq!(iso_bmff_has_moov(&mut Cursor::new(Vec::new())), None);
+    }
+
+    #[test]
+    fn a_sampler_can_move_to_a_blocking_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<VideoSampler>();
+        assert_send::<VideoError>();
     }
 
     #[test]
