@@ -16,12 +16,23 @@ use std::sync::Arc;
 
 /// Load and verify the models, then build a pipeline. Refuses to start on a missing or altered
 /// model file, naming it.
-pub fn load_pipeline(models: &ModelArgs, settings: AnalysisSettings, limits: Limits, embeddings: bool) -> anyhow::Result<Pipeline> {
+pub fn load_pipeline(
+    models: &ModelArgs,
+    settings: AnalysisSettings,
+    limits: Limits,
+    embeddings: bool,
+) -> anyhow::Result<Pipeline> {
     let manifest = ModelManifest::load(&models.models)?;
     manifest.verify()?;
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let options = VisionOptions {
-        intra_threads: if models.ort_threads == 0 { cores } else { models.ort_threads },
+        intra_threads: if models.ort_threads == 0 {
+            cores
+        } else {
+            models.ort_threads
+        },
         enable_sensitive: models.enable_sensitive.clone(),
         embeddings,
     };
@@ -53,7 +64,9 @@ pub fn expand_inputs(inputs: &[String]) -> anyhow::Result<Vec<String>> {
 fn looks_like_media(path: &Path) -> bool {
     use std::io::Read;
     let mut head = [0u8; 64];
-    let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).unwrap_or(0);
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
     sniff::sniff(&head[..n]).is_some()
 }
 
@@ -61,7 +74,13 @@ fn file_stem_for(source: &str, index: usize) -> String {
     let name = source.rsplit(['/', '\\']).next().unwrap_or("media");
     let stem: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("{:02}-{}", index + 1, stem.trim_start_matches('.'))
 }
@@ -71,13 +90,17 @@ fn write_pictures(dir: &Path, stem: &str, pictures: &Pictures) -> anyhow::Result
     let mut written = Vec::new();
     let mut save = |name: String, img: &image::RgbImage| -> anyhow::Result<()> {
         let path = dir.join(name);
-        img.save(&path).with_context(|| format!("cannot write {}", path.display()))?;
+        img.save(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         written.push(path);
         Ok(())
     };
     match pictures {
         Pictures::Poster { annotated } => save(format!("{stem}.annotated.png"), annotated)?,
-        Pictures::Trailer { contact_sheet, timeline } => {
+        Pictures::Trailer {
+            contact_sheet,
+            timeline,
+        } => {
             save(format!("{stem}.contact-sheet.png"), contact_sheet)?;
             save(format!("{stem}.timeline.png"), timeline)?;
         }
@@ -92,7 +115,8 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
     let models = args.models.clone();
     let pipeline = {
         let limits = limits.clone();
-        tokio::task::spawn_blocking(move || load_pipeline(&models, settings, limits, true)).await??
+        tokio::task::spawn_blocking(move || load_pipeline(&models, settings, limits, true))
+            .await??
     };
     let pipeline = Arc::new(pipeline);
     let inputs = expand_inputs(&args.inputs)?;
@@ -105,7 +129,10 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
     let show_progress = std::io::stderr().is_terminal() && !args.json;
     let overall = (show_progress && inputs.len() > 1).then(|| {
         let bar = ProgressBar::new(inputs.len() as u64);
-        bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} files {msg}").expect("static template"));
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} files {msg}")
+                .expect("static template"),
+        );
         bar
     });
 
@@ -115,15 +142,20 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
         if let Some(bar) = &overall {
             bar.set_message(input.clone());
         }
-        let outcome = analyze_one(&pipeline, &fetcher, input, args.annotate.is_some(), show_progress).await;
+        let outcome = analyze_one(
+            &pipeline,
+            &fetcher,
+            input,
+            args.annotate.is_some(),
+            show_progress,
+        )
+        .await;
         match outcome {
             Ok(output) => {
-                if let Some(dir) = &args.annotate {
-                    if let Some(pictures) = &output.pictures {
-                        let stem = file_stem_for(input, index);
-                        for path in write_pictures(dir, &stem, pictures)? {
-                            tracing::info!(path = %path.display(), "picture written");
-                        }
+                if let (Some(dir), Some(pictures)) = (&args.annotate, &output.pictures) {
+                    let stem = file_stem_for(input, index);
+                    for path in write_pictures(dir, &stem, pictures)? {
+                        tracing::info!(path = %path.display(), "picture written");
                     }
                 }
                 let text = match &output.analysis {
@@ -143,7 +175,9 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
                 failures += 1;
                 let message = format!("{error:#}");
                 if args.json {
-                    results.push(serde_json::json!({"input": input, "status": "failed", "error": message}));
+                    results.push(
+                        serde_json::json!({"input": input, "status": "failed", "error": message}),
+                    );
                 }
                 match &overall {
                     Some(bar) => bar.println(format!("error: {message}")),
@@ -166,7 +200,12 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        println!("{} input(s): {} analysed, {} failed", inputs.len(), inputs.len() - failures, failures);
+        println!(
+            "{} input(s): {} analysed, {} failed",
+            inputs.len(),
+            inputs.len() - failures,
+            failures
+        );
     }
     Ok(failures == 0)
 }
@@ -182,7 +221,10 @@ async fn analyze_one(
     let pipeline = Arc::clone(pipeline);
     let bar = (show_progress && media.format.is_video()).then(|| {
         let bar = ProgressBar::new(0);
-        bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} s analysed").expect("static template"));
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} s analysed")
+                .expect("static template"),
+        );
         bar
     });
     let bar_in = bar.clone();

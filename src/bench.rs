@@ -9,7 +9,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 /// The posters of the benchmark: a 2000×3000 poster with 8 faces and a 1000×1500 one.
-pub const BENCH_POSTERS: [&str; 2] = ["fixtures/posters/bench_2000x3000_8faces.jpg", "fixtures/posters/bench_1000x1500.jpg"];
+pub const BENCH_POSTERS: [&str; 2] = [
+    "fixtures/posters/bench_2000x3000_8faces.jpg",
+    "fixtures/posters/bench_1000x1500.jpg",
+];
 
 /// Nearest-rank percentile of sorted values.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -29,16 +32,26 @@ fn summary(mut v: Vec<f64>) -> (f64, f64) {
 pub fn run_posters(args: BenchArgs) -> anyhow::Result<()> {
     let settings = AnalysisSettings::default();
     let limits = Limits::default();
-    let pipeline = crate::analyze::load_pipeline(&args.models, settings.clone(), limits.clone(), false)?;
-    let inputs: Vec<PathBuf> =
-        if args.inputs.is_empty() { BENCH_POSTERS.iter().map(PathBuf::from).collect() } else { args.inputs.clone() };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let pipeline =
+        crate::analyze::load_pipeline(&args.models, settings.clone(), limits.clone(), false)?;
+    let inputs: Vec<PathBuf> = if args.inputs.is_empty() {
+        BENCH_POSTERS.iter().map(PathBuf::from).collect()
+    } else {
+        args.inputs.clone()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let fetcher = Fetcher::new(FetchPolicy::cli(limits.clone()));
-    println!("| poster | size | faces | decode p50 / p95 ms | detect p50 / p95 ms | classify p50 / p95 ms | whole analysis p50 / p95 ms |");
+    println!(
+        "| poster | size | faces | decode p50 / p95 ms | detect p50 / p95 ms | classify p50 / p95 ms | whole analysis p50 / p95 ms |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for input in &inputs {
         let source = input.display().to_string();
-        let media = runtime.block_on(fetcher.fetch(&source)).with_context(|| format!("{source}: cannot read"))?;
+        let media = runtime
+            .block_on(fetcher.fetch(&source))
+            .with_context(|| format!("{source}: cannot read"))?;
         let bytes = std::fs::read(&media.path)?;
         let (mut decode, mut detect, mut classify, mut whole) = (vec![], vec![], vec![], vec![]);
         let mut faces = 0;
@@ -63,7 +76,10 @@ pub fn run_posters(args: BenchArgs) -> anyhow::Result<()> {
                 faces = detections.len();
                 size = (image.width, image.height);
                 if let crate::domain::Analysis::Poster(p) = &output.analysis {
-                    anyhow::ensure!(p.faces.len() == perceptions.len(), "pipeline and stages disagree on {source}");
+                    anyhow::ensure!(
+                        p.faces.len() == perceptions.len(),
+                        "pipeline and stages disagree on {source}"
+                    );
                 }
                 continue;
             }
@@ -89,7 +105,10 @@ pub fn run_posters(args: BenchArgs) -> anyhow::Result<()> {
             f(whole)
         );
     }
-    println!("\n{} timed runs per poster after one warm-up; whole analysis = read + decode + detect + classify + statistics.", args.runs);
+    println!(
+        "\n{} timed runs per poster after one warm-up; whole analysis = read + decode + detect + classify + statistics.",
+        args.runs
+    );
     Ok(())
 }
 

@@ -5,7 +5,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "regard", version, about = "Measures who is seen on film posters and in trailers.")]
+#[command(
+    name = "regard",
+    version,
+    about = "Measures who is seen on film posters and in trailers."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -16,7 +20,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value = "text", env = "REGARD_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "REGARD_LOG_FORMAT"
+    )]
     pub log_format: LogFormat,
 }
 
@@ -49,7 +59,12 @@ pub struct ModelArgs {
     pub ort_threads: usize,
     /// Allow a classifier for a sensitive attribute declared in the manifest (e.g. origin).
     /// Off by default: see the README on perceived origin.
-    #[arg(long = "enable-sensitive", value_name = "ATTRIBUTE", env = "REGARD_ENABLE_SENSITIVE", value_delimiter = ',')]
+    #[arg(
+        long = "enable-sensitive",
+        value_name = "ATTRIBUTE",
+        env = "REGARD_ENABLE_SENSITIVE",
+        value_delimiter = ','
+    )]
     pub enable_sensitive: Vec<String>,
 }
 

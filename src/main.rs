@@ -6,8 +6,11 @@ use regard::cli::{Cli, Command, LogFormat};
 use std::process::ExitCode;
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("REGARD_LOG").unwrap_or_else(|_| "warn,regard=info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REGARD_LOG")
+        .unwrap_or_else(|_| "warn,regard=info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.compact().init(),
@@ -17,7 +20,10 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.global.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -27,7 +33,12 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Analyze(args) => regard::analyze::run(args).await,
-            Command::Migrate(args) => regard::store::Store::connect(&args.database_url).await?.migrate().await.map(|_| true).map_err(Into::into),
+            Command::Migrate(args) => regard::store::Store::connect(&args.database_url)
+                .await?
+                .migrate()
+                .await
+                .map(|_| true)
+                .map_err(Into::into),
             Command::Evaluate(args) => regard::evaluate::run(args).await,
             Command::Bench(args) => regard::bench::run_posters(args).map(|_| true),
         }

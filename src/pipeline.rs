@@ -3,12 +3,13 @@
 
 use crate::config::{AnalysisSettings, Limits};
 use crate::domain::{
-    AgeEstimate, Analysis, AttributeEstimate, Detection, Face, MediaInfo, PosterAnalysis, Provenance, TrailerAnalysis, UNKNOWN,
+    AgeEstimate, Analysis, AttributeEstimate, Detection, Face, MediaInfo, PosterAnalysis,
+    Provenance, TrailerAnalysis, UNKNOWN,
 };
+use crate::media::MediaError;
 use crate::media::fetch::FetchedMedia;
 use crate::media::image::decode_image;
 use crate::media::video::{SamplerOptions, VideoError, VideoSampler};
-use crate::media::MediaError;
 use crate::report::pictures::{SheetFrame, annotate_faces, contact_sheet, timeline_chart};
 use crate::stats;
 use crate::track::{FrameObservation, FrameSignature, TrackError, Tracker};
@@ -18,8 +19,13 @@ use std::time::Instant;
 
 /// Pictures for a person to check the result, made only when asked for.
 pub enum Pictures {
-    Poster { annotated: RgbImage },
-    Trailer { contact_sheet: RgbImage, timeline: RgbImage },
+    Poster {
+        annotated: RgbImage,
+    },
+    Trailer {
+        contact_sheet: RgbImage,
+        timeline: RgbImage,
+    },
 }
 
 pub struct AnalysisOutput {
@@ -84,8 +90,18 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(vision: Vision, settings: AnalysisSettings, limits: Limits, decoder_threads: usize) -> Self {
-        Pipeline { vision, settings, limits, decoder_threads: decoder_threads.max(1) }
+    pub fn new(
+        vision: Vision,
+        settings: AnalysisSettings,
+        limits: Limits,
+        decoder_threads: usize,
+    ) -> Self {
+        Pipeline {
+            vision,
+            settings,
+            limits,
+            decoder_threads: decoder_threads.max(1),
+        }
     }
 
     pub fn settings(&self) -> &AnalysisSettings {
@@ -127,11 +143,20 @@ impl Pipeline {
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".to_string());
-            Err(PipelineError::Panic { input: media.source.clone(), message })
+            Err(PipelineError::Panic {
+                input: media.source.clone(),
+                message,
+            })
         })
     }
 
-    fn media_info(&self, media: &FetchedMedia, format: String, width: u32, height: u32) -> MediaInfo {
+    fn media_info(
+        &self,
+        media: &FetchedMedia,
+        format: String,
+        width: u32,
+        height: u32,
+    ) -> MediaInfo {
         MediaInfo {
             source: media.source.clone(),
             content_sha256: media.sha256.clone(),
@@ -144,30 +169,57 @@ impl Pipeline {
         }
     }
 
-    fn analyze_poster(&self, media: &FetchedMedia, want_pictures: bool) -> Result<AnalysisOutput, PipelineError> {
+    fn analyze_poster(
+        &self,
+        media: &FetchedMedia,
+        want_pictures: bool,
+    ) -> Result<AnalysisOutput, PipelineError> {
         let bytes = media.read_all()?;
         let decoded = decode_image(&media.source, &bytes, &self.limits)?;
         drop(bytes);
         let faces = self.perceive_faces(&decoded.image)?;
         let attributes = self.vision.attributes();
-        let statistics =
-            stats::poster::poster_statistics(&faces, decoded.width, decoded.height, &attributes, &self.settings.age_bands());
-        let pictures = want_pictures.then(|| Pictures::Poster { annotated: annotate_faces(&decoded.image, &faces) });
+        let statistics = stats::poster::poster_statistics(
+            &faces,
+            decoded.width,
+            decoded.height,
+            &attributes,
+            &self.settings.age_bands(),
+        );
+        let pictures = want_pictures.then(|| Pictures::Poster {
+            annotated: annotate_faces(&decoded.image, &faces),
+        });
         let analysis = PosterAnalysis {
-            media: self.media_info(media, decoded.format.to_string(), decoded.width, decoded.height),
+            media: self.media_info(
+                media,
+                decoded.format.to_string(),
+                decoded.width,
+                decoded.height,
+            ),
             faces,
             statistics,
             provenance: self.provenance(),
         };
-        Ok(AnalysisOutput { analysis: Analysis::Poster(analysis), pictures })
+        Ok(AnalysisOutput {
+            analysis: Analysis::Poster(analysis),
+            pictures,
+        })
     }
 
     /// Detect, then perceive every face of one image in one batch per model.
     fn perceive_faces(&self, image: &RgbImage) -> Result<Vec<Face>, PipelineError> {
         let s = &self.settings;
-        let detections = self.vision.detect(image, s.detection_score_threshold, s.nms_iou, s.min_face_px)?;
-        let perceptions = self.vision.perceive_with(image, &detections, s.mirror_average)?;
-        Ok(detections.iter().zip(perceptions).map(|(d, p)| self.face_from(d, p)).collect())
+        let detections =
+            self.vision
+                .detect(image, s.detection_score_threshold, s.nms_iou, s.min_face_px)?;
+        let perceptions = self
+            .vision
+            .perceive_with(image, &detections, s.mirror_average)?;
+        Ok(detections
+            .iter()
+            .zip(perceptions)
+            .map(|(d, p)| self.face_from(d, p))
+            .collect())
     }
 
     /// Turn a detection and the models' probabilities into a face with decided labels.
@@ -178,7 +230,13 @@ impl Pipeline {
             .classes
             .into_iter()
             .map(|(attribute, probabilities)| {
-                AttributeEstimate::decide(&attribute, probabilities, s.min_attribute_confidence, size_px, s.min_reliable_face_px)
+                AttributeEstimate::decide(
+                    &attribute,
+                    probabilities,
+                    s.min_attribute_confidence,
+                    size_px,
+                    s.min_reliable_face_px,
+                )
             })
             .collect();
         for required in ["gender", "origin"] {
@@ -188,9 +246,20 @@ impl Pipeline {
         }
         let age = perception.age_years.map(|years| AgeEstimate {
             years,
-            band: if size_px < s.min_reliable_face_px { UNKNOWN.to_string() } else { s.age_band(years) },
+            band: if size_px < s.min_reliable_face_px {
+                UNKNOWN.to_string()
+            } else {
+                s.age_band(years)
+            },
         });
-        Face { bbox: detection.bbox, landmarks: detection.landmarks, detection_score: detection.score, size_px, attributes, age }
+        Face {
+            bbox: detection.bbox,
+            landmarks: detection.landmarks,
+            detection_score: detection.score,
+            size_px,
+            attributes,
+            age,
+        }
     }
 
     fn analyze_trailer(
@@ -211,7 +280,10 @@ impl Pipeline {
         let expected_frames = ((total_s * s.sample_rate).ceil() as usize).max(1);
         let sheet_every = expected_frames.div_ceil(SHEET_FRAMES).max(1);
 
-        let track_err = |source| PipelineError::Track { input: media.source.clone(), source };
+        let track_err = |source| PipelineError::Track {
+            input: media.source.clone(),
+            source,
+        };
         let mut tracker = Tracker::new(interval, s.clone()).map_err(track_err)?;
         let mut sheet: Vec<(usize, f64, RgbImage, f32, Vec<Face>)> = Vec::new();
         let mut index = 0usize;
@@ -221,11 +293,17 @@ impl Pipeline {
             let embeddings = if faces.is_empty() {
                 Vec::new()
             } else {
-                let detections: Vec<Detection> =
-                    faces.iter().map(|f| Detection { bbox: f.bbox, landmarks: f.landmarks, score: f.detection_score }).collect();
+                let detections: Vec<Detection> = faces
+                    .iter()
+                    .map(|f| Detection {
+                        bbox: f.bbox,
+                        landmarks: f.landmarks,
+                        score: f.detection_score,
+                    })
+                    .collect();
                 self.vision.embed(&frame.image, &detections)?
             };
-            if want_pictures && index % sheet_every == 0 && sheet.len() < SHEET_FRAMES {
+            if want_pictures && index.is_multiple_of(sheet_every) && sheet.len() < SHEET_FRAMES {
                 let scale = SHEET_THUMB_WIDTH as f32 / frame.image.width() as f32;
                 let thumb = image::imageops::thumbnail(
                     &frame.image,
@@ -245,17 +323,30 @@ impl Pipeline {
                 })
                 .map_err(track_err)?;
             index += 1;
-            progress(Progress { done_s: frame.t + interval, total_s });
+            progress(Progress {
+                done_s: frame.t + interval,
+                total_s,
+            });
         }
         let report = sampler.report().clone();
         drop(sampler);
         let tracking = tracker.finish().map_err(track_err)?;
         let attributes = self.vision.attributes();
-        let statistics =
-            stats::trailer::trailer_statistics(&tracking.persons, &tracking.timeline, interval, &attributes, &s.age_bands());
+        let statistics = stats::trailer::trailer_statistics(
+            &tracking.persons,
+            &tracking.timeline,
+            interval,
+            &attributes,
+            &s.age_bands(),
+        );
         let sampled_frames = index as u32;
         let analysed_duration_s = sampled_frames as f64 * interval;
-        let mut media_info = self.media_info(media, format!("{}/{}", info.container, info.codec), info.width, info.height);
+        let mut media_info = self.media_info(
+            media,
+            format!("{}/{}", info.container, info.codec),
+            info.width,
+            info.height,
+        );
         media_info.duration_s = info.duration_s;
         media_info.frame_rate = info.frame_rate;
         let analysis = TrailerAnalysis {
@@ -300,9 +391,15 @@ impl Pipeline {
                         .collect(),
                 })
                 .collect();
-            Pictures::Trailer { contact_sheet: contact_sheet(&frames, 5), timeline: timeline_chart(&analysis, 1000, 260) }
+            Pictures::Trailer {
+                contact_sheet: contact_sheet(&frames, 5),
+                timeline: timeline_chart(&analysis, 1000, 260),
+            }
         });
-        Ok(AnalysisOutput { analysis: Analysis::Trailer(analysis), pictures })
+        Ok(AnalysisOutput {
+            analysis: Analysis::Trailer(analysis),
+            pictures,
+        })
     }
 }
 

@@ -6,7 +6,11 @@ mod common;
 use std::process::{Command, Output};
 
 fn regard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_regard")).current_dir(common::root()).args(args).output().expect("regard runs")
+    Command::new(env!("CARGO_BIN_EXE_regard"))
+        .current_dir(common::root())
+        .args(args)
+        .output()
+        .expect("regard runs")
 }
 
 #[test]
@@ -32,15 +36,40 @@ fn bad_inputs_get_one_error_line_each_and_the_rest_is_analysed() {
     let out = regard(&[&["analyze"], &inputs[..]].concat());
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "some inputs failed: exit 1\n{stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "some inputs failed: exit 1\n{stderr}"
+    );
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
     assert_eq!(errors.len(), 4, "one error line per bad input:\n{stderr}");
-    for (input, line) in [empty.to_str().unwrap(), text.to_str().unwrap(), truncated.to_str().unwrap(), private].iter().zip(&errors) {
+    for (input, line) in [
+        empty.to_str().unwrap(),
+        text.to_str().unwrap(),
+        truncated.to_str().unwrap(),
+        private,
+    ]
+    .iter()
+    .zip(&errors)
+    {
         assert!(line.contains(input), "the error names its input: {line}");
     }
-    assert!(errors[3].contains("private"), "a private address is refused as such: {}", errors[3]);
-    assert!(stdout.contains("astronaut.png  poster 512×512"), "the good input is analysed:\n{stdout}");
-    assert!(stdout.contains("5 input(s): 1 analysed, 4 failed"), "{stdout}");
+    assert!(
+        errors[3].contains("private"),
+        "a private address is refused as such: {}",
+        errors[3]
+    );
+    assert!(
+        stdout.contains("astronaut.png  poster 512×512"),
+        "the good input is analysed:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("5 input(s): 1 analysed, 4 failed"),
+        "{stdout}"
+    );
 
     let out = regard(&["analyze", "--allow-private-urls", unreachable]);
     assert_eq!(out.status.code(), Some(1));
@@ -50,8 +79,17 @@ fn bad_inputs_get_one_error_line_each_and_the_rest_is_analysed() {
 
 #[test]
 fn json_output_carries_results_and_provenance() {
-    let out = regard(&["analyze", "--json", "fixtures/faces/astronaut.png", "fixtures/faces/ardern_1.jpg"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = regard(&[
+        "analyze",
+        "--json",
+        "fixtures/faces/astronaut.png",
+        "fixtures/faces/ardern_1.jpg",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
     let results = doc["results"].as_array().unwrap();
     assert_eq!(results.len(), 2);
@@ -65,7 +103,11 @@ fn json_output_carries_results_and_provenance() {
         assert!(gender["probabilities"]["female"].as_f64().unwrap() > 0.9);
     }
     let models = doc["provenance"]["models"].as_array().unwrap();
-    assert!(models.iter().all(|m| m["sha256"].as_str().unwrap().len() == 64));
+    assert!(
+        models
+            .iter()
+            .all(|m| m["sha256"].as_str().unwrap().len() == 64)
+    );
     assert!(doc["provenance"]["settings"]["min_attribute_confidence"].is_number());
 }
 
@@ -76,9 +118,20 @@ fn a_missing_model_file_stops_regard_with_its_name() {
     // Same manifest in an empty folder: every file is missing.
     std::fs::write(dir.path().join("manifest.toml"), manifest).unwrap();
     let models = dir.path().join("manifest.toml");
-    let out = regard(&["analyze", "--models", models.to_str().unwrap(), "fixtures/faces/astronaut.png"]);
+    let out = regard(&[
+        "analyze",
+        "--models",
+        models.to_str().unwrap(),
+        "fixtures/faces/astronaut.png",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("libonnxruntime") || stderr.contains(".onnx"), "names the file: {stderr}");
-    assert!(stderr.contains("setup_models.py"), "says how to fix it: {stderr}");
+    assert!(
+        stderr.contains("libonnxruntime") || stderr.contains(".onnx"),
+        "names the file: {stderr}"
+    );
+    assert!(
+        stderr.contains("setup_models.py"),
+        "says how to fix it: {stderr}"
+    );
 }

@@ -15,9 +15,19 @@ fn composed_posters_find_every_face_of_32_px_once_with_the_right_gender() {
     let (mut reliable, mut reliable_right, mut small, mut small_ok) = (0, 0, 0, 0);
     let mut problems = Vec::new();
     for (name, image) in &truth.images {
-        let Analysis::Poster(poster) = common::analyze_fixture(name) else { panic!("{name} is not a poster") };
-        let truth_boxes: Vec<BoundingBox> =
-            image.faces.iter().map(|f| BoundingBox { x: f.bbox[0], y: f.bbox[1], width: f.bbox[2], height: f.bbox[3] }).collect();
+        let Analysis::Poster(poster) = common::analyze_fixture(name) else {
+            panic!("{name} is not a poster")
+        };
+        let truth_boxes: Vec<BoundingBox> = image
+            .faces
+            .iter()
+            .map(|f| BoundingBox {
+                x: f.bbox[0],
+                y: f.bbox[1],
+                width: f.bbox[2],
+                height: f.bbox[3],
+            })
+            .collect();
         let det: Vec<BoundingBox> = poster.faces.iter().map(|f| f.bbox).collect();
         let matches = match_faces(&truth_boxes, &det, MATCH_IOU);
         // A detection overlapping a truth face that is already matched is a double count.
@@ -33,30 +43,45 @@ fn composed_posters_find_every_face_of_32_px_once_with_the_right_gender() {
             }
         }
         for (i, t) in image.faces.iter().enumerate() {
-            let found = matches.iter().find(|&&(ti, _)| ti == i).map(|&(_, j)| &poster.faces[j]);
+            let found = matches
+                .iter()
+                .find(|&&(ti, _)| ti == i)
+                .map(|&(_, j)| &poster.faces[j]);
             let height = t.bbox[3];
             if height >= 32.0 {
                 big += 1;
                 match found {
                     Some(_) => big_found += 1,
-                    None => problems.push(format!("{name}: missed a {height:.0} px face of {}", t.person)),
+                    None => problems.push(format!(
+                        "{name}: missed a {height:.0} px face of {}",
+                        t.person
+                    )),
                 }
             }
             let Some(face) = found else { continue };
-            let label = face.attribute("gender").map(|g| g.label.as_str()).unwrap_or(UNKNOWN);
+            let label = face
+                .attribute("gender")
+                .map(|g| g.label.as_str())
+                .unwrap_or(UNKNOWN);
             if face.size_px >= min_reliable {
                 reliable += 1;
                 if label == t.gender {
                     reliable_right += 1;
                 } else {
-                    problems.push(format!("{name}: {:.0} px face of {} labelled {label}", face.size_px, t.person));
+                    problems.push(format!(
+                        "{name}: {:.0} px face of {} labelled {label}",
+                        face.size_px, t.person
+                    ));
                 }
             } else {
                 small += 1;
                 if label == t.gender || label == UNKNOWN {
                     small_ok += 1;
                 } else {
-                    problems.push(format!("{name}: small {:.0} px face of {} labelled {label}", face.size_px, t.person));
+                    problems.push(format!(
+                        "{name}: small {:.0} px face of {} labelled {label}",
+                        face.size_px, t.person
+                    ));
                 }
             }
         }
@@ -68,31 +93,57 @@ fn composed_posters_find_every_face_of_32_px_once_with_the_right_gender() {
     for p in &problems {
         println!("  {p}");
     }
-    assert!(big > 30, "the fixtures should hold many faces of 32 px and more, found {big}");
+    assert!(
+        big > 30,
+        "the fixtures should hold many faces of 32 px and more, found {big}"
+    );
     assert_eq!(big_found, big, "every face of 32 px and more is found");
     assert_eq!(duplicates, 0, "no face is counted twice");
-    assert_eq!(reliable_right, reliable, "every face at or above the minimum reliable size gets the right gender");
-    assert_eq!(small_ok, small, "smaller faces get the right gender or unknown");
+    assert_eq!(
+        reliable_right, reliable,
+        "every face at or above the minimum reliable size gets the right gender"
+    );
+    assert_eq!(
+        small_ok, small,
+        "smaller faces get the right gender or unknown"
+    );
 }
 
 #[test]
 fn the_astronaut_is_one_woman() {
-    let Analysis::Poster(p) = common::analyze_fixture("faces/astronaut.png") else { panic!("not a poster") };
+    let Analysis::Poster(p) = common::analyze_fixture("faces/astronaut.png") else {
+        panic!("not a poster")
+    };
     assert_eq!(p.faces.len(), 1);
     assert_eq!(p.faces[0].attribute("gender").unwrap().label, "female");
-    let gender = p.statistics.iter().find(|s| s.attribute == "gender").unwrap();
-    let female = gender.categories.iter().find(|c| c.category == "female").unwrap();
+    let gender = p
+        .statistics
+        .iter()
+        .find(|s| s.attribute == "gender")
+        .unwrap();
+    let female = gender
+        .categories
+        .iter()
+        .find(|c| c.category == "female")
+        .unwrap();
     assert_eq!(female.faces, 1);
     assert!(female.has_largest_face);
     // Provenance names the models by hash and every threshold.
-    assert!(p.provenance.models.iter().any(|m| m.role == "detector" && m.sha256.len() == 64));
+    assert!(
+        p.provenance
+            .models
+            .iter()
+            .any(|m| m.role == "detector" && m.sha256.len() == 64)
+    );
     assert!(p.provenance.settings.contains_key("min_reliable_face_px"));
     assert_eq!(p.provenance.pipeline_version, regard::PIPELINE_VERSION);
 }
 
 #[test]
 fn origin_stays_unknown_without_an_enabled_classifier() {
-    let Analysis::Poster(p) = common::analyze_fixture("posters/duo_1000x1500.jpg") else { panic!("not a poster") };
+    let Analysis::Poster(p) = common::analyze_fixture("posters/duo_1000x1500.jpg") else {
+        panic!("not a poster")
+    };
     assert!(!p.faces.is_empty());
     for f in &p.faces {
         let origin = f.attribute("origin").expect("origin is always reported");

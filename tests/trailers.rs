@@ -9,34 +9,66 @@ use std::collections::BTreeMap;
 #[test]
 fn synthetic_trailers_count_persons_and_screen_time_per_gender() {
     let truth = common::truth();
-    assert!(truth.trailers.len() >= 3, "the fixtures hold the synthetic trailers");
+    assert!(
+        truth.trailers.len() >= 3,
+        "the fixtures hold the synthetic trailers"
+    );
     let mut failures = Vec::new();
     for (name, t) in &truth.trailers {
-        let Analysis::Trailer(a) = common::analyze_fixture(name) else { panic!("{name} is not a trailer") };
+        let Analysis::Trailer(a) = common::analyze_fixture(name) else {
+            panic!("{name} is not a trailer")
+        };
         let mut truth_persons: BTreeMap<&str, u32> = BTreeMap::new();
         let mut truth_seconds: BTreeMap<&str, f64> = BTreeMap::new();
         for p in &t.persons {
             *truth_persons.entry(&p.gender).or_default() += 1;
             *truth_seconds.entry(&p.gender).or_default() += p.seconds_on_screen;
         }
-        let gender = a.statistics.iter().find(|s| s.attribute == "gender").expect("gender statistics");
-        println!("{name}: {} frames, cuts at {:?}", a.sampled_frames, a.shot_cuts_s);
-        println!("  {:8} {:>14} {:>14} {:>16} {:>16}", "gender", "persons truth", "persons found", "seconds truth", "seconds found");
+        let gender = a
+            .statistics
+            .iter()
+            .find(|s| s.attribute == "gender")
+            .expect("gender statistics");
+        println!(
+            "{name}: {} frames, cuts at {:?}",
+            a.sampled_frames, a.shot_cuts_s
+        );
+        println!(
+            "  {:8} {:>14} {:>14} {:>16} {:>16}",
+            "gender", "persons truth", "persons found", "seconds truth", "seconds found"
+        );
         for label in ["female", "male", UNKNOWN] {
-            let found = gender.categories.iter().find(|c| c.category == label).expect("every category has a row");
+            let found = gender
+                .categories
+                .iter()
+                .find(|c| c.category == label)
+                .expect("every category has a row");
             let tp = truth_persons.get(label).copied().unwrap_or(0);
             let ts = truth_seconds.get(label).copied().unwrap_or(0.0);
-            println!("  {label:8} {tp:>14} {:>14} {ts:>16.1} {:>16.1}", found.persons, found.person_seconds);
+            println!(
+                "  {label:8} {tp:>14} {:>14} {ts:>16.1} {:>16.1}",
+                found.persons, found.person_seconds
+            );
             if found.persons != tp {
-                failures.push(format!("{name}: {label} persons {} (truth {tp})", found.persons));
+                failures.push(format!(
+                    "{name}: {label} persons {} (truth {tp})",
+                    found.persons
+                ));
             }
             let tolerance = 0.10 * ts;
             if (found.person_seconds - ts).abs() > tolerance + 1e-9 {
-                failures.push(format!("{name}: {label} screen time {:.1} s (truth {ts:.1} s)", found.person_seconds));
+                failures.push(format!(
+                    "{name}: {label} screen time {:.1} s (truth {ts:.1} s)",
+                    found.person_seconds
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "trailer figures off the truth:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "trailer figures off the truth:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -50,13 +82,28 @@ fn analyze_annotate_writes_a_contact_sheet_and_a_timeline() {
         .arg(&trailer)
         .output()
         .expect("regard runs");
-    assert!(output.status.success(), "regard failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "regard failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("trailer"), "the table names the trailer: {stdout}");
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(
+        stdout.contains("trailer"),
+        "the table names the trailer: {stdout}"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
-    assert_eq!(names, ["01-t3_640x360.mp4.contact-sheet.png", "01-t3_640x360.mp4.timeline.png"]);
+    assert_eq!(
+        names,
+        [
+            "01-t3_640x360.mp4.contact-sheet.png",
+            "01-t3_640x360.mp4.timeline.png"
+        ]
+    );
     let sheet = image::open(dir.path().join(&names[0])).expect("contact sheet is a valid image");
     // 5 columns of 240 px thumbnails with 4 px gaps; 16 s at 2/s = 32 frames → 7 rows of
     // 135 px thumbnails + 11 px captions + 4 px gaps.

@@ -90,7 +90,15 @@ pub fn fill_rect(img: &mut RgbImage, x: i64, y: i64, w: u32, h: u32, color: Rgb<
 }
 
 /// A rectangle outline `thickness` pixels wide, clipped to the image.
-pub fn stroke_rect(img: &mut RgbImage, x: i64, y: i64, w: u32, h: u32, thickness: u32, color: Rgb<u8>) {
+pub fn stroke_rect(
+    img: &mut RgbImage,
+    x: i64,
+    y: i64,
+    w: u32,
+    h: u32,
+    thickness: u32,
+    color: Rgb<u8>,
+) {
     let t = thickness.max(1);
     fill_rect(img, x, y, w, t, color);
     fill_rect(img, x, y + h as i64 - t as i64, w, t, color);
@@ -119,7 +127,15 @@ pub fn draw_text(img: &mut RgbImage, x: i64, y: i64, text: &str, scale: u32, col
 }
 
 /// Text on a filled label background, kept inside the image.
-pub fn draw_label(img: &mut RgbImage, x: i64, y: i64, text: &str, scale: u32, fg: Rgb<u8>, bg: Rgb<u8>) {
+pub fn draw_label(
+    img: &mut RgbImage,
+    x: i64,
+    y: i64,
+    text: &str,
+    scale: u32,
+    fg: Rgb<u8>,
+    bg: Rgb<u8>,
+) {
     let pad = scale as i64;
     let w = text_width(text, scale) + 2 * scale;
     let h = text_height(scale) + 2 * scale;
@@ -165,7 +181,15 @@ mod tests {
     #[test]
     fn label_stays_inside_the_image() {
         let mut img = RgbImage::new(50, 20);
-        draw_label(&mut img, 45, 15, "AB", 1, Rgb([255, 255, 255]), Rgb([9, 9, 9]));
+        draw_label(
+            &mut img,
+            45,
+            15,
+            "AB",
+            1,
+            Rgb([255, 255, 255]),
+            Rgb([9, 9, 9]),
+        );
         assert_eq!(img.get_pixel(49, 19), &Rgb([9, 9, 9]));
         assert_eq!(text_width("AB", 2), 24);
     }

@@ -1,7 +1,9 @@
 //! Pictures a person uses to check what the models saw: annotated posters, a contact sheet of a
 //! trailer's sampled frames, and a timeline of who is on screen.
 
-use super::draw::{draw_label, fill_rect, palette, stroke_rect, text_height, text_width, draw_text};
+use super::draw::{
+    draw_label, draw_text, fill_rect, palette, stroke_rect, text_height, text_width,
+};
 use crate::domain::{BoundingBox, Face, TrailerAnalysis, UNKNOWN};
 use image::{Rgb, RgbImage, imageops};
 
@@ -26,8 +28,14 @@ pub fn face_caption(face: &Face) -> String {
         Some("male") => "M",
         _ => "?",
     };
-    let conf = gender.map(|g| (g.confidence * 100.0).round() as u32).unwrap_or(0);
-    let age = face.age.as_ref().map(|a| a.band.as_str()).unwrap_or(UNKNOWN);
+    let conf = gender
+        .map(|g| (g.confidence * 100.0).round() as u32)
+        .unwrap_or(0);
+    let age = face
+        .age
+        .as_ref()
+        .map(|a| a.band.as_str())
+        .unwrap_or(UNKNOWN);
     let age = if age == UNKNOWN { "?" } else { age };
     format!("{g} {conf}% {age}")
 }
@@ -41,13 +49,32 @@ pub fn annotate_faces(image: &RgbImage, faces: &[Face]) -> RgbImage {
     let mut out = image.clone();
     let scale = scale_for(out.width(), out.height());
     for face in faces {
-        let label = face.attribute("gender").map(|g| g.label.as_str()).unwrap_or(UNKNOWN);
+        let label = face
+            .attribute("gender")
+            .map(|g| g.label.as_str())
+            .unwrap_or(UNKNOWN);
         let color = gender_color(label);
         let b = face.bbox;
-        stroke_rect(&mut out, b.x as i64, b.y as i64, b.width.max(1.0) as u32, b.height.max(1.0) as u32, scale + 1, color);
+        stroke_rect(
+            &mut out,
+            b.x as i64,
+            b.y as i64,
+            b.width.max(1.0) as u32,
+            b.height.max(1.0) as u32,
+            scale + 1,
+            color,
+        );
         let caption = face_caption(face);
         let label_h = text_height(scale) as i64 + 2 * scale as i64;
-        draw_label(&mut out, b.x as i64, b.y as i64 - label_h, &caption, scale, WHITE, color);
+        draw_label(
+            &mut out,
+            b.x as i64,
+            b.y as i64 - label_h,
+            &caption,
+            scale,
+            WHITE,
+            color,
+        );
     }
     out
 }
@@ -63,8 +90,16 @@ pub struct SheetFrame {
 /// A grid of sampled frames with boxes coloured by person and labelled "P<id> <gender>".
 pub fn contact_sheet(frames: &[SheetFrame], columns: u32) -> RgbImage {
     let columns = columns.max(1);
-    let cell_w = frames.iter().map(|f| f.thumbnail.width()).max().unwrap_or(160);
-    let cell_h = frames.iter().map(|f| f.thumbnail.height()).max().unwrap_or(90);
+    let cell_w = frames
+        .iter()
+        .map(|f| f.thumbnail.width())
+        .max()
+        .unwrap_or(160);
+    let cell_h = frames
+        .iter()
+        .map(|f| f.thumbnail.height())
+        .max()
+        .unwrap_or(90);
     let caption_h = text_height(1) + 4;
     let rows = (frames.len() as u32).div_ceil(columns).max(1);
     let gap = 4;
@@ -76,18 +111,46 @@ pub fn contact_sheet(frames: &[SheetFrame], columns: u32) -> RgbImage {
         let row = i as u32 / columns;
         let x0 = gap + col * (cell_w + gap);
         let y0 = gap + row * (cell_h + caption_h + gap);
-        imageops::overlay(&mut sheet, &frame.thumbnail, x0 as i64, (y0 + caption_h) as i64);
-        draw_text(&mut sheet, x0 as i64, y0 as i64 + 1, &format!("{:.1}S", frame.t), 1, WHITE);
+        imageops::overlay(
+            &mut sheet,
+            &frame.thumbnail,
+            x0 as i64,
+            (y0 + caption_h) as i64,
+        );
+        draw_text(
+            &mut sheet,
+            x0 as i64,
+            y0 as i64 + 1,
+            &format!("{:.1}S", frame.t),
+            1,
+            WHITE,
+        );
         for (b, person, label) in &frame.faces {
             let color = person.map(|p| palette(p as usize)).unwrap_or(GREY);
             let bx = x0 as i64 + b.x as i64;
             let by = (y0 + caption_h) as i64 + b.y as i64;
-            stroke_rect(&mut sheet, bx, by, b.width.max(2.0) as u32, b.height.max(2.0) as u32, 1, color);
+            stroke_rect(
+                &mut sheet,
+                bx,
+                by,
+                b.width.max(2.0) as u32,
+                b.height.max(2.0) as u32,
+                1,
+                color,
+            );
             let text = match person {
                 Some(p) => format!("P{p} {label}"),
                 None => format!("- {label}"),
             };
-            draw_label(&mut sheet, bx, by + b.height as i64 + 1, &text, 1, BLACK, color);
+            draw_label(
+                &mut sheet,
+                bx,
+                by + b.height as i64 + 1,
+                &text,
+                1,
+                BLACK,
+                color,
+            );
         }
     }
     sheet
@@ -110,7 +173,11 @@ pub fn timeline_chart(analysis: &TrailerAnalysis, width: u32, height: u32) -> Rg
         .unwrap_or(0)
         .max(1);
     let duration = analysis.analysed_duration_s.max(1e-3);
-    let interval = if analysis.sample_rate > 0.0 { 1.0 / analysis.sample_rate } else { 0.5 };
+    let interval = if analysis.sample_rate > 0.0 {
+        1.0 / analysis.sample_rate
+    } else {
+        0.5
+    };
     let bar_w = ((interval / duration) * plot_w as f64).ceil().max(1.0) as u32;
     // Axes.
     fill_rect(&mut img, left, top + plot_h, plot_w as u32, 1, BLACK);
@@ -125,7 +192,14 @@ pub fn timeline_chart(analysis: &TrailerAnalysis, width: u32, height: u32) -> Rg
         let x = left + (t / duration * plot_w as f64) as i64;
         fill_rect(&mut img, x, top + plot_h, 1, 4, BLACK);
         let text = format!("{t:.0}S");
-        draw_text(&mut img, x - text_width(&text, 1) as i64 / 2, top + plot_h + 8, &text, 1, BLACK);
+        draw_text(
+            &mut img,
+            x - text_width(&text, 1) as i64 / 2,
+            top + plot_h + 8,
+            &text,
+            1,
+            BLACK,
+        );
     }
     for frame in &analysis.timeline {
         let x = left + (frame.t / duration * plot_w as f64) as i64;

@@ -24,7 +24,14 @@ impl TextTable {
     pub fn render(&self, indent: &str) -> String {
         let cols = self.rows.iter().map(Vec::len).max().unwrap_or(0);
         let widths: Vec<usize> = (0..cols)
-            .map(|c| self.rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+            .map(|c| {
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.get(c))
+                    .map(|s| s.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
             .collect();
         let mut out = String::new();
         for row in &self.rows {
@@ -56,7 +63,12 @@ pub fn percent(x: f64) -> String {
 /// "41.0% [28.3–55.1]", or "–" when there is nothing to share.
 pub fn share_with_interval(share: Option<f64>, interval: Option<Interval>) -> String {
     match (share, interval) {
-        (Some(s), Some(i)) => format!("{} [{:.1}–{:.1}]", percent(s), i.low * 100.0, i.high * 100.0),
+        (Some(s), Some(i)) => format!(
+            "{} [{:.1}–{:.1}]",
+            percent(s),
+            i.low * 100.0,
+            i.high * 100.0
+        ),
         (Some(s), None) => percent(s),
         _ => "–".to_string(),
     }
@@ -81,43 +93,88 @@ pub fn poster(analysis: &PosterAnalysis) -> String {
         analysis.faces.len()
     );
     if !analysis.faces.is_empty() {
-        let mut t = TextTable::new(&["#", "box (x,y w×h)", "px", "score", "gender", "P(female)", "age", "band"]);
+        let mut t = TextTable::new(&[
+            "#",
+            "box (x,y w×h)",
+            "px",
+            "score",
+            "gender",
+            "P(female)",
+            "age",
+            "band",
+        ]);
         for (i, f) in analysis.faces.iter().enumerate() {
             let g = f.attribute("gender");
             t.row(vec![
                 (i + 1).to_string(),
-                format!("{:.0},{:.0} {:.0}×{:.0}", f.bbox.x, f.bbox.y, f.bbox.width, f.bbox.height),
+                format!(
+                    "{:.0},{:.0} {:.0}×{:.0}",
+                    f.bbox.x, f.bbox.y, f.bbox.width, f.bbox.height
+                ),
                 format!("{:.0}", f.size_px),
                 format!("{:.2}", f.detection_score),
                 g.map(|g| match g.unknown_reason {
-                    Some(reason) => format!("{UNKNOWN} ({})", serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()),
+                    Some(reason) => format!(
+                        "{UNKNOWN} ({})",
+                        serde_json::to_value(reason)
+                            .ok()
+                            .and_then(|v| v.as_str().map(String::from))
+                            .unwrap_or_default()
+                    ),
                     None => format!("{} {:.0}%", g.label, g.confidence * 100.0),
                 })
                 .unwrap_or_else(|| UNKNOWN.to_string()),
                 g.filter(|g| !g.probabilities.is_empty())
                     .map(|g| format!("{:.3}", g.probability("female")))
                     .unwrap_or_else(|| "–".into()),
-                f.age.as_ref().map(|a| format!("{:.0}", a.years)).unwrap_or_else(|| "–".into()),
-                f.age.as_ref().map(|a| a.band.clone()).unwrap_or_else(|| UNKNOWN.into()),
+                f.age
+                    .as_ref()
+                    .map(|a| format!("{:.0}", a.years))
+                    .unwrap_or_else(|| "–".into()),
+                f.age
+                    .as_ref()
+                    .map(|a| a.band.clone())
+                    .unwrap_or_else(|| UNKNOWN.into()),
             ]);
         }
         out.push_str(&t.render("  "));
     }
     for stats in &analysis.statistics {
-        let mut t = TextTable::new(&[&stats.attribute, "faces", "soft", "share [95% CI]", "area share", "largest", "upper ⅓", "centre ⅓"]);
+        let mut t = TextTable::new(&[
+            &stats.attribute,
+            "faces",
+            "soft",
+            "share [95% CI]",
+            "area share",
+            "largest",
+            "upper ⅓",
+            "centre ⅓",
+        ]);
         for c in &stats.categories {
             t.row(vec![
                 c.category.clone(),
                 c.faces.to_string(),
                 format!("{:.2}", c.soft_count),
-                if c.category == UNKNOWN { "–".into() } else { share_with_interval(Some(c.share), c.share_interval) },
+                if c.category == UNKNOWN {
+                    "–".into()
+                } else {
+                    share_with_interval(Some(c.share), c.share_interval)
+                },
                 percent(c.face_area_share),
-                if c.has_largest_face { "yes".into() } else { "".into() },
+                if c.has_largest_face {
+                    "yes".into()
+                } else {
+                    "".into()
+                },
                 c.faces_upper_third.to_string(),
                 c.faces_central_third.to_string(),
             ]);
         }
-        let _ = writeln!(out, "  {} of {} face(s) {} unknown", stats.attribute, stats.total_faces, stats.unknown);
+        let _ = writeln!(
+            out,
+            "  {} of {} face(s) {} unknown",
+            stats.attribute, stats.total_faces, stats.unknown
+        );
         out.push_str(&t.render("    "));
     }
     out
@@ -148,23 +205,49 @@ pub fn trailer(analysis: &TrailerAnalysis) -> String {
             "  partial: {} corrupt packet(s) skipped{}{}{}{}",
             d.corrupt_packets,
             if d.truncated { ", file truncated" } else { "" },
-            if d.capped { ", stopped at the duration/frame cap" } else { "" },
-            if d.deadline_hit { ", stopped at the deadline" } else { "" },
+            if d.capped {
+                ", stopped at the duration/frame cap"
+            } else {
+                ""
+            },
+            if d.deadline_hit {
+                ", stopped at the deadline"
+            } else {
+                ""
+            },
             d.notes.iter().map(|n| format!("; {n}")).collect::<String>()
         );
     }
     if !analysis.persons.is_empty() {
-        let mut t = TextTable::new(&["person", "gender", "P(female)", "age band", "on screen", "first seen", "frames", "tracks"]);
+        let mut t = TextTable::new(&[
+            "person",
+            "gender",
+            "P(female)",
+            "age band",
+            "on screen",
+            "first seen",
+            "frames",
+            "tracks",
+        ]);
         for p in &analysis.persons {
             let g = p.attribute("gender");
             t.row(vec![
                 format!("P{}", p.id),
-                g.map(|g| if g.is_unknown() { UNKNOWN.to_string() } else { format!("{} {:.0}%", g.label, g.confidence * 100.0) })
-                    .unwrap_or_else(|| UNKNOWN.into()),
+                g.map(|g| {
+                    if g.is_unknown() {
+                        UNKNOWN.to_string()
+                    } else {
+                        format!("{} {:.0}%", g.label, g.confidence * 100.0)
+                    }
+                })
+                .unwrap_or_else(|| UNKNOWN.into()),
                 g.filter(|g| !g.probabilities.is_empty())
                     .map(|g| format!("{:.3}", g.probability("female")))
                     .unwrap_or_else(|| "–".into()),
-                p.age.as_ref().map(|a| a.band.clone()).unwrap_or_else(|| UNKNOWN.into()),
+                p.age
+                    .as_ref()
+                    .map(|a| a.band.clone())
+                    .unwrap_or_else(|| UNKNOWN.into()),
                 format!("{:.1} s", p.screen_time_s),
                 format!("{:.1} s", p.first_seen_s),
                 p.frames.to_string(),
@@ -190,15 +273,25 @@ pub fn trailer(analysis: &TrailerAnalysis) -> String {
                 c.category.clone(),
                 c.persons.to_string(),
                 format!("{:.2}", c.soft_persons),
-                if c.category == UNKNOWN { "–".into() } else { share_with_interval(Some(c.share), c.share_interval) },
+                if c.category == UNKNOWN {
+                    "–".into()
+                } else {
+                    share_with_interval(Some(c.share), c.share_interval)
+                },
                 format!("{:.1} s", c.screen_time_s),
                 format!("{:.1}", c.person_seconds),
                 percent(c.frame_share),
                 format!("{:.2}", c.prominence_s),
-                c.first_appearance_s.map(|t| format!("{t:.1} s")).unwrap_or_else(|| "–".into()),
+                c.first_appearance_s
+                    .map(|t| format!("{t:.1} s"))
+                    .unwrap_or_else(|| "–".into()),
             ]);
         }
-        let _ = writeln!(out, "  {} of {} person(s) {} unknown", stats.attribute, stats.total_persons, stats.unknown_persons);
+        let _ = writeln!(
+            out,
+            "  {} of {} person(s) {} unknown",
+            stats.attribute, stats.total_persons, stats.unknown_persons
+        );
         out.push_str(&t.render("    "));
     }
     out
@@ -222,7 +315,13 @@ mod tests {
 
     #[test]
     fn share_shows_its_interval() {
-        let s = share_with_interval(Some(0.41), Some(Interval { low: 0.283, high: 0.551 }));
+        let s = share_with_interval(
+            Some(0.41),
+            Some(Interval {
+                low: 0.283,
+                high: 0.551,
+            }),
+        );
         assert_eq!(s, "41.0% [28.3–55.1]");
         assert_eq!(share_with_interval(None, None), "–");
     }

@@ -506,7 +506,12 @@ impl Tracker {
         for (rank, (person, group)) in persons.iter_mut().enumerate() {
             person.id = rank as u32 + 1;
             for &track in group.iter() {
-                face_persons.extend(tracks[track].sightings.iter().map(|s| (s.frame, s.face, person.id)));
+                face_persons.extend(
+                    tracks[track]
+                        .sightings
+                        .iter()
+                        .map(|s| (s.frame, s.face, person.id)),
+                );
             }
             let gender = person
                 .attribute("gender")

@@ -515,7 +515,9 @@ impl Vision {
             return Ok(out);
         }
         let mut chips = ChipCache::default();
-        let run = |model: &LoadedModel, batch: ndarray::Array4<f32>| -> Result<Vec<Vec<f32>>, VisionError> {
+        let run = |model: &LoadedModel,
+                   batch: ndarray::Array4<f32>|
+         -> Result<Vec<Vec<f32>>, VisionError> {
             if !mirror_average {
                 return model.run_decoded(batch.view());
             }
@@ -525,7 +527,13 @@ impl Vision {
                 .map_err(|e| model.infer_err(format!("cannot build the mirrored batch: {e}")))?;
             let rows = model.run_decoded(both.view())?;
             Ok((0..n)
-                .map(|i| rows[i].iter().zip(&rows[i + n]).map(|(a, b)| (a + b) / 2.0).collect())
+                .map(|i| {
+                    rows[i]
+                        .iter()
+                        .zip(&rows[i + n])
+                        .map(|(a, b)| (a + b) / 2.0)
+                        .collect()
+                })
                 .collect())
         };
         for model in &self.classifiers {

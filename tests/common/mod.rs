@@ -20,15 +20,25 @@ pub fn pipeline() -> &'static Pipeline {
     PIPELINE.get_or_init(|| {
         let manifest = ModelManifest::load(&root().join("models/manifest.toml"))
             .expect("model manifest (run python3 scripts/setup_models.py)");
-        manifest.verify().expect("models in place (run python3 scripts/setup_models.py)");
-        let vision = Vision::load(&manifest, &VisionOptions { intra_threads: 2, enable_sensitive: vec![], embeddings: true })
-            .expect("models load");
+        manifest
+            .verify()
+            .expect("models in place (run python3 scripts/setup_models.py)");
+        let vision = Vision::load(
+            &manifest,
+            &VisionOptions {
+                intra_threads: 2,
+                enable_sensitive: vec![],
+                embeddings: true,
+            },
+        )
+        .expect("models load");
         Pipeline::new(vision, AnalysisSettings::default(), Limits::default(), 2)
     })
 }
 
 pub fn truth() -> Truth {
-    let text = std::fs::read_to_string(root().join("fixtures/truth.json")).expect("fixtures/truth.json");
+    let text =
+        std::fs::read_to_string(root().join("fixtures/truth.json")).expect("fixtures/truth.json");
     serde_json::from_str(&text).expect("valid truth file")
 }
 
@@ -39,7 +49,14 @@ pub fn analyze_fixture(name: &str) -> Analysis {
 
 pub fn analyze_path(path: &Path, want_pictures: bool) -> AnalysisOutput {
     let fetcher = Fetcher::new(FetchPolicy::cli(Limits::default()));
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let media = runtime.block_on(fetcher.fetch(&path.display().to_string())).expect("fixture readable");
-    pipeline().analyze(&media, want_pictures, &|_| {}).expect("fixture analysed")
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let media = runtime
+        .block_on(fetcher.fetch(&path.display().to_string()))
+        .expect("fixture readable");
+    pipeline()
+        .analyze(&media, want_pictures, &|_| {})
+        .expect("fixture analysed")
 }
