@@ -29,7 +29,7 @@ fn summary(mut v: Vec<f64>) -> (f64, f64) {
 }
 
 /// Time poster analysis stage by stage and print a Markdown table.
-pub fn run_posters(args: BenchArgs) -> anyhow::Result<()> {
+pub async fn run_posters(args: BenchArgs) -> anyhow::Result<()> {
     let settings = AnalysisSettings::default();
     let limits = Limits::default();
     let pipeline =
@@ -52,7 +52,7 @@ pub fn run_posters(args: BenchArgs) -> anyhow::Result<()> {
         let media = runtime
             .block_on(fetcher.fetch(&source))
             .with_context(|| format!("{source}: cannot read"))?;
-        let bytes = std::fs::read(&media.path)?;
+        let bytes = media.read_all()?;
         let (mut decode, mut detect, mut classify, mut whole) = (vec![], vec![], vec![], vec![]);
         let mut faces = 0;
         let mut size = (0, 0);
@@ -124,4 +124,123 @@ mod tests {
         assert_eq!(percentile(&[3.0], 95.0), 3.0);
         assert!(percentile(&[], 50.0).is_nan());
     }
+}
+
+/// Peak resident set size of this process so far, in MiB (Linux: VmHWM).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// The default benchmark trailer: 120 s of 1920×1080 H.264 (x264 defaults: B-frames, 250-frame
+/// keyframe interval) made from the fixture trailers, so that it has faces, cuts and returns.
+fn default_trailer() -> anyhow::Result<PathBuf> {
+    let dir = PathBuf::from(".cache/bench");
+    let path = dir.join("trailer-120s-1080p.mp4");
+    if path.exists() {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(&dir)?;
+    let part = dir.join("trailer-120s-1080p.part.mp4");
+    eprintln!("bench: making {} with ffmpeg (once)", path.display());
+    let status = std::process::Command::new("ffmpeg")
+        .args([
+            "-loglevel",
+            "error",
+            "-y",
+            "-stream_loop",
+            "-1",
+            "-i",
+            "fixtures/trailers/t2_854x480.mp4",
+        ])
+        .args([
+            "-t",
+            "120",
+            "-an",
+            "-vf",
+            "scale=1920:1080:flags=bicubic,fps=25",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(&part)
+        .status()
+        .context("cannot run ffmpeg (install Debian's ffmpeg)")?;
+    anyhow::ensure!(
+        status.success(),
+        "ffmpeg failed to make the benchmark trailer"
+    );
+    std::fs::rename(&part, &path)?;
+    Ok(path)
+}
+
+/// Time the trailer analysis against `ffmpeg -threads 2 -i FILE -f null -` on the same file, in
+/// the same run, and print a Markdown table with the ratio, the real-time factor, where the time
+/// goes and the peak RSS.
+pub async fn run_trailer(args: crate::cli::BenchTrailerArgs) -> anyhow::Result<()> {
+    let file = match &args.file {
+        Some(f) => f.clone(),
+        None => default_trailer()?,
+    };
+    let settings = AnalysisSettings::default();
+    let limits = Limits::default();
+    let pipeline =
+        crate::analyze::load_pipeline(&args.models, settings.clone(), limits.clone(), true)?;
+    let fetcher = Fetcher::new(FetchPolicy::cli(limits));
+    let media = fetcher.fetch(&file.display().to_string()).await?;
+    let (mut ffmpeg_s, mut ours_s) = (Vec::new(), Vec::new());
+    let mut stages: std::collections::BTreeMap<&'static str, f64> = Default::default();
+    let mut duration = 0.0;
+    let mut frames = 0;
+    for _ in 0..args.runs.max(1) {
+        let t0 = Instant::now();
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-threads", "2", "-i"])
+            .arg(&file)
+            .args(["-f", "null", "-"])
+            .status()
+            .context("cannot run ffmpeg")?;
+        anyhow::ensure!(status.success(), "ffmpeg failed on {}", file.display());
+        ffmpeg_s.push(t0.elapsed().as_secs_f64());
+        let t1 = Instant::now();
+        let out = pipeline.analyze(&media, false, &|_| {})?;
+        ours_s.push(t1.elapsed().as_secs_f64());
+        for (k, v) in &out.stage_seconds {
+            *stages.entry(k).or_default() += v / args.runs.max(1) as f64;
+        }
+        if let crate::domain::Analysis::Trailer(t) = &out.analysis {
+            duration = t.media.duration_s.unwrap_or(t.analysed_duration_s);
+            frames = t.sampled_frames;
+        }
+    }
+    let (ff, _) = summary(ffmpeg_s);
+    let (us, _) = summary(ours_s);
+    println!(
+        "| file | duration | sampled frames | ffmpeg decode (median) | regard analysis (median) | ratio | real-time factor | peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {duration:.1} s | {frames} at {}/s | {ff:.2} s | {us:.2} s | {:.2}× | {:.1}× real time | {} |",
+        file.display(),
+        settings.sample_rate,
+        us / ff,
+        duration / us,
+        peak_rss_mib()
+            .map(|m| format!("{m:.0} MiB"))
+            .unwrap_or_else(|| "–".into())
+    );
+    println!(
+        "\nWhere regard's time goes (mean of {} runs):\n",
+        args.runs.max(1)
+    );
+    println!("| stage | seconds | share |");
+    println!("|---|---|---|");
+    let total: f64 = stages.values().sum();
+    for (k, v) in &stages {
+        println!("| {k} | {v:.2} | {:.0}% |", 100.0 * v / total.max(1e-9));
+    }
+    Ok(())
 }

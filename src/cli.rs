@@ -44,8 +44,9 @@ pub enum Command {
     Migrate(DbArgs),
     /// Measure accuracy over a labelled set and write EVALUATION.md.
     Evaluate(EvaluateArgs),
-    /// Time poster analysis and write the figures (p50/p95 per poster).
-    Bench(BenchArgs),
+    /// Benchmarks whose figures go into BENCHMARKS.md.
+    #[command(subcommand)]
+    Bench(BenchCommand),
 }
 
 /// Which models to load and how to run them.
@@ -174,6 +175,27 @@ pub struct AnalyzeArgs {
     pub settings: SettingsArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Time poster analysis (decode, detect, classify): p50/p95 ms per poster.
+    Posters(BenchArgs),
+    /// Time a 2-minute 1080p H.264 trailer against plain FFmpeg decoding of every frame.
+    Trailer(BenchTrailerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchTrailerArgs {
+    /// The trailer to time (default: one made from the fixture trailers with the ffmpeg
+    /// command line, 120 s of 1920×1080 H.264 with x264's defaults, cached in .cache/bench/).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Timed repetitions of each side.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    #[command(flatten)]
+    pub models: ModelArgs,
 }
 
 #[derive(Debug, Args)]

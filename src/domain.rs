@@ -336,10 +336,18 @@ pub struct TrailerAttributeStats {
     pub categories: Vec<TrailerCategoryStats>,
 }
 
+fn one() -> u32 {
+    1
+}
+
 /// Who is visible in one sampled frame.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineFrame {
     pub t: f64,
+    /// Sampling intervals this frame stands for (more than 1 when the source had no newer
+    /// frame for the next sample times).
+    #[serde(default = "one")]
+    pub slots: u32,
     /// Ids of the persons visible in this frame.
     pub persons: Vec<u32>,
     /// Persons visible per decided gender label (including `unknown`).

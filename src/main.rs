@@ -40,7 +40,12 @@ fn main() -> ExitCode {
                 .map(|_| true)
                 .map_err(Into::into),
             Command::Evaluate(args) => regard::evaluate::run(args).await,
-            Command::Bench(args) => regard::bench::run_posters(args).map(|_| true),
+            Command::Bench(regard::cli::BenchCommand::Posters(args)) => {
+                regard::bench::run_posters(args).await.map(|_| true)
+            }
+            Command::Bench(regard::cli::BenchCommand::Trailer(args)) => {
+                regard::bench::run_trailer(args).await.map(|_| true)
+            }
         }
     });
     match outcome {

@@ -15,6 +15,7 @@ use crate::stats;
 use crate::track::{FrameObservation, FrameSignature, TrackError, Tracker};
 use crate::vision::{Perception, Vision, VisionError};
 use image::RgbImage;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// Pictures for a person to check the result, made only when asked for.
@@ -31,6 +32,22 @@ pub enum Pictures {
 pub struct AnalysisOutput {
     pub analysis: Analysis,
     pub pictures: Option<Pictures>,
+    /// Wall-clock seconds per stage (decode, detect, perceive, embed, track, statistics,
+    /// pictures): where the time goes, for benchmarks and the database's timings.
+    pub stage_seconds: BTreeMap<&'static str, f64>,
+}
+
+/// Accumulates wall-clock time per pipeline stage.
+#[derive(Default)]
+struct StageClock(BTreeMap<&'static str, f64>);
+
+impl StageClock {
+    fn time<T>(&mut self, stage: &'static str, f: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let out = f();
+        *self.0.entry(stage).or_default() += start.elapsed().as_secs_f64();
+        out
+    }
 }
 
 /// Progress of a long analysis (trailers): seconds analysed out of the total.
@@ -174,20 +191,26 @@ impl Pipeline {
         media: &FetchedMedia,
         want_pictures: bool,
     ) -> Result<AnalysisOutput, PipelineError> {
-        let bytes = media.read_all()?;
-        let decoded = decode_image(&media.source, &bytes, &self.limits)?;
-        drop(bytes);
-        let faces = self.perceive_faces(&decoded.image)?;
+        let mut clock = StageClock::default();
+        let decoded = clock.time("decode", || -> Result<_, PipelineError> {
+            let bytes = media.read_all()?;
+            Ok(decode_image(&media.source, &bytes, &self.limits)?)
+        })?;
+        let faces = self.perceive_faces(&decoded.image, &mut clock)?;
         let attributes = self.vision.attributes();
-        let statistics = stats::poster::poster_statistics(
-            &faces,
-            decoded.width,
-            decoded.height,
-            &attributes,
-            &self.settings.age_bands(),
-        );
-        let pictures = want_pictures.then(|| Pictures::Poster {
-            annotated: annotate_faces(&decoded.image, &faces),
+        let statistics = clock.time("statistics", || {
+            stats::poster::poster_statistics(
+                &faces,
+                decoded.width,
+                decoded.height,
+                &attributes,
+                &self.settings.age_bands(),
+            )
+        });
+        let pictures = want_pictures.then(|| {
+            clock.time("pictures", || Pictures::Poster {
+                annotated: annotate_faces(&decoded.image, &faces),
+            })
         });
         let analysis = PosterAnalysis {
             media: self.media_info(
@@ -203,18 +226,25 @@ impl Pipeline {
         Ok(AnalysisOutput {
             analysis: Analysis::Poster(analysis),
             pictures,
+            stage_seconds: clock.0,
         })
     }
 
     /// Detect, then perceive every face of one image in one batch per model.
-    fn perceive_faces(&self, image: &RgbImage) -> Result<Vec<Face>, PipelineError> {
+    fn perceive_faces(
+        &self,
+        image: &RgbImage,
+        clock: &mut StageClock,
+    ) -> Result<Vec<Face>, PipelineError> {
         let s = &self.settings;
-        let detections =
+        let detections = clock.time("detect", || {
             self.vision
-                .detect(image, s.detection_score_threshold, s.nms_iou, s.min_face_px)?;
-        let perceptions = self
-            .vision
-            .perceive_with(image, &detections, s.mirror_average)?;
+                .detect(image, s.detection_score_threshold, s.nms_iou, s.min_face_px)
+        })?;
+        let perceptions = clock.time("perceive", || {
+            self.vision
+                .perceive_with(image, &detections, s.mirror_average)
+        })?;
         Ok(detections
             .iter()
             .zip(perceptions)
@@ -285,11 +315,12 @@ impl Pipeline {
             source,
         };
         let mut tracker = Tracker::new(interval, s.clone()).map_err(track_err)?;
+        let mut clock = StageClock::default();
         let mut sheet: Vec<(usize, f64, RgbImage, f32, Vec<Face>)> = Vec::new();
         let mut index = 0usize;
-        for frame in &mut sampler {
+        while let Some(frame) = clock.time("decode", || sampler.next()) {
             let frame = frame?;
-            let faces = self.perceive_faces(&frame.image)?;
+            let faces = self.perceive_faces(&frame.image, &mut clock)?;
             let embeddings = if faces.is_empty() {
                 Vec::new()
             } else {
@@ -301,7 +332,7 @@ impl Pipeline {
                         score: f.detection_score,
                     })
                     .collect();
-                self.vision.embed(&frame.image, &detections)?
+                clock.time("embed", || self.vision.embed(&frame.image, &detections))?
             };
             if want_pictures && index.is_multiple_of(sheet_every) && sheet.len() < SHEET_FRAMES {
                 let scale = SHEET_THUMB_WIDTH as f32 / frame.image.width() as f32;
@@ -315,9 +346,10 @@ impl Pipeline {
             tracker
                 .push(FrameObservation {
                     t: frame.t,
+                    slots: frame.slots,
                     width: frame.image.width(),
                     height: frame.image.height(),
-                    signature: FrameSignature::from_image(&frame.image),
+                    signature: clock.time("track", || FrameSignature::from_image(&frame.image)),
                     faces,
                     embeddings,
                 })
@@ -329,18 +361,22 @@ impl Pipeline {
             });
         }
         let report = sampler.report().clone();
-        drop(sampler);
-        let tracking = tracker.finish().map_err(track_err)?;
+        let tracking = clock
+            .time("track", || tracker.finish())
+            .map_err(track_err)?;
         let attributes = self.vision.attributes();
-        let statistics = stats::trailer::trailer_statistics(
-            &tracking.persons,
-            &tracking.timeline,
-            interval,
-            &attributes,
-            &s.age_bands(),
-        );
+        let statistics = clock.time("statistics", || {
+            stats::trailer::trailer_statistics(
+                &tracking.persons,
+                &tracking.timeline,
+                interval,
+                &attributes,
+                &s.age_bands(),
+            )
+        });
         let sampled_frames = index as u32;
-        let analysed_duration_s = sampled_frames as f64 * interval;
+        let analysed_duration_s = sampler.analysed_duration_s();
+        drop(sampler);
         let mut media_info = self.media_info(
             media,
             format!("{}/{}", info.container, info.codec),
@@ -399,6 +435,7 @@ impl Pipeline {
         Ok(AnalysisOutput {
             analysis: Analysis::Trailer(analysis),
             pictures,
+            stage_seconds: clock.0,
         })
     }
 }

@@ -277,6 +277,7 @@ fn trailer(
         .collect();
     let timeline: Vec<TimelineFrame> = (0..sampled_frames as usize)
         .map(|k| TimelineFrame {
+            slots: 1,
             t: k as f64 / rate,
             persons: spec
                 .iter()

@@ -146,11 +146,13 @@ impl View<'_> {
                     .map(|(p, _)| p)
                     .collect();
                 let ids: BTreeSet<u32> = mine.iter().map(|p| p.id).collect();
-                let frames_seen = self
+                let slots_seen: u32 = self
                     .timeline
                     .iter()
                     .filter(|f| f.persons.iter().any(|id| ids.contains(id)))
-                    .count();
+                    .map(|f| f.slots)
+                    .sum();
+                let all_slots: u32 = self.timeline.iter().map(|f| f.slots).sum();
                 let person_seconds: f64 = mine.iter().map(|p| p.screen_time_s).sum();
                 let (share, share_interval, screen_time_share, screen_time_share_interval) =
                     if category == UNKNOWN {
@@ -181,9 +183,9 @@ impl View<'_> {
                     category: category.clone(),
                     persons: mine.len() as u32,
                     soft_persons: self.observations.iter().map(|o| o.p(category)).sum(),
-                    screen_time_s: frames_seen as f64 * self.interval_s,
+                    screen_time_s: f64::from(slots_seen) * self.interval_s,
                     person_seconds,
-                    frame_share: ratio(frames_seen as f64, self.timeline.len() as f64),
+                    frame_share: ratio(f64::from(slots_seen), f64::from(all_slots)),
                     prominence_s: mine.iter().map(|p| p.prominence_s).sum(),
                     first_appearance_s: mine.iter().map(|p| p.first_seen_s).min_by(f64::total_cmp),
                     share,
@@ -253,6 +255,7 @@ mod tests {
     fn timeline(persons: &[(u32, &[usize])], frames: usize) -> Vec<TimelineFrame> {
         (0..frames)
             .map(|k| TimelineFrame {
+                slots: 1,
                 t: k as f64 * 0.5,
                 persons: persons
                     .iter()
@@ -377,6 +380,7 @@ mod tests {
             }
         };
         let frames = (0..5).map(|k| FrameObservation {
+            slots: 1,
             t: k as f64 * 0.5,
             width: 1000,
             height: 500,

@@ -29,6 +29,9 @@ pub const MAX_TRACKS: usize = 2_000;
 pub struct FrameObservation {
     /// Presentation time in seconds.
     pub t: f64,
+    /// Sampling intervals this frame stands for: 1, or more when the source had no newer frame
+    /// for the following sample times (low or variable frame rate).
+    pub slots: u32,
     pub width: u32,
     pub height: u32,
     pub signature: FrameSignature,
@@ -111,6 +114,8 @@ impl TrackError {
 #[derive(Debug, Clone)]
 struct Sighting {
     frame: u32,
+    /// Sampling intervals the frame stands for.
+    slots: u32,
     /// Index of the face within its frame's observation.
     face: u32,
     t: f64,
@@ -216,6 +221,7 @@ impl ShotTrack {
         }
         self.sightings.push(Sighting {
             frame,
+            slots: obs.slots.max(1),
             face: face_index as u32,
             t: obs.t,
             bbox: face.bbox,
@@ -275,6 +281,8 @@ pub struct Tracker {
     settings: AnalysisSettings,
     interval_s: f64,
     times: Vec<f64>,
+    /// Sampling intervals each frame stands for (see [`FrameObservation::slots`]).
+    slots: Vec<u32>,
     previous_signature: Option<FrameSignature>,
     embedding_dim: Option<usize>,
     active: Vec<ShotTrack>,
@@ -292,6 +300,7 @@ impl Tracker {
             settings,
             interval_s: sample_interval_s,
             times: Vec::new(),
+            slots: Vec::new(),
             previous_signature: None,
             embedding_dim: None,
             active: Vec::new(),
@@ -367,6 +376,7 @@ impl Tracker {
         }
         self.active = still_active;
         self.times.push(obs.t);
+        self.slots.push(obs.slots.max(1));
         self.previous_signature = Some(obs.signature);
         Ok(())
     }
@@ -496,8 +506,10 @@ impl Tracker {
         let mut timeline: Vec<TimelineFrame> = self
             .times
             .iter()
-            .map(|&t| TimelineFrame {
+            .zip(&self.slots)
+            .map(|(&t, &slots)| TimelineFrame {
                 t,
+                slots,
                 persons: Vec::new(),
                 gender_counts: BTreeMap::new(),
             })
@@ -606,16 +618,17 @@ impl Tracker {
             }
         });
         let frames = sightings.len() as u32;
+        let slots: u32 = sightings.iter().map(|x| x.slots).sum();
         Person {
             id: 0,
             attributes,
             age,
             first_seen_s: sightings.first().map_or(0.0, |x| x.t),
             last_seen_s: sightings.last().map_or(0.0, |x| x.t),
-            screen_time_s: f64::from(frames) * self.interval_s,
+            screen_time_s: f64::from(slots) * self.interval_s,
             prominence_s: sightings
                 .iter()
-                .map(|x| self.interval_s * x.area_fraction)
+                .map(|x| self.interval_s * f64::from(x.slots) * x.area_fraction)
                 .sum(),
             frames,
             tracks: tracks.len() as u32,

@@ -66,6 +66,7 @@ fn frame(k: usize, shot: u8, faces: Vec<(Face, Option<Vec<f32>>)>) -> FrameObser
     let with_embeddings = faces.iter().any(|(_, e)| e.is_some());
     let (faces, embeddings): (Vec<Face>, Vec<Option<Vec<f32>>>) = faces.into_iter().unzip();
     FrameObservation {
+        slots: 1,
         t: k as f64 * INTERVAL,
         width: W,
         height: H,
@@ -372,6 +373,7 @@ fn too_many_tracks_is_an_error_not_an_unbounded_table() {
             .collect()
     };
     let big = |k| FrameObservation {
+        slots: 1,
         width: 5000,
         height: 5000,
         ..frame(k, 0, faces())
