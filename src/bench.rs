@@ -112,20 +112,6 @@ pub async fn run_posters(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&v, 50.0), 50.0);
-        assert_eq!(percentile(&v, 95.0), 95.0);
-        assert_eq!(percentile(&[3.0], 95.0), 3.0);
-        assert!(percentile(&[], 50.0).is_nan());
-    }
-}
-
 /// Peak resident set size of this process so far, in MiB (Linux: VmHWM).
 pub fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -243,4 +229,18 @@ pub async fn run_trailer(args: crate::cli::BenchTrailerArgs) -> anyhow::Result<(
         println!("| {k} | {v:.2} | {:.0}% |", 100.0 * v / total.max(1e-9));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 50.0);
+        assert_eq!(percentile(&v, 95.0), 95.0);
+        assert_eq!(percentile(&[3.0], 95.0), 3.0);
+        assert!(percentile(&[], 50.0).is_nan());
+    }
 }
