@@ -137,6 +137,7 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
     });
 
     let mut results: Vec<serde_json::Value> = Vec::new();
+    let mut analysed: Vec<Analysis> = Vec::new();
     let mut failures = 0usize;
     for (index, input) in inputs.iter().enumerate() {
         if let Some(bar) = &overall {
@@ -163,13 +164,14 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
                     Analysis::Trailer(t) => table::trailer(t),
                 };
                 if args.json {
-                    results.push(serde_json::json!({"input": input, "status": "succeeded", "analysis": output.analysis}));
+                    results.push(serde_json::json!({"input": input, "status": "succeeded", "analysis": &output.analysis}));
                 } else {
                     match &overall {
                         Some(bar) => bar.println(text),
                         None => println!("{text}"),
                     }
                 }
+                analysed.push(output.analysis);
             }
             Err(error) => {
                 failures += 1;
@@ -196,10 +198,14 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
         let doc = serde_json::json!({
             "pipeline_version": crate::PIPELINE_VERSION,
             "provenance": pipeline.provenance(),
+            "summary": table::summarize(&analysed),
             "results": results,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
+        if !analysed.is_empty() {
+            println!("{}", table::summary(&table::summarize(&analysed)));
+        }
         println!(
             "{} input(s): {} analysed, {} failed",
             inputs.len(),

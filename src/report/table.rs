@@ -326,3 +326,146 @@ mod tests {
         assert_eq!(share_with_interval(None, None), "–");
     }
 }
+
+/// A share of perceived women over several files, with its interval.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SummaryShare {
+    pub share: f64,
+    pub interval: Interval,
+    /// Faces or persons the share is computed over.
+    pub items: u32,
+    /// Files that contributed at least one item.
+    pub files: usize,
+    /// Faces or persons too small (or without probabilities) to count.
+    pub too_small: u32,
+}
+
+/// Shares of perceived women over every input of a run. Each interval resamples the files (a
+/// bootstrap over media, standing for films) and draws each item's label from its probability.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Summary {
+    pub files: usize,
+    pub poster_faces: Option<SummaryShare>,
+    pub trailer_persons: Option<SummaryShare>,
+    pub trailer_screen_time: Option<SummaryShare>,
+}
+
+fn usable(a: Option<&crate::domain::AttributeEstimate>) -> bool {
+    a.is_some_and(|a| {
+        !a.probabilities.is_empty()
+            && a.unknown_reason != Some(crate::domain::UnknownReason::FaceTooSmall)
+    })
+}
+
+pub fn summarize(analyses: &[crate::domain::Analysis]) -> Summary {
+    use crate::domain::Analysis;
+    use crate::stats::interval::share_interval;
+    let (mut poster_units, mut poster_excluded) = (Vec::new(), 0u32);
+    let (mut trailer_units, mut trailer_weights, mut trailer_excluded) =
+        (Vec::new(), Vec::new(), 0u32);
+    let (mut any_poster, mut any_trailer) = (false, false);
+    for a in analyses {
+        match a {
+            Analysis::Poster(p) => {
+                any_poster = true;
+                let (ok, ex): (Vec<_>, Vec<_>) =
+                    p.faces.iter().partition(|f| usable(f.attribute("gender")));
+                poster_excluded += ex.len() as u32;
+                let ps: Vec<f64> = ok
+                    .iter()
+                    .map(|f| {
+                        f64::from(
+                            f.attribute("gender")
+                                .map_or(0.0, |g| g.probability("female")),
+                        )
+                    })
+                    .collect();
+                if !ps.is_empty() {
+                    poster_units.push(ps);
+                }
+            }
+            Analysis::Trailer(t) => {
+                any_trailer = true;
+                let (ok, ex): (Vec<_>, Vec<_>) = t
+                    .persons
+                    .iter()
+                    .partition(|p| usable(p.attribute("gender")));
+                trailer_excluded += ex.len() as u32;
+                let ps: Vec<f64> = ok
+                    .iter()
+                    .map(|p| {
+                        f64::from(
+                            p.attribute("gender")
+                                .map_or(0.0, |g| g.probability("female")),
+                        )
+                    })
+                    .collect();
+                let ws: Vec<f64> = ok.iter().map(|p| p.screen_time_s).collect();
+                if !ps.is_empty() {
+                    trailer_units.push(ps);
+                    trailer_weights.push(ws);
+                }
+            }
+        }
+    }
+    let seed = crate::stats::INTERVAL_SEED;
+    let share = |units: &[Vec<f64>], weights: Option<&[Vec<f64>]>, excluded: u32| {
+        share_interval(units, weights, excluded, seed)
+            .ok()
+            .map(|e| SummaryShare {
+                share: e.share,
+                interval: e.interval(),
+                items: e.n,
+                files: units.len(),
+                too_small: excluded,
+            })
+    };
+    Summary {
+        files: analyses.len(),
+        poster_faces: if any_poster {
+            share(&poster_units, None, poster_excluded)
+        } else {
+            None
+        },
+        trailer_persons: if any_trailer {
+            share(&trailer_units, None, trailer_excluded)
+        } else {
+            None
+        },
+        trailer_screen_time: if any_trailer {
+            share(&trailer_units, Some(&trailer_weights), trailer_excluded)
+        } else {
+            None
+        },
+    }
+}
+
+/// The summary block printed after the per-file tables.
+pub fn summary(s: &Summary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "summary of {} analysed file(s): share of perceived women [95% CI]",
+        s.files
+    );
+    for (what, share) in [
+        ("among poster faces", &s.poster_faces),
+        ("among trailer persons", &s.trailer_persons),
+        (
+            "of trailer screen time (person-seconds)",
+            &s.trailer_screen_time,
+        ),
+    ] {
+        if let Some(e) = share {
+            let _ = writeln!(
+                out,
+                "  {what}: {} over {} in {} file(s); {} too small to count",
+                share_with_interval(Some(e.share), Some(e.interval)),
+                e.items,
+                e.files,
+                e.too_small
+            );
+        }
+    }
+    out
+}
