@@ -430,7 +430,7 @@ pub fn markdown(eval: &Evaluation, min_confidence: f32, min_reliable_px: f32) ->
 }
 
 /// Thresholds tried by the calibration sweep.
-pub const SWEEP_CONFIDENCE: [f32; 7] = [0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95];
+pub const SWEEP_CONFIDENCE: [f32; 8] = CALIBRATION_CONFIDENCES;
 pub const SWEEP_MIN_PX: [f32; 6] = [16.0, 24.0, 32.0, 40.0, 48.0, 64.0];
 
 /// Accuracy of decided faces and coverage (decided / found) at each pair of thresholds.
