@@ -691,7 +691,11 @@ pub fn face_crop(
     };
     let crop = RgbImage::from_fn(side, side, |cx, cy| {
         let (x, y) = (x0 + cx as i64, y0 + cy as i64);
-        if x < 0 || y < 0 || x >= image.width() as i64 || y >= image.height() as i64 || covered(x, y)
+        if x < 0
+            || y < 0
+            || x >= image.width() as i64
+            || y >= image.height() as i64
+            || covered(x, y)
         {
             NEUTRAL_GREY
         } else {
@@ -718,7 +722,10 @@ pub fn render_face(
     let f = height_px as f32 / face.height.max(1.0);
     let w = ((crop.width() as f32 * f).round() as u32).max(1);
     let h = ((crop.height() as f32 * f).round() as u32).max(1);
-    let (fx, fy) = (w as f32 / crop.width() as f32, h as f32 / crop.height() as f32);
+    let (fx, fy) = (
+        w as f32 / crop.width() as f32,
+        h as f32 / crop.height() as f32,
+    );
     let mut small = crate::vision::detect::resize_area(crop, w, h);
     let mut bbox = BoundingBox {
         x: face.x * fx,
@@ -820,9 +827,12 @@ pub fn calibrate_image(
                 let truth_boxes: Vec<BoundingBox> = on_canvas.iter().map(|(_, b)| *b).collect();
                 let det_boxes: Vec<BoundingBox> = detections.iter().map(|d| d.bbox).collect();
                 let matches = match_faces(&truth_boxes, &det_boxes, MATCH_IOU);
-                let matched: Vec<crate::domain::Detection> =
-                    matches.iter().map(|&(_, j)| detections[j].clone()).collect();
-                let perceptions = vision.perceive_with(&canvas, &matched, settings.mirror_average)?;
+                let matched: Vec<crate::domain::Detection> = matches
+                    .iter()
+                    .map(|&(_, j)| detections[j].clone())
+                    .collect();
+                let perceptions =
+                    vision.perceive_with(&canvas, &matched, settings.mirror_average)?;
                 for ((ti, _), (d, p)) in matches.iter().zip(matched.iter().zip(perceptions)) {
                     let gender = p
                         .classes
@@ -915,11 +925,7 @@ pub fn calibration_markdown(
                 .filter_map(|r| r.p_true())
         };
         let fmt = |v: Option<f64>| v.map_or_else(|| "–".to_string(), |v| format!("{v:.2}"));
-        let lowest = |female: bool| {
-            p_of(female)
-                .min_by(|a, b| a.total_cmp(b))
-                .map(|v| v as f64)
-        };
+        let lowest = |female: bool| p_of(female).min_by(|a, b| a.total_cmp(b)).map(|v| v as f64);
         let _ = writeln!(
             out,
             "| {h} px | {} | {detected} ({}) | {} | {} | {} | {} | {} |",
@@ -1064,6 +1070,37 @@ impl Floor {
     }
 }
 
+/// The floors and today's figures, for the report.
+pub fn floor_markdown(
+    floor: &Floor,
+    eval: &Evaluation,
+    min_confidence: f32,
+    min_reliable_px: f32,
+    source: &str,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "### CI floor ({source})
+"
+    );
+    let _ = writeln!(out, "| figure | today | floor |");
+    let _ = writeln!(out, "|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| accuracy of decided gender labels, found faces of 40 px and more | {} | {} |",
+        percent(eval.gender_accuracy(40.0, min_confidence, min_reliable_px)),
+        percent(Some(floor.min_gender_accuracy_40px))
+    );
+    let _ = writeln!(
+        out,
+        "| detection recall, faces of 32 px and more | {} | {} |\n",
+        percent(eval.recall(32.0)),
+        percent(Some(floor.min_recall_32px))
+    );
+    out
+}
+
 /// Run `regard evaluate`. Returns false when a floor is breached or an input failed.
 pub async fn run(args: crate::cli::EvaluateArgs) -> anyhow::Result<bool> {
     use anyhow::Context;
@@ -1089,7 +1126,8 @@ pub async fn run(args: crate::cli::EvaluateArgs) -> anyhow::Result<bool> {
         .await??
     };
     let pipeline = std::sync::Arc::new(pipeline);
-    let fetcher = crate::media::fetch::Fetcher::new(crate::media::fetch::FetchPolicy::cli(limits.clone()));
+    let fetcher =
+        crate::media::fetch::Fetcher::new(crate::media::fetch::FetchPolicy::cli(limits.clone()));
     let mut eval = Evaluation::default();
     let names: Vec<(String, bool)> = truth
         .images
@@ -1155,8 +1193,12 @@ pub async fn run(args: crate::cli::EvaluateArgs) -> anyhow::Result<bool> {
     let _ = writeln!(doc, "# Evaluation\n");
     let _ = writeln!(
         doc,
-        "Produced by `regard evaluate --truth {}{}{}` on {} (regard {}).\n",
+        "Produced by `regard evaluate --truth {}{}{}{}` on {} (regard {}).\n",
         args.truth.display(),
+        args.floor
+            .as_ref()
+            .map(|p| format!(" --floor {}", p.display()))
+            .unwrap_or_default(),
         args.write
             .as_ref()
             .map(|p| format!(" --write {}", p.display()))
@@ -1196,24 +1238,19 @@ pub async fn run(args: crate::cli::EvaluateArgs) -> anyhow::Result<bool> {
     doc.push_str(&sweep_markdown(&eval));
     doc.push('\n');
     doc.push_str(&calibration_markdown(&renders, &settings));
-    print!("{doc}");
-    if let Some(path) = &args.write {
-        let mut text = doc.clone();
-        if let Some(notes) = &args.append {
-            text.push('\n');
-            text.push_str(
-                &std::fs::read_to_string(notes)
-                    .with_context(|| format!("cannot read {}", notes.display()))?,
-            );
-        }
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
-    }
     let mut ok = eval.failures.is_empty();
     if let Some(floor_path) = &args.floor {
         let text = std::fs::read_to_string(floor_path)
             .with_context(|| format!("cannot read {}", floor_path.display()))?;
         let floor: Floor = toml::from_str(&text)
             .with_context(|| format!("{}: invalid floor file", floor_path.display()))?;
+        doc.push_str(&floor_markdown(
+            &floor,
+            &eval,
+            settings.min_attribute_confidence,
+            settings.min_reliable_face_px,
+            &floor_path.display().to_string(),
+        ));
         let breaches = floor.check(
             &eval,
             settings.min_attribute_confidence,
@@ -1226,6 +1263,18 @@ pub async fn run(args: crate::cli::EvaluateArgs) -> anyhow::Result<bool> {
             eprintln!("evaluation: every floor of {} holds", floor_path.display());
         }
         ok &= breaches.is_empty();
+    }
+    print!("{doc}");
+    if let Some(path) = &args.write {
+        let mut text = doc.clone();
+        if let Some(notes) = &args.append {
+            text.push('\n');
+            text.push_str(
+                &std::fs::read_to_string(notes)
+                    .with_context(|| format!("cannot read {}", notes.display()))?,
+            );
+        }
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(ok)
 }
@@ -1301,8 +1350,10 @@ mod tests {
     fn floor_holds_on_a_perfect_evaluation_and_breaks_when_a_figure_drops_below_it() {
         let mut eval = Evaluation::default();
         for i in 0..9 {
-            eval.faces.push(outcome("female", 60.0 + i as f32, Some(0.95)));
-            eval.faces.push(outcome("male", 60.0 + i as f32, Some(0.05)));
+            eval.faces
+                .push(outcome("female", 60.0 + i as f32, Some(0.95)));
+            eval.faces
+                .push(outcome("male", 60.0 + i as f32, Some(0.05)));
         }
         assert!(floor(0.95, 0.95).check(&eval, 0.75, 40.0).is_empty());
         // One man labelled female: accuracy 17/18 = 94.4% < 95%.
@@ -1312,7 +1363,10 @@ mod tests {
         assert!(breaches[0].contains("gender accuracy"), "{breaches:?}");
         // A missed face of 32 px and more: recall 19/20 = 95% holds a 0.95 floor, not 0.96.
         eval.faces.push(outcome("female", 35.0, None));
-        assert_eq!(floor(0.9, 0.95).check(&eval, 0.75, 40.0), Vec::<String>::new());
+        assert_eq!(
+            floor(0.9, 0.95).check(&eval, 0.75, 40.0),
+            Vec::<String>::new()
+        );
         let breaches = floor(0.9, 0.96).check(&eval, 0.75, 40.0);
         assert_eq!(breaches.len(), 1, "{breaches:?}");
         assert!(breaches[0].contains("recall"), "{breaches:?}");
@@ -1368,10 +1422,17 @@ mod tests {
         assert_eq!(cell.gender_gap(), Some(-1.0));
         assert_eq!(cell.accuracy(), Some(0.5));
         let cell = size_cell(&renders, 32, 0.85);
-        assert_eq!((cell.detected, cell.decided), (21, 20), "P 0.8 is undecided");
+        assert_eq!(
+            (cell.detected, cell.decided),
+            (21, 20),
+            "P 0.8 is undecided"
+        );
         assert_eq!(cell.accuracy(), Some(1.0));
         let cell = size_cell(&renders, 48, 0.5);
-        assert_eq!((cell.renders, cell.detected, cell.men_detected), (21, 20, 10));
+        assert_eq!(
+            (cell.renders, cell.detected, cell.men_detected),
+            (21, 20, 10)
+        );
     }
 
     #[test]
@@ -1446,7 +1507,11 @@ mod tests {
         assert_eq!((inside.x, inside.y), (25.0, 20.0));
         assert_eq!(crop.get_pixel(0, 0).0, NEUTRAL_GREY.0, "outside the image");
         assert_eq!(crop.get_pixel(30, 30).0, [10, 20, 30], "the face");
-        assert_eq!(crop.get_pixel(80 - 1, 25).0, NEUTRAL_GREY.0, "the other face");
+        assert_eq!(
+            crop.get_pixel(80 - 1, 25).0,
+            NEUTRAL_GREY.0,
+            "the other face"
+        );
     }
 
     #[test]
@@ -1463,7 +1528,8 @@ mod tests {
             for j in 0..i {
                 let (ci, xi, yi, ri, bi) = rect(i);
                 let (cj, xj, yj, rj, bj) = rect(j);
-                let apart = ci != cj || ri + 16 <= xj || rj + 16 <= xi || bi + 16 <= yj || bj + 16 <= yi;
+                let apart =
+                    ci != cj || ri + 16 <= xj || rj + 16 <= xi || bi + 16 <= yj || bj + 16 <= yi;
                 assert!(apart, "{i} and {j} touch");
             }
         }
