@@ -49,8 +49,9 @@ impl Default for AnalysisSettings {
             detection_score_threshold: 0.6,
             nms_iou: 0.3,
             min_face_px: 16.0,
-            min_reliable_face_px: 40.0,
-            min_attribute_confidence: 0.75,
+            // Both chosen by the face-size calibration of `regard evaluate` (EVALUATION.md).
+            min_reliable_face_px: 24.0,
+            min_attribute_confidence: 0.85,
             mirror_average: true,
             age_band_edges: vec![18, 30, 45, 60],
             sample_rate: 2.0,
@@ -162,7 +163,7 @@ mod tests {
     #[test]
     fn provenance_lists_every_threshold() {
         let p = AnalysisSettings::default().as_provenance();
-        assert_eq!(p["min_reliable_face_px"], serde_json::json!(40.0));
+        assert_eq!(p["min_reliable_face_px"], serde_json::json!(24.0));
         assert!(p.contains_key("min_attribute_confidence"));
         assert!(p.contains_key("sample_rate"));
     }
