@@ -210,6 +210,8 @@ fn poster_stats(
                     .count() as u32,
                 share: 0.0,
                 share_interval: None,
+                face_area_share_soft: 0.0,
+                face_area_share_interval: None,
             }
         })
         .collect();
