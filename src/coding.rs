@@ -111,3 +111,38 @@ pub async fn run_retention(args: RetentionArgs) -> anyhow::Result<bool> {
     );
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::PersonToCode;
+
+    #[test]
+    fn an_empty_export_has_the_same_header_as_a_full_one() {
+        let person = PersonToCode {
+            person_id: 1,
+            attribute: "origin".into(),
+            label: String::new(),
+            film_id: None,
+            film_title: None,
+            film_year: None,
+            media_kind: "poster".into(),
+            media_source: "p.jpg".into(),
+            content_sha256: "00".into(),
+            analysis_id: 1,
+            number: 1,
+            first_seen_s: None,
+            last_seen_s: None,
+            key_frame_s: None,
+            box_x: 0.0,
+            box_y: 0.0,
+            box_width: 1.0,
+            box_height: 1.0,
+            model_label: "unknown".into(),
+        };
+        let mut csv = csv::Writer::from_writer(Vec::new());
+        csv.serialize(&person).unwrap();
+        let text = String::from_utf8(csv.into_inner().unwrap()).unwrap();
+        assert_eq!(text.lines().next().unwrap(), CSV_HEADER.join(","));
+    }
+}

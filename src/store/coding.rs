@@ -702,6 +702,55 @@ mod tests {
         assert_eq!((e.label.as_str(), e.coded), (UNKNOWN, false));
     }
 
+    fn gender(p_female: f32, face_px: f32) -> AttributeEstimate {
+        let probabilities = BTreeMap::from([
+            ("female".to_string(), p_female),
+            ("male".to_string(), 1.0 - p_female),
+        ]);
+        AttributeEstimate::decide("gender", probabilities, 0.75, face_px, 40.0)
+    }
+
+    #[test]
+    fn coded_items_are_certain_and_too_small_faces_stay_out_of_the_soft_sums() {
+        let model = Effective {
+            label: "female".into(),
+            coded: false,
+        };
+        let coded_male = Effective {
+            label: "male".into(),
+            coded: true,
+        };
+        let ambiguous = gender(0.6, 100.0);
+        let confident = gender(0.9, 100.0);
+        let tiny = gender(0.9, 20.0);
+        let items = [
+            (&model, Some(&ambiguous), 2.0),
+            (&coded_male, Some(&confident), 3.0),
+            (&model, Some(&tiny), 5.0),
+            (&model, None, 7.0),
+        ];
+        let (sums, share_ci, weighted_ci) = coded_soft_share(&items, "gender", "female");
+        let sums = sums.expect("sums");
+        // Items 1 (model, P = 0.6) and 2 (coded male, P = 0); the tiny and the unjudged are out.
+        assert_eq!(sums.n, 2.0);
+        assert!((sums.sum - 0.6).abs() < 1e-6);
+        assert!(
+            (sums.var - 0.24).abs() < 1e-6,
+            "only the model's face is in doubt"
+        );
+        assert_eq!(sums.weight, 5.0);
+        assert!((sums.weighted_sum - 1.2).abs() < 1e-6);
+        assert!((sums.weighted_var - 4.0 * 0.24).abs() < 1e-6);
+        let ci = share_ci.expect("interval");
+        // The share is 0.3; the coded face is certain, so it can only be 0 or 0.5.
+        assert_eq!((ci.low, ci.high), (0.0, 0.5));
+        assert!(weighted_ci.is_some());
+        assert_eq!(
+            coded_soft_share(&items, "gender", UNKNOWN),
+            (None, None, None)
+        );
+    }
+
     #[test]
     fn categories_keep_the_scheme_order_and_end_with_unknown() {
         let scheme = vec![UNKNOWN.to_string(), "b".to_string(), "a".to_string()];
