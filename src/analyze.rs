@@ -2,17 +2,19 @@
 
 use crate::cli::{AnalyzeArgs, ModelArgs};
 use crate::config::{AnalysisSettings, Limits};
-use crate::domain::Analysis;
+use crate::domain::{Analysis, FestivalSelection, Film, MediaContext, MediaRole};
 use crate::media::fetch::{FetchPolicy, Fetcher};
 use crate::media::sniff;
 use crate::pipeline::{AnalysisOutput, Pictures, Pipeline, Progress};
 use crate::report::table;
+use crate::store::{FailedMedia, Store, Timings};
 use crate::vision::{ModelManifest, Vision, VisionOptions};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Load and verify the models, then build a pipeline. Refuses to start on a missing or altered
 /// model file, naming it.
@@ -108,8 +110,77 @@ fn write_pictures(dir: &Path, stem: &str, pictures: &Pictures) -> anyhow::Result
     Ok(written)
 }
 
-/// Run `regard analyze`. Returns whether every input succeeded.
+/// The film and festival results are filed under (`--film-title`, `--imdb-id`, `--festival`...).
+/// Every input of one run goes under the same film. Flags that could not be filed are refused
+/// rather than silently dropped.
+pub fn media_context(args: &AnalyzeArgs) -> anyhow::Result<MediaContext> {
+    let nonempty = |s: &Option<String>| {
+        s.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+    };
+    let title = nonempty(&args.film_title);
+    let imdb_id = nonempty(&args.imdb_id);
+    let section = nonempty(&args.section);
+    let festival = nonempty(&args.festival);
+    let any_context = title.is_some()
+        || imdb_id.is_some()
+        || args.film_year.is_some()
+        || festival.is_some()
+        || args.edition.is_some();
+    if any_context && args.database_url.is_none() {
+        anyhow::bail!(
+            "--film-title, --film-year, --imdb-id and --festival file results in the database: \
+             give --db (or REGARD_DATABASE_URL)"
+        );
+    }
+    let film = if title.is_some() || imdb_id.is_some() {
+        Some(Film {
+            title: title.unwrap_or_default(),
+            year: args.film_year,
+            imdb_id,
+            ..Film::default()
+        })
+    } else {
+        if args.film_year.is_some() {
+            anyhow::bail!("--film-year needs --film-title or --imdb-id");
+        }
+        None
+    };
+    let festival = match (festival, args.edition) {
+        (Some(festival), Some(edition)) => {
+            if film.is_none() {
+                anyhow::bail!("--festival needs the film: give --film-title or --imdb-id");
+            }
+            Some(FestivalSelection {
+                festival,
+                edition,
+                section,
+            })
+        }
+        (None, None) if section.is_none() => None,
+        _ => anyhow::bail!("--festival, --edition (and --section) go together"),
+    };
+    Ok(MediaContext {
+        film,
+        festival,
+        job_id: None,
+    })
+}
+
+/// Run `regard analyze`. Returns whether every input succeeded (and, with `--db`, was stored).
 pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
+    let context = media_context(&args)?;
+    // Connect before loading the models: a wrong URL fails in a second, not after a minute.
+    let store = match &args.database_url {
+        Some(url) => {
+            let store = Store::connect(url).await?;
+            store.migrate().await?;
+            Some(store)
+        }
+        None => None,
+    };
     let settings = args.settings.apply(AnalysisSettings::default());
     let limits = args.limits.limits();
     let models = args.models.clone();
@@ -152,7 +223,15 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
         )
         .await;
         match outcome {
-            Ok(output) => {
+            Ok((output, timings)) => {
+                let stored = match &store {
+                    Some(store) => Some(
+                        store
+                            .record_analysis(&output.analysis, &context, &timings)
+                            .await,
+                    ),
+                    None => None,
+                };
                 if let (Some(dir), Some(pictures)) = (&args.annotate, &output.pictures) {
                     let stem = file_stem_for(input, index);
                     for path in write_pictures(dir, &stem, pictures)? {
@@ -163,27 +242,51 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
                     Analysis::Poster(p) => table::poster(p),
                     Analysis::Trailer(t) => table::trailer(t),
                 };
-                if args.json {
-                    results.push(serde_json::json!({"input": input, "status": "succeeded", "analysis": &output.analysis}));
-                } else {
-                    match &overall {
-                        Some(bar) => bar.println(text),
-                        None => println!("{text}"),
+                let mut entry = serde_json::json!({"input": input, "status": "succeeded", "analysis": &output.analysis});
+                match &stored {
+                    Some(Ok(outcome)) => {
+                        entry["analysis_id"] = serde_json::json!(outcome.analysis_id.0);
+                        tracing::info!(input = %input, analysis_id = outcome.analysis_id.0, new = outcome.new, "result stored");
                     }
+                    Some(Err(e)) => {
+                        // The figures exist but are not where the user asked: a failed input.
+                        failures += 1;
+                        let message = format!("{input}: cannot store the result: {e}");
+                        entry["store_error"] = serde_json::json!(message);
+                        say(&overall, format!("error: {message}"), true);
+                    }
+                    None => {}
+                }
+                if args.json {
+                    results.push(entry);
+                } else {
+                    say(&overall, text, false);
                 }
                 analysed.push(output.analysis);
             }
-            Err(error) => {
+            Err(failed) => {
                 failures += 1;
-                let message = format!("{error:#}");
-                if args.json {
-                    results.push(
-                        serde_json::json!({"input": input, "status": "failed", "error": message}),
-                    );
+                let message = format!("{:#}", failed.error);
+                let mut entry = serde_json::json!({"input": input, "status": "failed", "error_code": failed.code, "error": message});
+                say(&overall, format!("error: {message}"), true);
+                if let Some(store) = &store {
+                    let provenance = pipeline.provenance();
+                    match store
+                        .record_failure(&failed.media, &provenance, &context, failed.code, &message)
+                        .await
+                    {
+                        Ok(outcome) => {
+                            entry["analysis_id"] = serde_json::json!(outcome.analysis_id.0)
+                        }
+                        Err(e) => {
+                            let message = format!("{input}: cannot store the failure: {e}");
+                            entry["store_error"] = serde_json::json!(message);
+                            say(&overall, format!("error: {message}"), true);
+                        }
+                    }
                 }
-                match &overall {
-                    Some(bar) => bar.println(format!("error: {message}")),
-                    None => eprintln!("error: {message}"),
+                if args.json {
+                    results.push(entry);
                 }
             }
         }
@@ -216,14 +319,54 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
     Ok(failures == 0)
 }
 
+/// Print above the progress bar when there is one, else to stdout (or stderr for errors).
+fn say(bar: &Option<ProgressBar>, text: String, error: bool) {
+    match bar {
+        Some(bar) => bar.println(text),
+        None if error => eprintln!("{text}"),
+        None => println!("{text}"),
+    }
+}
+
+/// An input that could not be analysed, with what is known of it and the stable error code
+/// recorded in the database.
+struct Failed {
+    media: FailedMedia,
+    code: &'static str,
+    error: anyhow::Error,
+}
+
 async fn analyze_one(
     pipeline: &Arc<Pipeline>,
     fetcher: &Fetcher,
     input: &str,
     want_pictures: bool,
     show_progress: bool,
-) -> anyhow::Result<AnalysisOutput> {
-    let media = fetcher.fetch(input).await?;
+) -> Result<(AnalysisOutput, Timings), Failed> {
+    let started_at = chrono::Utc::now();
+    let clock = Instant::now();
+    let mut failed_media = FailedMedia {
+        source: input.to_string(),
+        content_sha256: None,
+        kind: None,
+    };
+    let media = match fetcher.fetch(input).await {
+        Ok(media) => media,
+        Err(e) => {
+            return Err(Failed {
+                media: failed_media,
+                code: e.code(),
+                error: e.into(),
+            });
+        }
+    };
+    let fetch_s = clock.elapsed().as_secs_f64();
+    failed_media.content_sha256 = Some(media.sha256.clone());
+    failed_media.kind = Some(if media.format.is_video() {
+        MediaRole::Trailer
+    } else {
+        MediaRole::Poster
+    });
     let pipeline = Arc::clone(pipeline);
     let bar = (show_progress && media.format.is_video()).then(|| {
         let bar = ProgressBar::new(0);
@@ -242,10 +385,35 @@ async fn analyze_one(
             }
         })
     })
-    .await
-    .context("analysis task failed")??;
+    .await;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    Ok(output)
+    let output = match output {
+        Ok(Ok(output)) => output,
+        Ok(Err(e)) => {
+            return Err(Failed {
+                media: failed_media,
+                code: e.code(),
+                error: e.into(),
+            });
+        }
+        Err(e) => {
+            return Err(Failed {
+                media: failed_media,
+                code: "internal_panic",
+                error: anyhow::Error::new(e).context(format!("{input}: analysis task failed")),
+            });
+        }
+    };
+    let mut timings = Timings {
+        started_at: Some(started_at),
+        finished_at: Some(chrono::Utc::now()),
+        ..Timings::default()
+    };
+    timings.stages_s.insert("fetch".into(), fetch_s);
+    timings
+        .stages_s
+        .insert("analyze".into(), clock.elapsed().as_secs_f64() - fetch_s);
+    Ok((output, timings))
 }

@@ -42,6 +42,12 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Apply the database migrations (schema `regard`).
     Migrate(DbArgs),
+    /// Human coding: export the persons still to code, import a coder's labels.
+    #[command(subcommand)]
+    Persons(PersonsCommand),
+    /// Delete per-person rows (faces, persons, their coder labels) of analyses older than an
+    /// age; the representation figures and every aggregate view keep their values.
+    Retention(RetentionArgs),
     /// Measure accuracy over a labelled set and write EVALUATION.md.
     Evaluate(EvaluateArgs),
     /// Benchmarks whose figures go into BENCHMARKS.md.
@@ -146,6 +152,56 @@ pub struct DbArgs {
     pub database_url: String,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum PersonsCommand {
+    /// Print a CSV (stdout) of the faces and persons of the latest analyses that have no coder
+    /// label yet for an attribute: person id, film, media, timestamps, box. No image. Fill in
+    /// the `label` column and give the file back to `regard persons import`.
+    Export(PersonsExportArgs),
+    /// Import a coder's labels (CSV with `person_id`, `attribute`, `label`; other columns are
+    /// ignored, empty labels skipped). Every line is checked first: on any problem nothing is
+    /// imported, each problem is printed with its line, and the exit code is 1.
+    Import(PersonsImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PersonsExportArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Only films whose title contains this (case-insensitive).
+    #[arg(long)]
+    pub film_title: Option<String>,
+    /// Only the film with this IMDb id.
+    #[arg(long)]
+    pub imdb_id: Option<String>,
+    /// Only films of this year.
+    #[arg(long)]
+    pub year: Option<i32>,
+    /// The attribute to code (a `regard.coding_scheme` attribute).
+    #[arg(long, default_value = "origin")]
+    pub attribute: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PersonsImportArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Who coded the labels (recorded with each label).
+    #[arg(long)]
+    pub coder: String,
+    /// The filled-in CSV.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RetentionArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Age in days: per-person rows of analyses recorded longer ago are deleted (0: all).
+    #[arg(long, value_name = "DAYS")]
+    pub older_than: u32,
+}
+
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
     /// Files, directories (their media files, sorted) or http(s) URLs.
@@ -166,6 +222,18 @@ pub struct AnalyzeArgs {
     /// Film year (with --db).
     #[arg(long)]
     pub film_year: Option<i32>,
+    /// Film IMDb id, e.g. tt0111161 (with --db; identifies the film better than its title).
+    #[arg(long)]
+    pub imdb_id: Option<String>,
+    /// Festival the film was selected at (with --db, --edition and a film).
+    #[arg(long, requires = "edition")]
+    pub festival: Option<String>,
+    /// Festival edition (year), e.g. 2026.
+    #[arg(long, requires = "festival")]
+    pub edition: Option<i32>,
+    /// Festival section, e.g. "Compétition".
+    #[arg(long, requires = "festival")]
+    pub section: Option<String>,
     /// Allow http(s) URLs to private, loopback or link-local addresses.
     #[arg(long)]
     pub allow_private_urls: bool,

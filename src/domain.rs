@@ -238,6 +238,13 @@ pub struct PosterCategoryStats {
     /// 95% interval on `share` from per-face classification uncertainty (`stats::interval`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share_interval: Option<Interval>,
+    /// Soft share of face area: Σ P(category) × area / Σ area over the faces `share` counts;
+    /// for `unknown`, the area share of undecided faces. 0 when no face qualifies.
+    #[serde(default)]
+    pub face_area_share_soft: f64,
+    /// 95% interval on `face_area_share_soft`, as for `share_interval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face_area_share_interval: Option<Interval>,
 }
 
 /// One attribute's statistics on a poster. `categories` holds every label of the model plus

@@ -9,6 +9,7 @@
 pub mod analyze;
 pub mod bench;
 pub mod cli;
+pub mod coding;
 pub mod config;
 pub mod domain;
 pub mod evaluate;

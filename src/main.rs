@@ -2,7 +2,7 @@
 //! an exit code (0: everything succeeded; 1: some input failed; 2: could not run at all).
 
 use clap::Parser;
-use regard::cli::{Cli, Command, LogFormat};
+use regard::cli::{Cli, Command, LogFormat, PersonsCommand};
 use std::process::ExitCode;
 
 fn init_logging(format: LogFormat) {
@@ -39,6 +39,13 @@ fn main() -> ExitCode {
                 .await
                 .map(|_| true)
                 .map_err(Into::into),
+            Command::Persons(PersonsCommand::Export(args)) => {
+                regard::coding::run_export(args).await
+            }
+            Command::Persons(PersonsCommand::Import(args)) => {
+                regard::coding::run_import(args).await
+            }
+            Command::Retention(args) => regard::coding::run_retention(args).await,
             Command::Evaluate(args) => regard::evaluate::run(args).await,
             Command::Bench(regard::cli::BenchCommand::Posters(args)) => {
                 regard::bench::run_posters(args).await.map(|_| true)

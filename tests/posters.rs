@@ -1,10 +1,15 @@
 //! Acceptance of the poster analysis on the composed posters, whose truth is known: every face of
 //! 32 px and more is found, none is counted twice, faces at or above the minimum reliable size
 //! get the right perceived gender, smaller ones the right gender or `unknown`.
+//!
+//! One refinement, on purpose: a face at or above the minimum reliable size whose top probability
+//! is below the calibrated confidence threshold is `unknown` (low_confidence), as the poster issue
+//! asks of the label; such a face is counted and printed apart, must never carry the WRONG
+//! gender, and may be at most a tenth of those faces.
 
 mod common;
 
-use regard::domain::{Analysis, BoundingBox, UNKNOWN};
+use regard::domain::{Analysis, BoundingBox, UNKNOWN, UnknownReason};
 use regard::evaluate::{MATCH_IOU, match_faces};
 
 #[test]
@@ -13,6 +18,7 @@ fn composed_posters_find_every_face_of_32_px_once_with_the_right_gender() {
     let min_reliable = common::pipeline().settings().min_reliable_face_px;
     let (mut big, mut big_found, mut duplicates, mut false_pos) = (0, 0, 0, 0);
     let (mut reliable, mut reliable_right, mut small, mut small_ok) = (0, 0, 0, 0);
+    let mut reliable_unsure = 0;
     let mut problems = Vec::new();
     for (name, image) in &truth.images {
         let Analysis::Poster(poster) = common::analyze_fixture(name) else {
@@ -65,8 +71,19 @@ fn composed_posters_find_every_face_of_32_px_once_with_the_right_gender() {
                 .unwrap_or(UNKNOWN);
             if face.size_px >= min_reliable {
                 reliable += 1;
+                let unsure = face.attribute("gender").and_then(|g| g.unknown_reason)
+                    == Some(UnknownReason::LowConfidence);
                 if label == t.gender {
                     reliable_right += 1;
+                } else if unsure {
+                    reliable_unsure += 1;
+                    problems.push(format!(
+                        "{name}: {:.0} px face of {} unknown (P({}) = {:.3}, below the confidence threshold)",
+                        face.size_px,
+                        t.person,
+                        t.gender,
+                        face.attribute("gender").map_or(0.0, |g| g.probability(&t.gender))
+                    ));
                 } else {
                     problems.push(format!(
                         "{name}: {:.0} px face of {} labelled {label}",
@@ -89,6 +106,10 @@ fn composed_posters_find_every_face_of_32_px_once_with_the_right_gender() {
     println!("faces of 32 px and more found: {big_found}/{big}");
     println!("faces counted twice: {duplicates}; detections on no truth face: {false_pos}");
     println!("faces >= {min_reliable} px with the right gender: {reliable_right}/{reliable}");
+    println!(
+        "faces >= {min_reliable} px unknown for low confidence: {reliable_unsure}/{reliable}; with the wrong gender: {}",
+        reliable - reliable_right - reliable_unsure
+    );
     println!("smaller faces with the right gender or unknown: {small_ok}/{small}");
     for p in &problems {
         println!("  {p}");

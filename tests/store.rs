@@ -210,6 +210,8 @@ fn poster_stats(
                     .count() as u32,
                 share: 0.0,
                 share_interval: None,
+                face_area_share_soft: 0.0,
+                face_area_share_interval: None,
             }
         })
         .collect();
@@ -522,7 +524,7 @@ async fn migrations_apply_to_empty_then_migrated_database_and_concurrently() {
         "SELECT count(*) FROM regard._sqlx_migrations WHERE success",
     )
     .await;
-    assert_eq!(applied, 2);
+    assert_eq!(applied, 3);
     let outside: i64 = scalar_i64(
         &db.store,
         "SELECT count(*) FROM information_schema.tables WHERE table_schema NOT IN ('regard', 'pg_catalog', 'information_schema')",

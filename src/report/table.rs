@@ -145,7 +145,7 @@ pub fn poster(analysis: &PosterAnalysis) -> String {
             "faces",
             "soft",
             "share [95% CI]",
-            "area share",
+            "area share [95% CI]",
             "largest",
             "upper ⅓",
             "centre ⅓",
@@ -160,7 +160,11 @@ pub fn poster(analysis: &PosterAnalysis) -> String {
                 } else {
                     share_with_interval(Some(c.share), c.share_interval)
                 },
-                percent(c.face_area_share),
+                if c.category == UNKNOWN {
+                    percent(c.face_area_share)
+                } else {
+                    share_with_interval(Some(c.face_area_share_soft), c.face_area_share_interval)
+                },
                 if c.has_largest_face {
                     "yes".into()
                 } else {

@@ -125,7 +125,9 @@ fn attribute_stats(
         .enumerate()
         .max_by(|a, b| a.1.bbox.area().total_cmp(&b.1.bbox.area()))
         .map(|(i, _)| i);
-    let eligible: Vec<&Observation> = observations.iter().filter(|o| o.eligible).collect();
+    let eligible: Vec<usize> = (0..observations.len())
+        .filter(|&i| observations[i].eligible)
+        .collect();
     let excluded = (observations.len() - eligible.len()) as u32;
     let unknown_faces = observations.iter().filter(|o| o.label == UNKNOWN).count() as u32;
 
@@ -137,11 +139,29 @@ fn attribute_stats(
                 .collect();
             let area: f64 = mine.iter().map(|&i| f64::from(faces[i].bbox.area())).sum();
             let soft_count: f64 = observations.iter().map(|o| probability(o, category)).sum();
-            let (share, share_interval) = if category == UNKNOWN {
-                (ratio(unknown_faces as f64, faces.len() as f64), None)
+            let (share, share_interval, area_share, area_interval) = if category == UNKNOWN {
+                (
+                    ratio(unknown_faces as f64, faces.len() as f64),
+                    None,
+                    ratio(area, total_area),
+                    None,
+                )
             } else {
-                let p = eligible.iter().map(|o| probability(o, category)).collect();
-                soft_share(p, None, excluded, with_interval, (name, category))
+                let p: Vec<f64> = eligible
+                    .iter()
+                    .map(|&i| probability(&observations[i], category))
+                    .collect();
+                // Area-weighted: a face counts by its share of the painted faces.
+                let w: Vec<f64> = eligible
+                    .iter()
+                    .map(|&i| f64::from(faces[i].bbox.area()))
+                    .collect();
+                let context = (name, category.as_str());
+                let (share, interval) =
+                    soft_share(p.clone(), None, excluded, with_interval, context);
+                let (area_share, area_interval) =
+                    soft_share(p, Some(w), excluded, with_interval, context);
+                (share, interval, area_share, area_interval)
             };
             PosterCategoryStats {
                 category: category.clone(),
@@ -159,6 +179,8 @@ fn attribute_stats(
                     .count() as u32,
                 share,
                 share_interval,
+                face_area_share_soft: area_share,
+                face_area_share_interval: area_interval,
             }
         })
         .collect();
@@ -295,6 +317,14 @@ mod tests {
         assert!((unknown.share - 1.0 / 3.0).abs() < 1e-9);
         let interval = female.share_interval.expect("interval");
         assert!(interval.low <= female.share && female.share <= interval.high);
+        // Area-weighted soft share over the same two faces: the big woman weighs four times more.
+        let expected = (0.98 * 40_000.0 + 0.03 * 10_000.0) / 50_000.0;
+        assert!((female.face_area_share_soft - expected).abs() < 1e-6);
+        let area = female.face_area_share_interval.expect("area interval");
+        let soft = female.face_area_share_soft;
+        assert!(area.low <= soft && soft <= area.high, "{area:?}");
+        assert!(area.high - area.low < 0.5, "{area:?}");
+        assert!(unknown.face_area_share_interval.is_none());
 
         // Origin is never inferred: one unknown row holding every face.
         let origin = &stats[1];

@@ -4,9 +4,9 @@
 //! return a CSV of labels from `regard.coding_scheme`, and the affected representation rows are
 //! recomputed with the rule "coder's label, else model's label, else unknown".
 
-use super::write::{RepresentationRow, insert_representation};
+use super::write::{RepresentationRow, SoftSums, eligible_probability, insert_representation};
 use super::{Store, StoreError};
-use crate::domain::{Analysis, Face, Person, UNKNOWN};
+use crate::domain::{Analysis, AttributeEstimate, Face, Interval, Person, UNKNOWN};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -360,6 +360,38 @@ fn soft_weight(
     }
 }
 
+/// The soft-share inputs of one category with coders' labels: an item coded by a person counts
+/// with P = 1 or 0 (no classification doubt), an uncoded one with the model's P when the model
+/// can speak for it (as in `stats`), else it is left out. Returns the sums and the intervals of
+/// the unweighted and weighted shares.
+fn coded_soft_share(
+    items: &[(&Effective, Option<&AttributeEstimate>, f64)],
+    attribute: &str,
+    category: &str,
+) -> (Option<SoftSums>, Option<Interval>, Option<Interval>) {
+    if category == UNKNOWN || items.iter().all(|(e, est, _)| !e.coded && est.is_none()) {
+        return (None, None, None);
+    }
+    let eligible: Vec<(f64, f64)> = items
+        .iter()
+        .filter_map(|(e, est, w)| {
+            let p = if e.coded {
+                Some(f64::from(u8::from(e.label == category)))
+            } else {
+                eligible_probability(*est, category)
+            };
+            p.map(|p| (p, *w))
+        })
+        .collect();
+    let excluded = u32::try_from(items.len() - eligible.len()).unwrap_or(u32::MAX);
+    let p: Vec<f64> = eligible.iter().map(|(p, _)| *p).collect();
+    let w: Vec<f64> = eligible.iter().map(|(_, w)| *w).collect();
+    let context = (attribute, category);
+    let (_, interval) = crate::stats::soft_share(p.clone(), None, excluded, true, context);
+    let (_, weighted) = crate::stats::soft_share(p, Some(w), excluded, true, context);
+    (Some(SoftSums::of(eligible)), interval, weighted)
+}
+
 /// Categories to report: the coding scheme's, the model's, any label in use, and `unknown`.
 fn categories(
     scheme: &[String],
@@ -425,6 +457,12 @@ pub(crate) fn poster_rows_with_labels(
                 .iter()
                 .map(|&i| f64::from(faces[i].bbox.area()))
                 .sum();
+            let items: Vec<(&Effective, Option<&AttributeEstimate>, f64)> = faces
+                .iter()
+                .zip(&eff)
+                .map(|(f, e)| (e, f.attribute(attribute), f64::from(f.bbox.area())))
+                .collect();
+            let (soft, share_ci, area_ci) = coded_soft_share(&items, attribute, &category);
             let (upper, central) = members.iter().fold((0, 0), |(u, c), &i| {
                 let (cx, cy) = faces[i].bbox.center();
                 let (cx, cy) = (f64::from(cx), f64::from(cy));
@@ -465,6 +503,9 @@ pub(crate) fn poster_rows_with_labels(
                 has_largest_face: Some(largest.is_some_and(|i| eff[i].label == category)),
                 faces_upper_third: Some(upper),
                 faces_central_third: Some(central),
+                faces_share_ci: share_ci,
+                face_area_share_ci: area_ci,
+                soft,
                 category,
                 ..RepresentationRow::default()
             }
@@ -511,6 +552,12 @@ pub(crate) fn trailer_rows_with_labels(
                 .filter(|(_, e)| e.label == category)
                 .map(|(p, _)| p)
                 .collect();
+            let items: Vec<(&Effective, Option<&AttributeEstimate>, f64)> = persons
+                .iter()
+                .zip(&eff)
+                .map(|(p, e)| (e, p.attribute(attribute), p.screen_time_s))
+                .collect();
+            let (soft, share_ci, time_ci) = coded_soft_share(&items, attribute, &category);
             let frames_seen = timeline
                 .iter()
                 .filter(|f| {
@@ -556,6 +603,9 @@ pub(crate) fn trailer_rows_with_labels(
                     .iter()
                     .map(|p| p.first_seen_s)
                     .min_by(f64::total_cmp),
+                persons_share_ci: share_ci,
+                screen_time_share_ci: time_ci,
+                soft,
                 category,
                 ..RepresentationRow::default()
             }
@@ -564,7 +614,7 @@ pub(crate) fn trailer_rows_with_labels(
 }
 
 /// Replace the representation rows of one analysis and attribute by figures that use the
-/// coders' labels. Intervals are dropped (NULL): they belonged to the model's figures.
+/// coders' labels; intervals and soft sums are recomputed with coded items certain.
 async fn recompute_representation(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     analysis_id: i64,
@@ -650,6 +700,55 @@ mod tests {
         assert_eq!((e.label.as_str(), e.coded), ("female", false));
         let e = effective(None, None);
         assert_eq!((e.label.as_str(), e.coded), (UNKNOWN, false));
+    }
+
+    fn gender(p_female: f32, face_px: f32) -> AttributeEstimate {
+        let probabilities = BTreeMap::from([
+            ("female".to_string(), p_female),
+            ("male".to_string(), 1.0 - p_female),
+        ]);
+        AttributeEstimate::decide("gender", probabilities, 0.75, face_px, 40.0)
+    }
+
+    #[test]
+    fn coded_items_are_certain_and_too_small_faces_stay_out_of_the_soft_sums() {
+        let model = Effective {
+            label: "female".into(),
+            coded: false,
+        };
+        let coded_male = Effective {
+            label: "male".into(),
+            coded: true,
+        };
+        let ambiguous = gender(0.6, 100.0);
+        let confident = gender(0.9, 100.0);
+        let tiny = gender(0.9, 20.0);
+        let items = [
+            (&model, Some(&ambiguous), 2.0),
+            (&coded_male, Some(&confident), 3.0),
+            (&model, Some(&tiny), 5.0),
+            (&model, None, 7.0),
+        ];
+        let (sums, share_ci, weighted_ci) = coded_soft_share(&items, "gender", "female");
+        let sums = sums.expect("sums");
+        // Items 1 (model, P = 0.6) and 2 (coded male, P = 0); the tiny and the unjudged are out.
+        assert_eq!(sums.n, 2.0);
+        assert!((sums.sum - 0.6).abs() < 1e-6);
+        assert!(
+            (sums.var - 0.24).abs() < 1e-6,
+            "only the model's face is in doubt"
+        );
+        assert_eq!(sums.weight, 5.0);
+        assert!((sums.weighted_sum - 1.2).abs() < 1e-6);
+        assert!((sums.weighted_var - 4.0 * 0.24).abs() < 1e-6);
+        let ci = share_ci.expect("interval");
+        // The share is 0.3; the coded face is certain, so it can only be 0 or 0.5.
+        assert_eq!((ci.low, ci.high), (0.0, 0.5));
+        assert!(weighted_ci.is_some());
+        assert_eq!(
+            coded_soft_share(&items, "gender", UNKNOWN),
+            (None, None, None)
+        );
     }
 
     #[test]

@@ -5,8 +5,8 @@
 use super::keys::{film_key, provenance_keys};
 use super::{AnalysisId, FailedMedia, RecordOutcome, Store, StoreError, Timings, validate_sha256};
 use crate::domain::{
-    Analysis, AttributeEstimate, BoundingBox, Face, MediaContext, MediaInfo, MediaRole, Person,
-    PosterAnalysis, Provenance, TrailerAnalysis, UNKNOWN,
+    Analysis, AttributeEstimate, BoundingBox, Face, Interval, MediaContext, MediaInfo, MediaRole,
+    Person, PosterAnalysis, Provenance, TrailerAnalysis, UNKNOWN, UnknownReason,
 };
 use sqlx::{PgConnection, Postgres, Transaction};
 
@@ -64,6 +64,68 @@ pub(crate) struct RepresentationRow {
     pub frame_share: Option<f64>,
     pub prominence_s: Option<f64>,
     pub first_appearance_s: Option<f64>,
+    /// 95% intervals of the soft shares (posters: faces and face area; trailers: persons and
+    /// screen time).
+    pub faces_share_ci: Option<Interval>,
+    pub face_area_share_ci: Option<Interval>,
+    pub persons_share_ci: Option<Interval>,
+    pub screen_time_share_ci: Option<Interval>,
+    /// What pooled intervals over many films need (`None` for `unknown` and for attributes
+    /// without probabilities).
+    pub soft: Option<SoftSums>,
+}
+
+/// Sums over the items a soft share is computed over (see migration 0003): n, Σp, Σp(1−p),
+/// and with a weight w per item (face area, screen time) Σw, Σw·p, Σw²·p(1−p).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct SoftSums {
+    pub n: f64,
+    pub sum: f64,
+    pub var: f64,
+    pub weight: f64,
+    pub weighted_sum: f64,
+    pub weighted_var: f64,
+}
+
+impl SoftSums {
+    /// `items` are (P(category), weight) of the eligible items only.
+    pub fn of(items: impl IntoIterator<Item = (f64, f64)>) -> SoftSums {
+        items
+            .into_iter()
+            .fold(SoftSums::default(), |mut s, (p, w)| {
+                let v = p * (1.0 - p);
+                s.n += 1.0;
+                s.sum += p;
+                s.var += v;
+                s.weight += w;
+                s.weighted_sum += w * p;
+                s.weighted_var += w * w * v;
+                s
+            })
+    }
+}
+
+/// P(category) of an item whose estimate the model can speak for (probabilities present, face
+/// big enough), as `stats::poster` / `stats::trailer` decide it; `None` otherwise.
+pub(crate) fn eligible_probability(est: Option<&AttributeEstimate>, category: &str) -> Option<f64> {
+    est.filter(|e| {
+        !e.probabilities.is_empty() && e.unknown_reason != Some(UnknownReason::FaceTooSmall)
+    })
+    .map(|e| f64::from(e.probabilities.get(category).copied().unwrap_or(0.0)))
+}
+
+/// The soft sums of one category over items given as (estimate, weight); `None` for `unknown`
+/// and when no item has an estimate of the attribute at all (e.g. age bands).
+pub(crate) fn soft_sums_of<'a>(
+    items: impl Iterator<Item = (Option<&'a AttributeEstimate>, f64)> + Clone,
+    category: &str,
+) -> Option<SoftSums> {
+    if category == UNKNOWN || items.clone().all(|(e, _)| e.is_none()) {
+        return None;
+    }
+    Some(SoftSums::of(items.filter_map(|(e, w)| {
+        eligible_probability(e, category).map(|p| (p, w))
+    })))
 }
 
 fn count(n: u32) -> i32 {
@@ -212,6 +274,15 @@ pub(crate) fn poster_representation_rows(poster: &PosterAnalysis) -> Vec<Represe
                 has_largest_face: Some(c.has_largest_face),
                 faces_upper_third: Some(count(c.faces_upper_third)),
                 faces_central_third: Some(count(c.faces_central_third)),
+                faces_share_ci: c.share_interval,
+                face_area_share_ci: c.face_area_share_interval,
+                soft: soft_sums_of(
+                    poster
+                        .faces
+                        .iter()
+                        .map(|f| (f.attribute(&stats.attribute), f64::from(f.bbox.area()))),
+                    &c.category,
+                ),
                 ..RepresentationRow::default()
             });
         }
@@ -237,6 +308,15 @@ pub(crate) fn trailer_representation_rows(trailer: &TrailerAnalysis) -> Vec<Repr
                 frame_share: Some(c.frame_share),
                 prominence_s: Some(c.prominence_s),
                 first_appearance_s: c.first_appearance_s,
+                persons_share_ci: c.share_interval,
+                screen_time_share_ci: c.screen_time_share_interval,
+                soft: soft_sums_of(
+                    trailer
+                        .persons
+                        .iter()
+                        .map(|p| (p.attribute(&stats.attribute), p.screen_time_s)),
+                    &c.category,
+                ),
                 ..RepresentationRow::default()
             });
         }
@@ -695,9 +775,14 @@ pub(crate) async fn insert_representation(
             total_faces, unknown_faces, faces, soft_faces, face_area_px, face_area_share,
             has_largest_face, faces_upper_third, faces_central_third,
             total_persons, unknown_persons, persons, soft_persons, screen_time_s, person_seconds,
-            frame_share, prominence_s, first_appearance_s)
+            frame_share, prominence_s, first_appearance_s,
+            faces_share_ci_low, faces_share_ci_high, face_area_share_ci_low, face_area_share_ci_high,
+            persons_share_ci_low, persons_share_ci_high, screen_time_share_ci_low,
+            screen_time_share_ci_high, soft_n, soft_sum, soft_var, soft_weight, soft_weighted_sum,
+            soft_weighted_var)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                 $19, $20, $21, $22, $23, $24)",
+                 $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34,
+                 $35, $36, $37, $38)",
     )
     .bind(analysis_id)
     .bind(&r.attribute)
@@ -723,6 +808,20 @@ pub(crate) async fn insert_representation(
     .bind(r.frame_share)
     .bind(r.prominence_s)
     .bind(r.first_appearance_s)
+    .bind(r.faces_share_ci.map(|i| i.low))
+    .bind(r.faces_share_ci.map(|i| i.high))
+    .bind(r.face_area_share_ci.map(|i| i.low))
+    .bind(r.face_area_share_ci.map(|i| i.high))
+    .bind(r.persons_share_ci.map(|i| i.low))
+    .bind(r.persons_share_ci.map(|i| i.high))
+    .bind(r.screen_time_share_ci.map(|i| i.low))
+    .bind(r.screen_time_share_ci.map(|i| i.high))
+    .bind(r.soft.map(|s| s.n))
+    .bind(r.soft.map(|s| s.sum))
+    .bind(r.soft.map(|s| s.var))
+    .bind(r.soft.map(|s| s.weight))
+    .bind(r.soft.map(|s| s.weighted_sum))
+    .bind(r.soft.map(|s| s.weighted_var))
     .execute(conn)
     .await?;
     Ok(())
