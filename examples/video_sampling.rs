@@ -1,8 +1,7 @@
 //! Times one sampling run of a video and prints frames, wall time and peak RSS, for comparing
 //! decoder settings (one configuration per process, so peak RSS is that run's).
 //!
-//! `cargo build --profile dev --bench video_sampling` then
-//! `target/debug/deps/video_sampling-* FILE [rate] [threads] [skip:0|1] [seek_gap_s|none]`.
+//! `cargo run --release --example video_sampling -- FILE [rate] [threads] [skip:0|1] [seek_gap_s|none]`.
 
 use regard::media::video::{SamplerOptions, VideoSampler};
 use std::time::Instant;
