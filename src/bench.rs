@@ -39,9 +39,6 @@ pub async fn run_posters(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         args.inputs.clone()
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let fetcher = Fetcher::new(FetchPolicy::cli(limits.clone()));
     println!(
         "| poster | size | faces | decode p50 / p95 ms | detect p50 / p95 ms | classify p50 / p95 ms | whole analysis p50 / p95 ms |"
@@ -49,8 +46,9 @@ pub async fn run_posters(args: BenchArgs) -> anyhow::Result<()> {
     println!("|---|---|---|---|---|---|---|");
     for input in &inputs {
         let source = input.display().to_string();
-        let media = runtime
-            .block_on(fetcher.fetch(&source))
+        let media = fetcher
+            .fetch(&source)
+            .await
             .with_context(|| format!("{source}: cannot read"))?;
         let bytes = media.read_all()?;
         let (mut decode, mut detect, mut classify, mut whole) = (vec![], vec![], vec![], vec![]);

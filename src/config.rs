@@ -17,6 +17,10 @@ pub struct AnalysisSettings {
     pub nms_iou: f32,
     /// Faces shorter than this (pixels) are not reported at all.
     pub min_face_px: f32,
+    /// In trailers, faces shorter than this (pixels) are not looked for: one detector run per
+    /// 1080p frame instead of three (a poster's small faces matter more than a crowd's in a shot).
+    #[serde(default = "default_trailer_min_face_px")]
+    pub trailer_min_face_px: f32,
     /// Below this face height (pixels) perceived attributes are `unknown` (face_too_small).
     pub min_reliable_face_px: f32,
     /// Below this top probability a categorical attribute is `unknown` (low_confidence).
@@ -53,6 +57,7 @@ impl Default for AnalysisSettings {
             min_reliable_face_px: 24.0,
             min_attribute_confidence: 0.85,
             mirror_average: true,
+            trailer_min_face_px: default_trailer_min_face_px(),
             age_band_edges: vec![18, 30, 45, 60],
             sample_rate: 2.0,
             min_track_frames: 2,
@@ -60,6 +65,10 @@ impl Default for AnalysisSettings {
             shot_cut_distance: default_shot_cut_distance(),
         }
     }
+}
+
+fn default_trailer_min_face_px() -> f32 {
+    48.0
 }
 
 fn default_true() -> bool {

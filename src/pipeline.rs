@@ -98,6 +98,16 @@ impl PipelineError {
 /// Frames kept for the contact sheet at most; spread evenly over the trailer.
 const SHEET_FRAMES: usize = 40;
 const SHEET_THUMB_WIDTH: u32 = 240;
+/// A trailer's faces are embedded at least every this many sampled frames (see analyze_trailer).
+const EMBED_EVERY: usize = 4;
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".to_string())
+}
 
 pub struct Pipeline {
     vision: Vision,
@@ -303,12 +313,15 @@ impl Pipeline {
             threads: self.decoder_threads,
             ..SamplerOptions::from_config(s, &self.limits, Instant::now())
         };
-        let mut sampler = VideoSampler::open(&media.source, &media.path, &opts)?;
+        let sampler = VideoSampler::open(&media.source, &media.path, &opts)?;
         let info = sampler.info().clone();
         let total_s = info.duration_s.unwrap_or(0.0).min(opts.max_duration_s);
         let interval = 1.0 / s.sample_rate;
         let expected_frames = ((total_s * s.sample_rate).ceil() as usize).max(1);
         let sheet_every = expected_frames.div_ceil(SHEET_FRAMES).max(1);
+        // Trailer faces worth counting are larger than poster faces: detecting from this size
+        // needs one detector run per 1080p frame instead of three.
+        let min_face_px = s.min_face_px.max(s.trailer_min_face_px);
 
         let track_err = |source| PipelineError::Track {
             input: media.source.clone(),
@@ -318,49 +331,123 @@ impl Pipeline {
         let mut clock = StageClock::default();
         let mut sheet: Vec<(usize, f64, RgbImage, f32, Vec<Face>)> = Vec::new();
         let mut index = 0usize;
-        while let Some(frame) = clock.time("decode", || sampler.next()) {
-            let frame = frame?;
-            let faces = self.perceive_faces(&frame.image, &mut clock)?;
-            let embeddings = if faces.is_empty() {
-                Vec::new()
-            } else {
-                let detections: Vec<Detection> = faces
+        let mut previous: Option<(FrameSignature, usize)> = None;
+        let mut since_embedding = 0usize;
+
+        // Decoding runs on its own thread, a couple of frames ahead of the models: on two cores
+        // the serial decoder and inference overlap instead of taking turns. The channel bounds
+        // memory to the frames in flight.
+        let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel(2);
+        let decoder = std::thread::Builder::new()
+            .name("regard-decode".into())
+            .spawn(move || {
+                let mut sampler = sampler;
+                let mut busy = 0.0f64;
+                loop {
+                    let start = Instant::now();
+                    let next = sampler.next();
+                    busy += start.elapsed().as_secs_f64();
+                    let Some(frame) = next else { break };
+                    let failed = frame.is_err();
+                    if frames_tx.send(frame).is_err() || failed {
+                        break;
+                    }
+                }
+                (
+                    sampler.report().clone(),
+                    sampler.analysed_duration_s(),
+                    busy,
+                )
+            })
+            .map_err(|e| PipelineError::Panic {
+                input: media.source.clone(),
+                message: format!("cannot start the decoder thread: {e}"),
+            })?;
+        let mut outcome: Result<(), PipelineError> = Ok(());
+        while let Some(frame) = clock.time("wait for decoder", || frames_rx.recv().ok()) {
+            let step = (|| -> Result<(), PipelineError> {
+                let frame = frame?;
+                let s = &self.settings;
+                let detections = clock.time("detect", || {
+                    self.vision.detect(
+                        &frame.image,
+                        s.detection_score_threshold,
+                        s.nms_iou,
+                        min_face_px,
+                    )
+                })?;
+                let perceptions = clock.time("perceive", || {
+                    self.vision
+                        .perceive_with(&frame.image, &detections, s.mirror_average)
+                })?;
+                let faces: Vec<Face> = detections
                     .iter()
-                    .map(|f| Detection {
-                        bbox: f.bbox,
-                        landmarks: f.landmarks,
-                        score: f.detection_score,
-                    })
+                    .zip(perceptions)
+                    .map(|(d, p)| self.face_from(d, p))
                     .collect();
-                clock.time("embed", || self.vision.embed(&frame.image, &detections))?
-            };
-            if want_pictures && index.is_multiple_of(sheet_every) && sheet.len() < SHEET_FRAMES {
-                let scale = SHEET_THUMB_WIDTH as f32 / frame.image.width() as f32;
-                let thumb = image::imageops::thumbnail(
-                    &frame.image,
-                    SHEET_THUMB_WIDTH,
-                    (frame.image.height() as f32 * scale).round().max(1.0) as u32,
-                );
-                sheet.push((index, frame.t, thumb, scale, faces.clone()));
+                let signature = clock.time("track", || FrameSignature::from_image(&frame.image));
+                // Embeddings tell persons apart across cuts; within a shot boxes do most of the
+                // work. So faces are embedded when a new person may have appeared (first frame,
+                // a cut, a change in the number of faces) and at least every EMBED_EVERY frames.
+                let need_embedding = !faces.is_empty()
+                    && match &previous {
+                        None => true,
+                        Some((sig, count)) => {
+                            *count != faces.len()
+                                || since_embedding + 1 >= EMBED_EVERY
+                                || crate::track::shot::is_cut(sig, &signature, s.shot_cut_distance)
+                        }
+                    };
+                let embeddings = if need_embedding {
+                    since_embedding = 0;
+                    clock.time("embed", || self.vision.embed(&frame.image, &detections))?
+                } else {
+                    since_embedding += 1;
+                    Vec::new()
+                };
+                if want_pictures && index.is_multiple_of(sheet_every) && sheet.len() < SHEET_FRAMES
+                {
+                    let scale = SHEET_THUMB_WIDTH as f32 / frame.image.width() as f32;
+                    let thumb = image::imageops::thumbnail(
+                        &frame.image,
+                        SHEET_THUMB_WIDTH,
+                        (frame.image.height() as f32 * scale).round().max(1.0) as u32,
+                    );
+                    sheet.push((index, frame.t, thumb, scale, faces.clone()));
+                }
+                previous = Some((signature.clone(), faces.len()));
+                tracker
+                    .push(FrameObservation {
+                        t: frame.t,
+                        slots: frame.slots,
+                        width: frame.image.width(),
+                        height: frame.image.height(),
+                        signature,
+                        faces,
+                        embeddings,
+                    })
+                    .map_err(track_err)?;
+                index += 1;
+                progress(Progress {
+                    done_s: frame.t + interval,
+                    total_s,
+                });
+                Ok(())
+            })();
+            if step.is_err() {
+                outcome = step;
+                break;
             }
-            tracker
-                .push(FrameObservation {
-                    t: frame.t,
-                    slots: frame.slots,
-                    width: frame.image.width(),
-                    height: frame.image.height(),
-                    signature: clock.time("track", || FrameSignature::from_image(&frame.image)),
-                    faces,
-                    embeddings,
-                })
-                .map_err(track_err)?;
-            index += 1;
-            progress(Progress {
-                done_s: frame.t + interval,
-                total_s,
-            });
         }
-        let report = sampler.report().clone();
+        // Dropping the receiver stops the decoder at its next frame.
+        drop(frames_rx);
+        let (report, analysed_duration_s, decode_busy) =
+            decoder.join().map_err(|panic| PipelineError::Panic {
+                input: media.source.clone(),
+                message: panic_message(panic.as_ref()),
+            })?;
+        outcome?;
+        clock.0.insert("decode (decoder thread)", decode_busy);
         let tracking = clock
             .time("track", || tracker.finish())
             .map_err(track_err)?;
@@ -375,8 +462,6 @@ impl Pipeline {
             )
         });
         let sampled_frames = index as u32;
-        let analysed_duration_s = sampler.analysed_duration_s();
-        drop(sampler);
         let mut media_info = self.media_info(
             media,
             format!("{}/{}", info.container, info.codec),
