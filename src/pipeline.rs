@@ -15,7 +15,8 @@ use crate::stats;
 use crate::track::{FrameObservation, FrameSignature, TrackError, Tracker};
 use crate::vision::{Perception, Vision, VisionError};
 use image::RgbImage;
-use std::time::Instant;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 /// Pictures for a person to check the result, made only when asked for.
 pub enum Pictures {
@@ -31,6 +32,54 @@ pub enum Pictures {
 pub struct AnalysisOutput {
     pub analysis: Analysis,
     pub pictures: Option<Pictures>,
+    /// What the analysis cost (for metrics and stage timings; not part of the result).
+    pub work: Work,
+}
+
+/// Work done by one analysis: images looked at, faces found, time spent in the models.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Work {
+    /// Images analysed: 1 for a poster, the sampled frames of a trailer.
+    pub frames: u64,
+    /// Faces detected over all those images (a person seen in 10 frames counts 10).
+    pub faces: u64,
+    /// Seconds spent in ONNX Runtime (detection, attributes, embeddings).
+    pub inference_s: f64,
+}
+
+/// Per-call state: the settings in force and the work counters.
+struct Run<'a> {
+    settings: &'a AnalysisSettings,
+    frames: Cell<u64>,
+    faces: Cell<u64>,
+    inference: Cell<Duration>,
+}
+
+impl<'a> Run<'a> {
+    fn new(settings: &'a AnalysisSettings) -> Self {
+        Run {
+            settings,
+            frames: Cell::new(0),
+            faces: Cell::new(0),
+            inference: Cell::new(Duration::ZERO),
+        }
+    }
+
+    /// Runs one model call and adds its time to the inference total.
+    fn timed<T>(&self, f: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let out = f();
+        self.inference.set(self.inference.get() + started.elapsed());
+        out
+    }
+
+    fn work(&self) -> Work {
+        Work {
+            frames: self.frames.get(),
+            faces: self.faces.get(),
+            inference_s: self.inference.get().as_secs_f64(),
+        }
+    }
 }
 
 /// Progress of a long analysis (trailers): seconds analysed out of the total.
@@ -114,11 +163,16 @@ impl Pipeline {
 
     /// What produced results of this pipeline (also the idempotency key's model-set part).
     pub fn provenance(&self) -> Provenance {
+        self.provenance_for(&self.settings)
+    }
+
+    /// The provenance of results made with `settings` (per-job overrides) by these models.
+    pub fn provenance_for(&self, settings: &AnalysisSettings) -> Provenance {
         Provenance {
             pipeline_version: crate::PIPELINE_VERSION.to_string(),
             runtime_sha256: self.vision.runtime_sha256().to_string(),
             models: self.vision.models(),
-            settings: self.settings.as_provenance(),
+            settings: settings.as_provenance(),
         }
     }
 
@@ -130,11 +184,24 @@ impl Pipeline {
         want_pictures: bool,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<AnalysisOutput, PipelineError> {
+        self.analyze_with_settings(media, &self.settings, want_pictures, progress)
+    }
+
+    /// [`Pipeline::analyze`] with other settings than the pipeline's own (a queue job's
+    /// overrides); they are recorded in the result's provenance.
+    pub fn analyze_with_settings(
+        &self,
+        media: &FetchedMedia,
+        settings: &AnalysisSettings,
+        want_pictures: bool,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<AnalysisOutput, PipelineError> {
+        let run = Run::new(settings);
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             if media.format.is_video() {
-                self.analyze_trailer(media, want_pictures, progress)
+                self.analyze_trailer(&run, media, want_pictures, progress)
             } else {
-                self.analyze_poster(media, want_pictures)
+                self.analyze_poster(&run, media, want_pictures)
             }
         }))
         .unwrap_or_else(|panic| {
@@ -171,20 +238,21 @@ impl Pipeline {
 
     fn analyze_poster(
         &self,
+        run: &Run,
         media: &FetchedMedia,
         want_pictures: bool,
     ) -> Result<AnalysisOutput, PipelineError> {
         let bytes = media.read_all()?;
         let decoded = decode_image(&media.source, &bytes, &self.limits)?;
         drop(bytes);
-        let faces = self.perceive_faces(&decoded.image)?;
+        let faces = self.perceive_faces(run, &decoded.image)?;
         let attributes = self.vision.attributes();
         let statistics = stats::poster::poster_statistics(
             &faces,
             decoded.width,
             decoded.height,
             &attributes,
-            &self.settings.age_bands(),
+            &run.settings.age_bands(),
         );
         let pictures = want_pictures.then(|| Pictures::Poster {
             annotated: annotate_faces(&decoded.image, &faces),
@@ -198,33 +266,37 @@ impl Pipeline {
             ),
             faces,
             statistics,
-            provenance: self.provenance(),
+            provenance: self.provenance_for(run.settings),
         };
         Ok(AnalysisOutput {
             analysis: Analysis::Poster(analysis),
             pictures,
+            work: run.work(),
         })
     }
 
     /// Detect, then perceive every face of one image in one batch per model.
-    fn perceive_faces(&self, image: &RgbImage) -> Result<Vec<Face>, PipelineError> {
-        let s = &self.settings;
-        let detections =
+    fn perceive_faces(&self, run: &Run, image: &RgbImage) -> Result<Vec<Face>, PipelineError> {
+        let s = run.settings;
+        let detections = run.timed(|| {
             self.vision
-                .detect(image, s.detection_score_threshold, s.nms_iou, s.min_face_px)?;
-        let perceptions = self
-            .vision
-            .perceive_with(image, &detections, s.mirror_average)?;
+                .detect(image, s.detection_score_threshold, s.nms_iou, s.min_face_px)
+        })?;
+        let perceptions = run.timed(|| {
+            self.vision
+                .perceive_with(image, &detections, s.mirror_average)
+        })?;
+        run.frames.set(run.frames.get() + 1);
+        run.faces.set(run.faces.get() + detections.len() as u64);
         Ok(detections
             .iter()
             .zip(perceptions)
-            .map(|(d, p)| self.face_from(d, p))
+            .map(|(d, p)| Self::face_from(s, d, p))
             .collect())
     }
 
     /// Turn a detection and the models' probabilities into a face with decided labels.
-    fn face_from(&self, detection: &Detection, perception: Perception) -> Face {
-        let s = &self.settings;
+    fn face_from(s: &AnalysisSettings, detection: &Detection, perception: Perception) -> Face {
         let size_px = detection.bbox.height;
         let mut attributes: Vec<AttributeEstimate> = perception
             .classes
@@ -264,11 +336,12 @@ impl Pipeline {
 
     fn analyze_trailer(
         &self,
+        run: &Run,
         media: &FetchedMedia,
         want_pictures: bool,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<AnalysisOutput, PipelineError> {
-        let s = &self.settings;
+        let s = run.settings;
         let opts = SamplerOptions {
             threads: self.decoder_threads,
             ..SamplerOptions::from_config(s, &self.limits, Instant::now())
@@ -289,7 +362,7 @@ impl Pipeline {
         let mut index = 0usize;
         for frame in &mut sampler {
             let frame = frame?;
-            let faces = self.perceive_faces(&frame.image)?;
+            let faces = self.perceive_faces(run, &frame.image)?;
             let embeddings = if faces.is_empty() {
                 Vec::new()
             } else {
@@ -301,7 +374,7 @@ impl Pipeline {
                         score: f.detection_score,
                     })
                     .collect();
-                self.vision.embed(&frame.image, &detections)?
+                run.timed(|| self.vision.embed(&frame.image, &detections))?
             };
             if want_pictures && index.is_multiple_of(sheet_every) && sheet.len() < SHEET_FRAMES {
                 let scale = SHEET_THUMB_WIDTH as f32 / frame.image.width() as f32;
@@ -359,7 +432,7 @@ impl Pipeline {
             persons: tracking.persons.clone(),
             statistics,
             timeline: tracking.timeline.clone(),
-            provenance: self.provenance(),
+            provenance: self.provenance_for(s),
         };
         let pictures = want_pictures.then(|| {
             let frames: Vec<SheetFrame> = sheet
@@ -399,6 +472,7 @@ impl Pipeline {
         Ok(AnalysisOutput {
             analysis: Analysis::Trailer(analysis),
             pictures,
+            work: run.work(),
         })
     }
 }
