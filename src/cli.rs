@@ -40,6 +40,13 @@ pub enum LogFormat {
 pub enum Command {
     /// Analyse posters and trailers (files, directories or http(s) URLs) and print the results.
     Analyze(AnalyzeArgs),
+    /// Consume analysis jobs from RabbitMQ and write results to PostgreSQL (until SIGTERM).
+    Worker(Box<WorkerCommandArgs>),
+    /// Publish analysis jobs: one from flags, or many from a JSONL or CSV file.
+    Enqueue(Box<crate::queue::cli::EnqueueArgs>),
+    /// Manage the RabbitMQ exchanges and queues.
+    #[command(subcommand)]
+    Queue(QueueCommand),
     /// Apply the database migrations (schema `regard`).
     Migrate(DbArgs),
     /// Human coding: export the persons still to code, import a coder's labels.
@@ -295,4 +302,41 @@ pub struct EvaluateArgs {
     pub models: ModelArgs,
     #[command(flatten)]
     pub settings: SettingsArgs,
+}
+
+/// `regard queue ...`
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Declare the exchanges and queues (idempotent), then exit.
+    Setup(crate::queue::cli::QueueSetupArgs),
+}
+
+/// `regard worker`: the queue options plus what the analysis needs.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerCommandArgs {
+    #[command(flatten)]
+    pub queue: crate::queue::cli::WorkerArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// How long to wait for the database at start-up, in seconds (containers start in any order).
+    #[arg(long, env = "REGARD_STARTUP_WAIT", default_value = "60", value_parser = crate::queue::cli::parse_seconds)]
+    pub startup_wait: std::time::Duration,
+    /// Directories local job sources must lie under (comma-separated in the environment).
+    /// None: jobs may only name http(s) URLs.
+    #[arg(long = "media-root", env = "REGARD_MEDIA_ROOTS", value_delimiter = ',')]
+    pub media_roots: Vec<PathBuf>,
+    /// Private networks job URLs may reach, e.g. 10.0.0.0/8 for an internal image server
+    /// (comma-separated in the environment). None: public addresses only.
+    #[arg(
+        long = "allow-private",
+        env = "REGARD_ALLOW_PRIVATE",
+        value_delimiter = ','
+    )]
+    pub allow_private: Vec<ipnet::IpNet>,
+    #[command(flatten)]
+    pub models: ModelArgs,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }

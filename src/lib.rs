@@ -21,6 +21,7 @@ pub mod stats;
 pub mod store;
 pub mod track;
 pub mod vision;
+pub mod worker;
 
 /// regard's version, recorded in every result.
 pub const PIPELINE_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -2,7 +2,7 @@
 //! an exit code (0: everything succeeded; 1: some input failed; 2: could not run at all).
 
 use clap::Parser;
-use regard::cli::{Cli, Command, LogFormat, PersonsCommand};
+use regard::cli::{Cli, Command, LogFormat, PersonsCommand, QueueCommand};
 use std::process::ExitCode;
 
 fn init_logging(format: LogFormat) {
@@ -10,7 +10,8 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| "warn,regard=info".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.compact().init(),
@@ -30,9 +31,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The worker leaves with `process::exit`: jobs handed back at the shutdown deadline may
+    // still be running on blocking threads, which dropping the runtime would wait for.
+    let exit_at_once = matches!(cli.command, Command::Worker(_));
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Analyze(args) => regard::analyze::run(args).await,
+            Command::Worker(args) => regard::worker::run(*args).await,
+            Command::Enqueue(args) => regard::worker::enqueue(*args).await,
+            Command::Queue(QueueCommand::Setup(args)) => regard::worker::queue_setup(args).await,
             Command::Migrate(args) => regard::store::Store::connect(&args.database_url)
                 .await?
                 .migrate()
@@ -55,12 +62,16 @@ fn main() -> ExitCode {
             }
         }
     });
-    match outcome {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+    let code: u8 = match outcome {
+        Ok(true) => 0,
+        Ok(false) => 1,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            2
         }
+    };
+    if exit_at_once {
+        std::process::exit(i32::from(code));
     }
+    ExitCode::from(code)
 }

@@ -35,6 +35,33 @@ pub struct AnalysisOutput {
     /// Wall-clock seconds per stage (decode, detect, perceive, embed, track, statistics,
     /// pictures): where the time goes, for benchmarks and the database's timings.
     pub stage_seconds: BTreeMap<&'static str, f64>,
+    /// What the analysis cost (for metrics; not part of the result).
+    pub work: Work,
+}
+
+/// Work done by one analysis: images looked at, faces found, time spent in the models.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Work {
+    /// Images analysed: 1 for a poster, the sampled frames of a trailer.
+    pub frames: u64,
+    /// Faces detected over all those images (a person seen in 10 frames counts 10).
+    pub faces: u64,
+    /// Seconds spent in ONNX Runtime (detection, attributes, embeddings).
+    pub inference_s: f64,
+}
+
+impl Work {
+    fn from_clock(clock: &StageClock, frames: u64, faces: u64) -> Work {
+        let inference_s = ["detect", "perceive", "embed"]
+            .iter()
+            .filter_map(|k| clock.0.get(k))
+            .sum();
+        Work {
+            frames,
+            faces,
+            inference_s,
+        }
+    }
 }
 
 /// Accumulates wall-clock time per pipeline stage.
@@ -141,11 +168,16 @@ impl Pipeline {
 
     /// What produced results of this pipeline (also the idempotency key's model-set part).
     pub fn provenance(&self) -> Provenance {
+        self.provenance_for(&self.settings)
+    }
+
+    /// The provenance of results made with `settings` (per-job overrides) by these models.
+    pub fn provenance_for(&self, settings: &AnalysisSettings) -> Provenance {
         Provenance {
             pipeline_version: crate::PIPELINE_VERSION.to_string(),
             runtime_sha256: self.vision.runtime_sha256().to_string(),
             models: self.vision.models(),
-            settings: self.settings.as_provenance(),
+            settings: settings.as_provenance(),
         }
     }
 
@@ -157,22 +189,29 @@ impl Pipeline {
         want_pictures: bool,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<AnalysisOutput, PipelineError> {
+        self.analyze_with_settings(media, &self.settings, want_pictures, progress)
+    }
+
+    /// [`Pipeline::analyze`] with other settings than the pipeline's own (a queue job's
+    /// overrides); they are recorded in the result's provenance.
+    pub fn analyze_with_settings(
+        &self,
+        media: &FetchedMedia,
+        settings: &AnalysisSettings,
+        want_pictures: bool,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<AnalysisOutput, PipelineError> {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             if media.format.is_video() {
-                self.analyze_trailer(media, want_pictures, progress)
+                self.analyze_trailer(settings, media, want_pictures, progress)
             } else {
-                self.analyze_poster(media, want_pictures)
+                self.analyze_poster(settings, media, want_pictures)
             }
         }))
         .unwrap_or_else(|panic| {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".to_string());
             Err(PipelineError::Panic {
                 input: media.source.clone(),
-                message,
+                message: panic_message(panic.as_ref()),
             })
         })
     }
@@ -198,6 +237,7 @@ impl Pipeline {
 
     fn analyze_poster(
         &self,
+        s: &AnalysisSettings,
         media: &FetchedMedia,
         want_pictures: bool,
     ) -> Result<AnalysisOutput, PipelineError> {
@@ -206,7 +246,7 @@ impl Pipeline {
             let bytes = media.read_all()?;
             Ok(decode_image(&media.source, &bytes, &self.limits)?)
         })?;
-        let faces = self.perceive_faces(&decoded.image, &mut clock)?;
+        let faces = self.perceive_faces(s, &decoded.image, &mut clock)?;
         let attributes = self.vision.attributes();
         let statistics = clock.time("statistics", || {
             stats::poster::poster_statistics(
@@ -214,7 +254,7 @@ impl Pipeline {
                 decoded.width,
                 decoded.height,
                 &attributes,
-                &self.settings.age_bands(),
+                &s.age_bands(),
             )
         });
         let pictures = want_pictures.then(|| {
@@ -231,22 +271,24 @@ impl Pipeline {
             ),
             faces,
             statistics,
-            provenance: self.provenance(),
+            provenance: self.provenance_for(s),
         };
+        let work = Work::from_clock(&clock, 1, analysis.faces.len() as u64);
         Ok(AnalysisOutput {
             analysis: Analysis::Poster(analysis),
             pictures,
             stage_seconds: clock.0,
+            work,
         })
     }
 
     /// Detect, then perceive every face of one image in one batch per model.
     fn perceive_faces(
         &self,
+        s: &AnalysisSettings,
         image: &RgbImage,
         clock: &mut StageClock,
     ) -> Result<Vec<Face>, PipelineError> {
-        let s = &self.settings;
         let detections = clock.time("detect", || {
             self.vision
                 .detect(image, s.detection_score_threshold, s.nms_iou, s.min_face_px)
@@ -258,13 +300,12 @@ impl Pipeline {
         Ok(detections
             .iter()
             .zip(perceptions)
-            .map(|(d, p)| self.face_from(d, p))
+            .map(|(d, p)| Self::face_from(s, d, p))
             .collect())
     }
 
     /// Turn a detection and the models' probabilities into a face with decided labels.
-    fn face_from(&self, detection: &Detection, perception: Perception) -> Face {
-        let s = &self.settings;
+    fn face_from(s: &AnalysisSettings, detection: &Detection, perception: Perception) -> Face {
         let size_px = detection.bbox.height;
         let mut attributes: Vec<AttributeEstimate> = perception
             .classes
@@ -304,11 +345,11 @@ impl Pipeline {
 
     fn analyze_trailer(
         &self,
+        s: &AnalysisSettings,
         media: &FetchedMedia,
         want_pictures: bool,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<AnalysisOutput, PipelineError> {
-        let s = &self.settings;
         let opts = SamplerOptions {
             threads: self.decoder_threads,
             ..SamplerOptions::from_config(s, &self.limits, Instant::now())
@@ -333,6 +374,7 @@ impl Pipeline {
         let mut index = 0usize;
         let mut previous: Option<(FrameSignature, usize)> = None;
         let mut since_embedding = 0usize;
+        let mut faces_seen = 0u64;
 
         // Decoding runs on its own thread, a couple of frames ahead of the models: on two cores
         // the serial decoder and inference overlap instead of taking turns. The channel bounds
@@ -367,7 +409,6 @@ impl Pipeline {
         while let Some(frame) = clock.time("wait for decoder", || frames_rx.recv().ok()) {
             let step = (|| -> Result<(), PipelineError> {
                 let frame = frame?;
-                let s = &self.settings;
                 let detections = clock.time("detect", || {
                     self.vision.detect(
                         &frame.image,
@@ -383,7 +424,7 @@ impl Pipeline {
                 let faces: Vec<Face> = detections
                     .iter()
                     .zip(perceptions)
-                    .map(|(d, p)| self.face_from(d, p))
+                    .map(|(d, p)| Self::face_from(s, d, p))
                     .collect();
                 let signature = clock.time("track", || FrameSignature::from_image(&frame.image));
                 // Embeddings tell persons apart across cuts; within a shot boxes do most of the
@@ -416,6 +457,7 @@ impl Pipeline {
                     sheet.push((index, frame.t, thumb, scale, faces.clone()));
                 }
                 previous = Some((signature.clone(), faces.len()));
+                faces_seen += faces.len() as u64;
                 tracker
                     .push(FrameObservation {
                         t: frame.t,
@@ -480,7 +522,7 @@ impl Pipeline {
             persons: tracking.persons.clone(),
             statistics,
             timeline: tracking.timeline.clone(),
-            provenance: self.provenance(),
+            provenance: self.provenance_for(s),
         };
         let pictures = want_pictures.then(|| {
             let frames: Vec<SheetFrame> = sheet
@@ -517,10 +559,12 @@ impl Pipeline {
                 timeline: timeline_chart(&analysis, 1000, 260),
             }
         });
+        let work = Work::from_clock(&clock, u64::from(sampled_frames), faces_seen);
         Ok(AnalysisOutput {
             analysis: Analysis::Trailer(analysis),
             pictures,
             stage_seconds: clock.0,
+            work,
         })
     }
 }
