@@ -2,6 +2,8 @@
 //! postgres://postgres@127.0.0.1:5432/postgres). Each test creates its own database and drops
 //! it at the end, so tests run in parallel.
 
+mod common;
+
 use regard::domain::{
     Analysis, AttributeEstimate, BoundingBox, DecodeReport, Face, FestivalSelection, Film,
     MediaContext, MediaInfo, MediaRole, ModelRef, Person, PosterAnalysis, PosterAttributeStats,
@@ -70,28 +72,7 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        // Drop runs inside the test's runtime: use a separate thread and runtime to clean up.
-        let cleanup = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(async move {
-                let mut conn = admin.connect().await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&mut conn)
-                .await?;
-                conn.close().await
-            })
-            .map_err(std::io::Error::other)
-        });
-        match cleanup.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("could not drop test database {}: {e}", self.name),
-            Err(_) => eprintln!("cleanup thread of {} panicked", self.name),
-        }
+        common::drop_database(self.admin.clone(), self.name.clone());
     }
 }
 

@@ -60,3 +60,30 @@ pub fn analyze_path(path: &Path, want_pictures: bool) -> AnalysisOutput {
         .analyze(&media, want_pictures, &|_| {})
         .expect("fixture analysed")
 }
+
+/// Drop a test database from inside a `Drop` impl. Drop runs inside the test's runtime, so the
+/// clean-up runs on a thread with its own runtime; a failure is reported, not hidden.
+pub fn drop_database(admin: sqlx::postgres::PgConnectOptions, name: String) {
+    use sqlx::ConnectOptions;
+    let label = name.clone();
+    let cleanup = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let mut conn = admin.connect().await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await?;
+            sqlx::Connection::close(conn).await
+        })
+        .map_err(std::io::Error::other)
+    });
+    match cleanup.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("could not drop test database {label}: {e}"),
+        Err(_) => eprintln!("cleanup of test database {label} panicked"),
+    }
+}
