@@ -283,9 +283,9 @@ pub fn trailer(analysis: &TrailerAnalysis) -> String {
                     share_with_interval(Some(c.share), c.share_interval)
                 },
                 format!("{:.1} s", c.screen_time_s),
-                format!("{:.1}", c.person_seconds),
+                format!("{:.1}", c.person_seconds + 0.0),
                 percent(c.frame_share),
-                format!("{:.2}", c.prominence_s),
+                format!("{:.2}", c.prominence_s + 0.0),
                 c.first_appearance_s
                     .map(|t| format!("{t:.1} s"))
                     .unwrap_or_else(|| "–".into()),
