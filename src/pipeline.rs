@@ -246,7 +246,7 @@ impl Pipeline {
             let bytes = media.read_all()?;
             Ok(decode_image(&media.source, &bytes, &self.limits)?)
         })?;
-        let faces = self.perceive_faces(s, &decoded.image, &mut clock)?;
+        let (_, faces) = self.perceive_faces(s, &decoded.image, s.min_face_px, &mut clock)?;
         let attributes = self.vision.attributes();
         let statistics = clock.time("statistics", || {
             stats::poster::poster_statistics(
@@ -283,25 +283,29 @@ impl Pipeline {
     }
 
     /// Detect, then perceive every face of one image in one batch per model.
+    /// Faces shorter than `min_face_px` are not looked for. Returns the detections too (the
+    /// embedder needs them).
     fn perceive_faces(
         &self,
         s: &AnalysisSettings,
         image: &RgbImage,
+        min_face_px: f32,
         clock: &mut StageClock,
-    ) -> Result<Vec<Face>, PipelineError> {
+    ) -> Result<(Vec<Detection>, Vec<Face>), PipelineError> {
         let detections = clock.time("detect", || {
             self.vision
-                .detect(image, s.detection_score_threshold, s.nms_iou, s.min_face_px)
+                .detect(image, s.detection_score_threshold, s.nms_iou, min_face_px)
         })?;
         let perceptions = clock.time("perceive", || {
             self.vision
                 .perceive_with(image, &detections, s.mirror_average)
         })?;
-        Ok(detections
+        let faces = detections
             .iter()
             .zip(perceptions)
             .map(|(d, p)| Self::face_from(s, d, p))
-            .collect())
+            .collect();
+        Ok((detections, faces))
     }
 
     /// Turn a detection and the models' probabilities into a face with decided labels.
@@ -409,23 +413,8 @@ impl Pipeline {
         while let Some(frame) = clock.time("wait for decoder", || frames_rx.recv().ok()) {
             let step = (|| -> Result<(), PipelineError> {
                 let frame = frame?;
-                let detections = clock.time("detect", || {
-                    self.vision.detect(
-                        &frame.image,
-                        s.detection_score_threshold,
-                        s.nms_iou,
-                        min_face_px,
-                    )
-                })?;
-                let perceptions = clock.time("perceive", || {
-                    self.vision
-                        .perceive_with(&frame.image, &detections, s.mirror_average)
-                })?;
-                let faces: Vec<Face> = detections
-                    .iter()
-                    .zip(perceptions)
-                    .map(|(d, p)| Self::face_from(s, d, p))
-                    .collect();
+                let (detections, faces) =
+                    self.perceive_faces(s, &frame.image, min_face_px, &mut clock)?;
                 let signature = clock.time("track", || FrameSignature::from_image(&frame.image));
                 // Embeddings tell persons apart across cuts; within a shot boxes do most of the
                 // work. So faces are embedded when a new person may have appeared (first frame,
