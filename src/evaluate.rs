@@ -283,9 +283,16 @@ impl Evaluation {
 
 /// The gender label a face gets at these thresholds, None for `unknown`.
 pub fn decided_gender(face: &Face, min_confidence: f32, min_reliable_px: f32) -> Option<String> {
+    // The pipeline's own decision rule, re-applied to the stored probabilities.
     let g = face.attribute("gender")?;
-    let (label, p) = g.probabilities.iter().max_by(|a, b| a.1.total_cmp(b.1))?;
-    (face.size_px >= min_reliable_px && *p >= min_confidence).then(|| label.clone())
+    let decided = crate::domain::AttributeEstimate::decide(
+        "gender",
+        g.probabilities.clone(),
+        min_confidence,
+        face.size_px,
+        min_reliable_px,
+    );
+    (!decided.is_unknown()).then_some(decided.label)
 }
 
 fn ratio(num: u32, den: u32) -> String {
