@@ -36,10 +36,10 @@ fn main() -> ExitCode {
     let exit_at_once = matches!(cli.command, Command::Worker(_));
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Analyze(args) => regard::analyze::run(args).await,
-            Command::Worker(args) => regard::worker::run(*args).await,
-            Command::Enqueue(args) => regard::worker::enqueue(*args).await,
-            Command::Queue(QueueCommand::Setup(args)) => regard::worker::queue_setup(args).await,
+            Command::Analyze(args) => regard::cli::analyze::run(args).await,
+            Command::Worker(args) => regard::cli::worker::run(*args).await,
+            Command::Enqueue(args) => regard::cli::worker::enqueue(*args).await,
+            Command::Queue(QueueCommand::Setup(args)) => regard::cli::worker::queue_setup(args).await,
             Command::Migrate(args) => regard::store::Store::connect(&args.database_url)
                 .await?
                 .migrate()
@@ -47,18 +47,18 @@ fn main() -> ExitCode {
                 .map(|_| true)
                 .map_err(Into::into),
             Command::Persons(PersonsCommand::Export(args)) => {
-                regard::coding::run_export(args).await
+                regard::cli::persons::run_export(args).await
             }
             Command::Persons(PersonsCommand::Import(args)) => {
-                regard::coding::run_import(args).await
+                regard::cli::persons::run_import(args).await
             }
-            Command::Retention(args) => regard::coding::run_retention(args).await,
+            Command::Retention(args) => regard::cli::persons::run_retention(args).await,
             Command::Evaluate(args) => regard::evaluate::run(args).await,
             Command::Bench(regard::cli::BenchCommand::Posters(args)) => {
-                regard::bench::run_posters(args).await.map(|_| true)
+                regard::cli::bench::run_posters(args).await.map(|_| true)
             }
             Command::Bench(regard::cli::BenchCommand::Trailer(args)) => {
-                regard::bench::run_trailer(args).await.map(|_| true)
+                regard::cli::bench::run_trailer(args).await.map(|_| true)
             }
         }
     });

@@ -1,4 +1,10 @@
-//! Command-line interface: flags and `REGARD_*` environment variables, one place.
+//! Command-line interface: flags and `REGARD_*` environment variables, and the commands that
+//! print. The library below returns values; only this module writes to stdout.
+
+pub mod analyze;
+pub mod bench;
+pub mod persons;
+pub mod worker;
 
 use crate::config::{AnalysisSettings, Limits};
 use clap::{Args, Parser, Subcommand, ValueEnum};
