@@ -187,8 +187,12 @@ pub struct ModelRef {
 /// What produced a result: enough to reproduce it and to tell two model sets apart.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
-    /// regard's version (Cargo package version).
+    /// regard's version (Cargo package version). Recorded, not part of the result key.
     pub pipeline_version: String,
+    /// [`crate::ALGORITHM_VERSION`] of the code that made the result: part of the result key.
+    /// Results stored before it existed read as 0.
+    #[serde(default)]
+    pub algorithm_version: u32,
     /// ONNX Runtime library sha256.
     pub runtime_sha256: String,
     pub models: Vec<ModelRef>,

@@ -1128,7 +1128,7 @@ pub async fn run(args: crate::cli::EvaluateArgs) -> anyhow::Result<bool> {
     let pipeline = {
         let (settings, limits) = (settings.clone(), limits.clone());
         tokio::task::spawn_blocking(move || {
-            crate::cli::analyze::load_pipeline(&models, settings, limits, true)
+            crate::runner::load_pipeline(&models.options(), &settings, &limits, true)
         })
         .await??
     };

@@ -14,6 +14,7 @@ pub mod media;
 pub mod pipeline;
 pub mod queue;
 pub mod report;
+pub mod runner;
 pub mod stats;
 pub mod store;
 pub mod track;

@@ -175,6 +175,7 @@ impl Pipeline {
     pub fn provenance_for(&self, settings: &AnalysisSettings) -> Provenance {
         Provenance {
             pipeline_version: crate::PIPELINE_VERSION.to_string(),
+            algorithm_version: crate::ALGORITHM_VERSION,
             runtime_sha256: self.vision.runtime_sha256().to_string(),
             models: self.vision.models(),
             settings: settings.as_provenance(),

@@ -533,6 +533,7 @@ impl Rng {
 fn provenance() -> Provenance {
     Provenance {
         pipeline_version: "0.1.0".into(),
+        algorithm_version: regard::ALGORITHM_VERSION,
         runtime_sha256: sha256_hex(b"onnxruntime"),
         models: vec![ModelRef {
             name: "gender-v1".into(),

@@ -82,6 +82,7 @@ fn provenance(detector_sha_seed: &str) -> Provenance {
     let settings = regard::config::AnalysisSettings::default().as_provenance();
     Provenance {
         pipeline_version: "0.1.0".into(),
+        algorithm_version: regard::ALGORITHM_VERSION,
         runtime_sha256: sha256_hex(b"onnxruntime"),
         models: vec![
             ModelRef {

@@ -1,46 +1,19 @@
 //! `regard analyze`: fetch each input, run the pipeline, print, annotate, optionally store.
 
-use crate::cli::{AnalyzeArgs, ModelArgs};
-use crate::config::{AnalysisSettings, Limits};
-use crate::domain::{Analysis, FestivalSelection, Film, MediaContext, MediaRole};
-use crate::media::fetch::{FetchPolicy, Fetcher};
+use crate::cli::AnalyzeArgs;
+use crate::config::AnalysisSettings;
+use crate::domain::{Analysis, FestivalSelection, Film, MediaContext};
+use crate::media::fetch::FetchPolicy;
 use crate::media::sniff;
-use crate::pipeline::{AnalysisOutput, Pictures, Pipeline, Progress};
+use crate::pipeline::{Pictures, Progress};
 use crate::report::table;
-use crate::store::{FailedMedia, Store, Timings};
-use crate::vision::{ModelManifest, Vision, VisionOptions};
+use crate::runner::{Request, Runner, load_pipeline};
+use crate::store::Store;
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
-
-/// Load and verify the models, then build a pipeline. Refuses to start on a missing or altered
-/// model file, naming it.
-pub fn load_pipeline(
-    models: &ModelArgs,
-    settings: AnalysisSettings,
-    limits: Limits,
-    embeddings: bool,
-) -> anyhow::Result<Pipeline> {
-    let manifest = ModelManifest::load(&models.models)?;
-    manifest.verify()?;
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    let options = VisionOptions {
-        intra_threads: if models.ort_threads == 0 {
-            cores
-        } else {
-            models.ort_threads
-        },
-        enable_sensitive: models.enable_sensitive.clone(),
-        embeddings,
-    };
-    let vision = Vision::load(&manifest, &options)?;
-    Ok(Pipeline::new(vision, settings, limits, cores))
-}
 
 /// Expand directories into the media files they hold (recognised by their bytes), sorted.
 /// Plain files and URLs are kept as given, so that a bad one gets its own error line.
@@ -183,19 +156,19 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
     };
     let settings = args.settings.apply(AnalysisSettings::default());
     let limits = args.limits.limits();
-    let models = args.models.clone();
+    let models = args.models.options();
     let pipeline = {
-        let limits = limits.clone();
-        tokio::task::spawn_blocking(move || load_pipeline(&models, settings, limits, true))
+        let (settings, limits) = (settings.clone(), limits.clone());
+        tokio::task::spawn_blocking(move || load_pipeline(&models, &settings, &limits, true))
             .await??
     };
-    let pipeline = Arc::new(pipeline);
     let inputs = expand_inputs(&args.inputs)?;
     let mut policy = FetchPolicy::cli(limits.clone());
     if args.allow_private_urls {
         policy.allow_private = vec!["0.0.0.0/0".parse()?, "::/0".parse()?];
     }
-    let fetcher = Fetcher::new(policy);
+    let runner = Runner::new(vec![pipeline], policy, store);
+    let provenance = runner.provenance(&settings);
 
     let show_progress = std::io::stderr().is_terminal() && !args.json;
     let overall = (show_progress && inputs.len() > 1).then(|| {
@@ -214,65 +187,79 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
         if let Some(bar) = &overall {
             bar.set_message(input.clone());
         }
-        let outcome = analyze_one(
-            &pipeline,
-            &fetcher,
-            input,
-            args.annotate.is_some(),
-            show_progress,
-        )
-        .await;
+        let request = Request {
+            source: input.clone(),
+            expected_kind: None,
+            context: context.clone(),
+            settings: settings.clone(),
+            pictures: args.annotate.is_some(),
+        };
+        // Drawn from a trailer's first progress report on; posters report none.
+        let bar = show_progress.then(|| {
+            let bar = ProgressBar::hidden();
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} s analysed")
+                    .expect("static template"),
+            );
+            bar
+        });
+        let bar_in = bar.clone();
+        let outcome = runner
+            .run(
+                &request,
+                Arc::new(move |p: Progress| {
+                    if let Some(bar) = &bar_in {
+                        if bar.is_hidden() {
+                            bar.set_draw_target(ProgressDrawTarget::stderr());
+                        }
+                        bar.set_length(p.total_s.ceil() as u64);
+                        bar.set_position(p.done_s.floor() as u64);
+                    }
+                }),
+            )
+            .await;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
         match outcome {
-            Ok((output, timings)) => {
-                let stored = match &store {
-                    Some(store) => Some(
-                        store
-                            .record_analysis(&output.analysis, &context, &timings)
-                            .await,
-                    ),
-                    None => None,
-                };
-                if let (Some(dir), Some(pictures)) = (&args.annotate, &output.pictures) {
+            Ok(done) => {
+                if let (Some(dir), Some(pictures)) = (&args.annotate, &done.pictures) {
                     let stem = file_stem_for(input, index);
                     for path in write_pictures(dir, &stem, pictures)? {
                         tracing::info!(path = %path.display(), "picture written");
                     }
                 }
-                let text = match &output.analysis {
-                    Analysis::Poster(p) => table::poster(p),
-                    Analysis::Trailer(t) => table::trailer(t),
-                };
-                let mut entry = serde_json::json!({"input": input, "status": "succeeded", "analysis": &output.analysis});
-                match &stored {
-                    Some(Ok(outcome)) => {
-                        entry["analysis_id"] = serde_json::json!(outcome.analysis_id.0);
-                        tracing::info!(input = %input, analysis_id = outcome.analysis_id.0, new = outcome.new, "result stored");
-                    }
-                    Some(Err(e)) => {
-                        // The figures exist but are not where the user asked: a failed input.
-                        failures += 1;
-                        let message = format!("{input}: cannot store the result: {e}");
-                        entry["store_error"] = serde_json::json!(message);
-                        say(&overall, format!("error: {message}"), true);
-                    }
-                    None => {}
+                let mut entry = serde_json::json!({"input": input, "status": "succeeded", "analysis": &done.analysis});
+                if let Some(outcome) = &done.stored {
+                    entry["analysis_id"] = serde_json::json!(outcome.analysis_id.0);
+                    tracing::info!(input = %input, analysis_id = outcome.analysis_id.0, new = outcome.new, reused = done.reused, "result stored");
                 }
                 if args.json {
                     results.push(entry);
                 } else {
-                    say(&overall, text, false);
+                    say(&overall, analysis_table(&done.analysis), false);
                 }
-                analysed.push(output.analysis);
+                analysed.push(done.analysis);
             }
             Err(failed) => {
                 failures += 1;
-                let message = format!("{:#}", failed.error);
-                let mut entry = serde_json::json!({"input": input, "status": "failed", "error_code": failed.code, "error": message});
-                say(&overall, format!("error: {message}"), true);
-                if let Some(store) = &store {
-                    let provenance = pipeline.provenance();
-                    match store
-                        .record_failure(&failed.media, &provenance, &context, failed.code, &message)
+                say(&overall, format!("error: {}", failed.message), true);
+                let mut entry = match &failed.analysis {
+                    // Analysed, but not stored where the user asked: the figures are shown,
+                    // the input counts as failed.
+                    Some(analysis) => {
+                        if !args.json {
+                            say(&overall, analysis_table(analysis), false);
+                        }
+                        serde_json::json!({"input": input, "status": "succeeded", "analysis": analysis, "store_error": &failed.message})
+                    }
+                    None => {
+                        serde_json::json!({"input": input, "status": "failed", "error_code": failed.code, "error": &failed.message})
+                    }
+                };
+                if failed.analysis.is_none() && runner.store().is_some() {
+                    match runner
+                        .record_failure(&failed.media, &settings, &context, failed.code, &failed.message)
                         .await
                     {
                         Ok(outcome) => {
@@ -284,6 +271,9 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
                             say(&overall, format!("error: {message}"), true);
                         }
                     }
+                }
+                if let Some(analysis) = failed.analysis {
+                    analysed.push(*analysis);
                 }
                 if args.json {
                     results.push(entry);
@@ -300,7 +290,7 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
     if args.json {
         let doc = serde_json::json!({
             "pipeline_version": crate::PIPELINE_VERSION,
-            "provenance": pipeline.provenance(),
+            "provenance": provenance,
             "summary": table::summarize(&analysed),
             "results": results,
         });
@@ -319,6 +309,13 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
     Ok(failures == 0)
 }
 
+fn analysis_table(analysis: &Analysis) -> String {
+    match analysis {
+        Analysis::Poster(p) => table::poster(p),
+        Analysis::Trailer(t) => table::trailer(t),
+    }
+}
+
 /// Print above the progress bar when there is one, else to stdout (or stderr for errors).
 fn say(bar: &Option<ProgressBar>, text: String, error: bool) {
     match bar {
@@ -326,94 +323,4 @@ fn say(bar: &Option<ProgressBar>, text: String, error: bool) {
         None if error => eprintln!("{text}"),
         None => println!("{text}"),
     }
-}
-
-/// An input that could not be analysed, with what is known of it and the stable error code
-/// recorded in the database.
-struct Failed {
-    media: FailedMedia,
-    code: &'static str,
-    error: anyhow::Error,
-}
-
-async fn analyze_one(
-    pipeline: &Arc<Pipeline>,
-    fetcher: &Fetcher,
-    input: &str,
-    want_pictures: bool,
-    show_progress: bool,
-) -> Result<(AnalysisOutput, Timings), Failed> {
-    let started_at = chrono::Utc::now();
-    let clock = Instant::now();
-    let mut failed_media = FailedMedia {
-        source: input.to_string(),
-        content_sha256: None,
-        kind: None,
-    };
-    let media = match fetcher.fetch(input).await {
-        Ok(media) => media,
-        Err(e) => {
-            return Err(Failed {
-                media: failed_media,
-                code: e.code(),
-                error: e.into(),
-            });
-        }
-    };
-    let fetch_s = clock.elapsed().as_secs_f64();
-    failed_media.content_sha256 = Some(media.sha256.clone());
-    failed_media.kind = Some(if media.format.is_video() {
-        MediaRole::Trailer
-    } else {
-        MediaRole::Poster
-    });
-    let pipeline = Arc::clone(pipeline);
-    let bar = (show_progress && media.format.is_video()).then(|| {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} s analysed")
-                .expect("static template"),
-        );
-        bar
-    });
-    let bar_in = bar.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        pipeline.analyze(&media, want_pictures, &move |p: Progress| {
-            if let Some(bar) = &bar_in {
-                bar.set_length(p.total_s.ceil() as u64);
-                bar.set_position(p.done_s.floor() as u64);
-            }
-        })
-    })
-    .await;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    let output = match output {
-        Ok(Ok(output)) => output,
-        Ok(Err(e)) => {
-            return Err(Failed {
-                media: failed_media,
-                code: e.code(),
-                error: e.into(),
-            });
-        }
-        Err(e) => {
-            return Err(Failed {
-                media: failed_media,
-                code: "internal_panic",
-                error: anyhow::Error::new(e).context(format!("{input}: analysis task failed")),
-            });
-        }
-    };
-    let mut timings = Timings {
-        started_at: Some(started_at),
-        finished_at: Some(chrono::Utc::now()),
-        ..Timings::default()
-    };
-    timings.stages_s.insert("fetch".into(), fetch_s);
-    timings
-        .stages_s
-        .insert("analyze".into(), clock.elapsed().as_secs_f64() - fetch_s);
-    Ok((output, timings))
 }

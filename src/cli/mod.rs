@@ -88,6 +88,16 @@ pub struct ModelArgs {
     pub enable_sensitive: Vec<String>,
 }
 
+impl ModelArgs {
+    pub fn options(&self) -> crate::runner::ModelOptions {
+        crate::runner::ModelOptions {
+            manifest: self.models.clone(),
+            ort_threads: self.ort_threads,
+            enable_sensitive: self.enable_sensitive.clone(),
+        }
+    }
+}
+
 /// Thresholds that shape results; every one is recorded with every result.
 #[derive(Debug, Clone, Args)]
 pub struct SettingsArgs {

@@ -4,6 +4,7 @@
 //! - [`topology`]: exchange/queue names from a prefix, declared by the worker and `queue setup`;
 //!   the retry and dead-letter design is described there.
 //! - [`worker`]: consumes jobs, runs a [`Processor`], settles each delivery exactly once.
+//! - [`processor`]: the real [`Processor`]: a job handed to the [`crate::runner::Runner`].
 //! - [`enqueue`]: publishes jobs (one, or a JSONL/CSV file) with publisher confirms.
 //! - [`http`] and [`metrics`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`cli`]: clap arguments for `worker`, `enqueue` and `queue setup`.
@@ -13,12 +14,14 @@ pub mod enqueue;
 pub mod http;
 pub mod job;
 pub mod metrics;
+pub mod processor;
 pub mod topology;
 pub mod worker;
 
 pub use enqueue::{EnqueueSummary, Publisher, Refused};
 pub use job::{Job, JobId, JobRejection, JobSource, SettingsOverrides};
 pub use metrics::{JobOutcome, Metrics};
+pub use processor::JobProcessor;
 pub use topology::Topology;
 pub use worker::{
     CpuSlots, JobContext, JobDone, JobError, Processor, Shutdown, ShutdownTrigger, Worker,

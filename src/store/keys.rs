@@ -17,13 +17,15 @@ pub struct ProvenanceKeys {
     pub settings_sha256: String,
 }
 
-/// Hash what produced a result. The pipeline version and the ONNX Runtime build count as part
-/// of the "model set": either can change the figures, so a new one gives a new analysis.
+/// Hash what produced a result. The algorithm version and the ONNX Runtime build count as part
+/// of the "model set": either can change the figures, so a new one gives a new analysis. The
+/// crate version does not: a release that leaves every figure as it was (the golden test
+/// proves it) reuses the stored results, and one that changes a figure bumps the algorithm.
 pub fn provenance_keys(provenance: &Provenance) -> ProvenanceKeys {
     let mut models: Vec<&ModelRef> = provenance.models.iter().collect();
     models.sort();
     let model_set = serde_json::json!({
-        "pipeline_version": provenance.pipeline_version,
+        "algorithm_version": provenance.algorithm_version,
         "runtime_sha256": provenance.runtime_sha256,
         "models": models,
     });
@@ -122,6 +124,7 @@ mod tests {
         );
         Provenance {
             pipeline_version: "0.1.0".into(),
+            algorithm_version: 1,
             runtime_sha256: "aa".into(),
             models: vec![
                 ModelRef {
@@ -167,6 +170,20 @@ mod tests {
         let (a, b) = (provenance_keys(&p), provenance_keys(&q));
         assert_ne!(a.model_set_sha256, b.model_set_sha256);
         assert_eq!(a.settings_sha256, b.settings_sha256);
+    }
+
+    #[test]
+    fn a_new_algorithm_changes_the_key_and_a_new_release_does_not() {
+        let p = provenance();
+        let mut algorithm = p.clone();
+        algorithm.algorithm_version += 1;
+        assert_ne!(
+            provenance_keys(&p).model_set_sha256,
+            provenance_keys(&algorithm).model_set_sha256
+        );
+        let mut release = p.clone();
+        release.pipeline_version = "0.2.0".into();
+        assert_eq!(provenance_keys(&p), provenance_keys(&release));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 mod coding;
 mod keys;
+mod reuse;
 mod write;
 
 pub use coding::{FilmFilter, ImportSummary, LabelLineError, PersonToCode};

@@ -622,7 +622,7 @@ async fn upsert_media(
 }
 
 /// File the media under its film and the film under its festival selection, when given.
-async fn link_context(
+pub(super) async fn link_context(
     tx: &mut Transaction<'_, Postgres>,
     ctx: &MediaContext,
     media_id: i64,

@@ -1,0 +1,582 @@
+//! One path from a source to a recorded figure, for `regard analyze` and the queue worker alike:
+//! fetch → reuse a stored result, or analyse → record. Model loading, provenance, stage names
+//! and the failure classification are defined here once; the callers only decide where the
+//! work comes from and how its outcome is reported.
+
+use crate::config::{AnalysisSettings, Limits};
+use crate::domain::{Analysis, MediaContext, MediaRole, Provenance};
+use crate::media::fetch::{FetchPolicy, FetchedMedia, Fetcher};
+use crate::pipeline::{AnalysisOutput, Pictures, Pipeline, Progress, Work};
+use crate::store::{FailedMedia, RecordOutcome, Store, StoreError, Timings, provenance_keys};
+use crate::vision::{ModelManifest, Vision, VisionOptions};
+use chrono::Utc;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Stage names, as recorded in `analysis.stage_timings_s` and exported as metrics.
+pub mod stage {
+    pub const FETCH: &str = "fetch";
+    pub const ANALYSE: &str = "analyse";
+    /// Seconds inside ONNX Runtime, a part of [`ANALYSE`].
+    pub const INFERENCE: &str = "inference";
+    pub const RECORD: &str = "record";
+}
+
+/// Longest wait for the database's answer to the pre-flight ping. A server that is down
+/// refuses at once; this bounds a server that hangs.
+const DB_PING_TIMEOUT: Duration = Duration::from_secs(3);
+/// Commit attempts within one run before the failure is reported: a brief database blip
+/// should not cost a whole re-analysis.
+const COMMIT_ATTEMPTS: u32 = 3;
+const COMMIT_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Which models to load and how to run them (the library's view of `--models`,
+/// `--ort-threads`, `--enable-sensitive`).
+#[derive(Debug, Clone)]
+pub struct ModelOptions {
+    /// The model manifest; model files are looked up next to it.
+    pub manifest: PathBuf,
+    /// ONNX Runtime intra-op threads per session; 0 picks `cores / copies`.
+    pub ort_threads: usize,
+    /// Sensitive attributes the operator enabled (none by default).
+    pub enable_sensitive: Vec<String>,
+}
+
+/// Threads per copy so that `copies × threads ≤ cores` (at least 1). An explicit request wins.
+pub fn threads_per_slot(cores: usize, slots: usize, requested: usize) -> usize {
+    if requested > 0 {
+        requested
+    } else {
+        (cores / slots.max(1)).max(1)
+    }
+}
+
+/// Verify the manifest's files, then load `copies` pipelines (one set of model sessions each).
+/// Refuses to start on a missing or altered model file, naming it. Blocking.
+pub fn load_pipelines(
+    models: &ModelOptions,
+    settings: &AnalysisSettings,
+    limits: &Limits,
+    copies: usize,
+    embeddings: bool,
+) -> anyhow::Result<Vec<Pipeline>> {
+    let manifest = ModelManifest::load(&models.manifest)?;
+    manifest.verify()?;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let copies = copies.max(1);
+    let threads = threads_per_slot(cores, copies, models.ort_threads);
+    let options = VisionOptions {
+        intra_threads: threads,
+        enable_sensitive: models.enable_sensitive.clone(),
+        embeddings,
+    };
+    (0..copies)
+        .map(|_| {
+            let vision = Vision::load(&manifest, &options)?;
+            Ok(Pipeline::new(
+                vision,
+                settings.clone(),
+                limits.clone(),
+                threads,
+            ))
+        })
+        .collect()
+}
+
+/// One pipeline, as [`load_pipelines`] with one copy.
+pub fn load_pipeline(
+    models: &ModelOptions,
+    settings: &AnalysisSettings,
+    limits: &Limits,
+    embeddings: bool,
+) -> anyhow::Result<Pipeline> {
+    let mut pipelines = load_pipelines(models, settings, limits, 1, embeddings)?;
+    pipelines
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("no pipeline loaded"))
+}
+
+/// Where a run failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Fetch,
+    Analyse,
+    Record,
+}
+
+/// A run that did not produce a recorded result. The code is stable (it is stored and
+/// counted); `retryable` says whether the same run may succeed later (the input is not at
+/// fault).
+#[derive(Debug)]
+pub struct Failure {
+    pub stage: Stage,
+    pub code: &'static str,
+    pub message: String,
+    pub retryable: bool,
+    /// What is known of the media, for the failure record.
+    pub media: FailedMedia,
+    /// The result when only recording it failed: the figures exist but are not stored.
+    pub analysis: Option<Box<Analysis>>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Path or http(s) URL.
+    pub source: String,
+    /// The kind the caller claims (a queue job's `kind`): a file of the other kind fails with
+    /// `kind_mismatch` rather than being filed under the wrong kind.
+    pub expected_kind: Option<MediaRole>,
+    /// The film and festival selection the result is filed under, and the job id.
+    pub context: MediaContext,
+    pub settings: AnalysisSettings,
+    /// Keep what the report layer needs to draw pictures (forces an analysis: a stored result
+    /// has no frames).
+    pub pictures: bool,
+}
+
+/// A run that ended with a result (recorded, when the runner has a store).
+pub struct Done {
+    pub analysis: Analysis,
+    pub pictures: Option<Pictures>,
+    /// The stored analysis, when the runner has a store.
+    pub stored: Option<RecordOutcome>,
+    /// True when the store already held this result: nothing was decoded or analysed.
+    pub reused: bool,
+    pub work: Work,
+    pub timings: Timings,
+}
+
+/// Turns requests into recorded results. Holds a fixed pool of pipelines (one per concurrent
+/// run), the fetcher and, optionally, the store.
+pub struct Runner {
+    pool: Arc<PipelinePool>,
+    fetcher: Fetcher,
+    store: Option<Store>,
+    /// The pipelines' own settings (a queue job may override some).
+    settings: AnalysisSettings,
+    /// Provenance of the pipelines with their own settings; a request's settings replace them.
+    provenance: Provenance,
+}
+
+impl Runner {
+    /// A runner over these pipelines (at least one; all loaded from the same manifest).
+    pub fn new(pipelines: Vec<Pipeline>, policy: FetchPolicy, store: Option<Store>) -> Self {
+        let first = pipelines
+            .first()
+            .expect("a runner needs at least one pipeline");
+        let (settings, provenance) = (first.settings().clone(), first.provenance());
+        Runner {
+            pool: PipelinePool::new(pipelines),
+            fetcher: Fetcher::new(policy),
+            store,
+            settings,
+            provenance,
+        }
+    }
+
+    /// The settings requests start from.
+    pub fn settings(&self) -> &AnalysisSettings {
+        &self.settings
+    }
+
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    /// Runs at once, at most.
+    pub fn slots(&self) -> usize {
+        self.pool.size
+    }
+
+    /// The provenance of results made with `settings`: what the result key is computed from.
+    pub fn provenance(&self, settings: &AnalysisSettings) -> Provenance {
+        Provenance {
+            settings: settings.as_provenance(),
+            ..self.provenance.clone()
+        }
+    }
+
+    /// Whether the database answers (always true without a store).
+    pub async fn ping_database(&self) -> Result<(), String> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let ping = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(store.pool());
+        match tokio::time::timeout(DB_PING_TIMEOUT, ping).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("database unreachable: {e}")),
+            Err(_) => Err(format!(
+                "database did not answer within {DB_PING_TIMEOUT:?}"
+            )),
+        }
+    }
+
+    /// Fetch → reuse or analyse → record. `progress` hears how far a trailer got.
+    pub async fn run(
+        &self,
+        request: &Request,
+        progress: Arc<dyn Fn(Progress) + Send + Sync>,
+    ) -> Result<Done, Failure> {
+        let started_at = Utc::now();
+        let mut failed = FailedMedia {
+            source: request.source.clone(),
+            content_sha256: None,
+            kind: request.expected_kind,
+        };
+        // A database that is down fails the run before minutes of analysis are spent on it.
+        if let Err(message) = self.ping_database().await {
+            return Err(failure(
+                Stage::Record,
+                "database_unavailable",
+                message,
+                true,
+                &failed,
+            ));
+        }
+
+        let clock = Instant::now();
+        let media = self.fetcher.fetch(&request.source).await.map_err(|e| {
+            failure(Stage::Fetch, e.code(), e.to_string(), e.is_retryable(), &failed)
+        })?;
+        let mut stages = BTreeMap::from([(stage::FETCH.to_string(), clock.elapsed().as_secs_f64())]);
+        failed.content_sha256 = Some(media.sha256.clone());
+        // The kind recorded is what the bytes are, never what the job claimed.
+        let actual = if media.format.is_video() {
+            MediaRole::Trailer
+        } else {
+            MediaRole::Poster
+        };
+        failed.kind = Some(actual);
+        check_kind(request.expected_kind, actual, &media).map_err(|m| {
+            failure(Stage::Fetch, "kind_mismatch", m, false, &failed)
+        })?;
+
+        if !request.pictures
+            && let Some(done) = self.reuse(request, &media, &failed, started_at, &stages).await?
+        {
+            return Ok(done);
+        }
+
+        let clock = Instant::now();
+        let output = self.analyse(media, request, progress).await.map_err(|(code, message, retryable)| {
+            failure(Stage::Analyse, code, message, retryable, &failed)
+        })?;
+        stages.insert(stage::ANALYSE.to_string(), clock.elapsed().as_secs_f64());
+        stages.insert(stage::INFERENCE.to_string(), output.work.inference_s);
+        let AnalysisOutput {
+            analysis,
+            pictures,
+            work,
+            ..
+        } = output;
+
+        let mut timings = Timings {
+            started_at: Some(started_at),
+            finished_at: Some(Utc::now()),
+            stages_s: stages,
+        };
+        let stored = match &self.store {
+            None => None,
+            Some(store) => {
+                let clock = Instant::now();
+                match record(store, &analysis, &request.context, &timings).await {
+                    Ok(outcome) => {
+                        timings
+                            .stages_s
+                            .insert(stage::RECORD.to_string(), clock.elapsed().as_secs_f64());
+                        Some(outcome)
+                    }
+                    Err(e) => {
+                        let mut f = failure(
+                            Stage::Record,
+                            if e.is_retryable() {
+                                "database_unavailable"
+                            } else {
+                                "store_rejected"
+                            },
+                            format!("{}: cannot store the result: {e}", request.source),
+                            e.is_retryable(),
+                            &failed,
+                        );
+                        f.analysis = Some(Box::new(analysis));
+                        return Err(f);
+                    }
+                }
+            }
+        };
+        Ok(Done {
+            analysis,
+            pictures,
+            stored,
+            reused: false,
+            work,
+            timings,
+        })
+    }
+
+    /// The stored result for these bytes under this request's key, filed under the request's
+    /// context, when the store has one.
+    async fn reuse(
+        &self,
+        request: &Request,
+        media: &FetchedMedia,
+        failed: &FailedMedia,
+        started_at: chrono::DateTime<Utc>,
+        stages: &BTreeMap<String, f64>,
+    ) -> Result<Option<Done>, Failure> {
+        let Some(store) = &self.store else {
+            return Ok(None);
+        };
+        let keys = provenance_keys(&self.provenance(&request.settings));
+        let store_failure = |e: StoreError| {
+            failure(
+                Stage::Record,
+                if e.is_retryable() {
+                    "database_unavailable"
+                } else {
+                    "store_rejected"
+                },
+                format!("{}: cannot look up a stored result: {e}", request.source),
+                e.is_retryable(),
+                failed,
+            )
+        };
+        let Some((id, analysis)) = store
+            .stored_success(&media.sha256, &keys)
+            .await
+            .map_err(store_failure)?
+        else {
+            return Ok(None);
+        };
+        let outcome = store
+            .attach(id, &request.context, &request.source)
+            .await
+            .map_err(store_failure)?;
+        tracing::info!(
+            analysis_id = outcome.analysis_id.0,
+            "result already stored: not analysed again"
+        );
+        Ok(Some(Done {
+            analysis,
+            pictures: None,
+            stored: Some(outcome),
+            reused: true,
+            work: Work::default(),
+            timings: Timings {
+                started_at: Some(started_at),
+                finished_at: Some(Utc::now()),
+                stages_s: stages.clone(),
+            },
+        }))
+    }
+
+    /// Runs the pipeline on a blocking thread, in the caller's tracing span, once a pipeline
+    /// is free.
+    async fn analyse(
+        &self,
+        media: FetchedMedia,
+        request: &Request,
+        progress: Arc<dyn Fn(Progress) + Send + Sync>,
+    ) -> Result<AnalysisOutput, (&'static str, String, bool)> {
+        let lease = self.pool.lease().await;
+        let settings = request.settings.clone();
+        let pictures = request.pictures;
+        let span = tracing::Span::current();
+        let joined = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| {
+                let result =
+                    lease.analyze_with_settings(&media, &settings, pictures, &|p| progress(p));
+                // A download is deleted here, on the blocking thread.
+                drop(media);
+                result
+            })
+        })
+        .await;
+        match joined {
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(e)) => Err((e.code(), e.to_string(), e.is_retryable())),
+            Err(e) => Err((
+                "internal_panic",
+                format!("{}: analysis task failed: {e}", request.source),
+                false,
+            )),
+        }
+    }
+
+    /// Record a failure under the key `settings` would have given (the worker calls this once
+    /// a job's attempts are over; `analyze --db` right away).
+    pub async fn record_failure(
+        &self,
+        media: &FailedMedia,
+        settings: &AnalysisSettings,
+        context: &MediaContext,
+        code: &str,
+        message: &str,
+    ) -> Result<RecordOutcome, StoreError> {
+        let store = self.store.as_ref().ok_or_else(|| StoreError::Invalid {
+            what: "runner".into(),
+            reason: "no database configured".into(),
+        })?;
+        store
+            .record_failure(media, &self.provenance(settings), context, code, message)
+            .await
+    }
+}
+
+fn failure(
+    stage: Stage,
+    code: &'static str,
+    message: String,
+    retryable: bool,
+    media: &FailedMedia,
+) -> Failure {
+    Failure {
+        stage,
+        code,
+        message,
+        retryable,
+        media: media.clone(),
+        analysis: None,
+    }
+}
+
+/// A poster job must point at an image and a trailer job at a video: a mismatch is a mistake
+/// in the job list, and filing the result under the wrong kind would skew the figures.
+fn check_kind(
+    expected: Option<MediaRole>,
+    actual: MediaRole,
+    media: &FetchedMedia,
+) -> Result<(), String> {
+    match expected {
+        Some(expected) if expected != actual => Err(format!(
+            "{}: the job says {} but the file is {}",
+            media.source,
+            role_name(expected),
+            match actual {
+                MediaRole::Trailer => "a video",
+                MediaRole::Poster => "an image",
+            }
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn role_name(role: MediaRole) -> &'static str {
+    match role {
+        MediaRole::Poster => "poster",
+        MediaRole::Trailer => "trailer",
+    }
+}
+
+async fn record(
+    store: &Store,
+    analysis: &Analysis,
+    ctx: &MediaContext,
+    timings: &Timings,
+) -> Result<RecordOutcome, StoreError> {
+    let mut attempt = 1;
+    loop {
+        match store.record_analysis(analysis, ctx, timings).await {
+            Ok(outcome) => return Ok(outcome),
+            Err(e) if e.is_retryable() && attempt < COMMIT_ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "commit failed; trying again");
+                tokio::time::sleep(COMMIT_BACKOFF * attempt).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A fixed set of pipelines lent out one per running job, so concurrent runs never queue on
+/// one session's mutex.
+struct PipelinePool {
+    free: Mutex<Vec<Pipeline>>,
+    permits: Arc<Semaphore>,
+    size: usize,
+}
+
+/// A pipeline on loan; goes back to the pool when dropped (also on panic).
+struct Lease {
+    pool: Arc<PipelinePool>,
+    pipeline: Option<Pipeline>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl PipelinePool {
+    fn new(pipelines: Vec<Pipeline>) -> Arc<Self> {
+        Arc::new(PipelinePool {
+            permits: Arc::new(Semaphore::new(pipelines.len())),
+            size: pipelines.len(),
+            free: Mutex::new(pipelines),
+        })
+    }
+
+    async fn lease(self: &Arc<Self>) -> Lease {
+        // The semaphore is never closed, and a permit guarantees a free pipeline: permits
+        // and pipelines are counted together.
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the pipeline pool's semaphore is never closed");
+        let pipeline = lock(&self.free).pop();
+        assert!(pipeline.is_some(), "a permit without a free pipeline");
+        Lease {
+            pool: self.clone(),
+            pipeline,
+            _permit: permit,
+        }
+    }
+}
+
+impl std::ops::Deref for Lease {
+    type Target = Pipeline;
+    fn deref(&self) -> &Pipeline {
+        self.pipeline
+            .as_ref()
+            .expect("a lease holds its pipeline until dropped")
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(p) = self.pipeline.take() {
+            lock(&self.pool.free).push(p);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The data behind these locks stays valid if a holder panicked.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_times_threads_fit_the_cores() {
+        assert_eq!(threads_per_slot(2, 1, 0), 2);
+        assert_eq!(threads_per_slot(2, 2, 0), 1);
+        assert_eq!(threads_per_slot(8, 3, 0), 2);
+        assert_eq!(threads_per_slot(2, 4, 0), 1, "never zero threads");
+        assert_eq!(threads_per_slot(2, 2, 3), 3, "an explicit request wins");
+    }
+}
