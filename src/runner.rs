@@ -250,9 +250,16 @@ impl Runner {
 
         let clock = Instant::now();
         let media = self.fetcher.fetch(&request.source).await.map_err(|e| {
-            failure(Stage::Fetch, e.code(), e.to_string(), e.is_retryable(), &failed)
+            failure(
+                Stage::Fetch,
+                e.code(),
+                e.to_string(),
+                e.is_retryable(),
+                &failed,
+            )
         })?;
-        let mut stages = BTreeMap::from([(stage::FETCH.to_string(), clock.elapsed().as_secs_f64())]);
+        let mut stages =
+            BTreeMap::from([(stage::FETCH.to_string(), clock.elapsed().as_secs_f64())]);
         failed.content_sha256 = Some(media.sha256.clone());
         // The kind recorded is what the bytes are, never what the job claimed.
         let actual = if media.format.is_video() {
@@ -261,20 +268,21 @@ impl Runner {
             MediaRole::Poster
         };
         failed.kind = Some(actual);
-        check_kind(request.expected_kind, actual, &media).map_err(|m| {
-            failure(Stage::Fetch, "kind_mismatch", m, false, &failed)
-        })?;
+        check_kind(request.expected_kind, actual, &media)
+            .map_err(|m| failure(Stage::Fetch, "kind_mismatch", m, false, &failed))?;
 
         if !request.pictures
-            && let Some(done) = self.reuse(request, &media, &failed, started_at, &stages).await?
+            && let Some(done) = self
+                .reuse(request, &media, &failed, started_at, &stages)
+                .await?
         {
             return Ok(done);
         }
 
         let clock = Instant::now();
-        let output = self.analyse(media, request, progress).await.map_err(|(code, message, retryable)| {
-            failure(Stage::Analyse, code, message, retryable, &failed)
-        })?;
+        let output = self.analyse(media, request, progress).await.map_err(
+            |(code, message, retryable)| failure(Stage::Analyse, code, message, retryable, &failed),
+        )?;
         stages.insert(stage::ANALYSE.to_string(), clock.elapsed().as_secs_f64());
         stages.insert(stage::INFERENCE.to_string(), output.work.inference_s);
         let AnalysisOutput {

@@ -820,6 +820,89 @@ async fn the_same_job_delivered_twice_leaves_one_analysis() {
     w.finish().await;
 }
 
+/// A redelivered trailer job finds its result in the store: the second delivery decodes no
+/// frame, runs no model, and its event reports the stored analysis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_trailer_is_not_decoded_again() {
+    let _turn = SERIAL.lock().await;
+    let mut w = World::new("redeliver").await;
+    let trailer = w.media("trailers/t1_640x360.mp4");
+    let job = |id: &str| {
+        serde_json::json!({
+            "version": 1, "job_id": id, "kind": "trailer", "source": trailer,
+            "film": {"title": "Again", "year": 2025}
+        })
+        .to_string()
+    };
+    let mut worker = w.setup.worker("w1", &[]);
+    worker.ready().await;
+    let file = w.setup.logs.join("first.jsonl");
+    std::fs::write(&file, format!("{}\n", job("trailer-first"))).unwrap();
+    assert!(
+        w.setup
+            .enqueue(&["--file", file.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let first = w
+        .broker
+        .events(1, Duration::from_secs(120), "the first delivery")
+        .await;
+    assert_eq!(
+        first[0]["summary"]["reused"],
+        Value::Bool(false),
+        "{first:#?}"
+    );
+    let frames = worker
+        .metric("regard_frames_decoded_total")
+        .expect("frames metric");
+    assert!(frames > 0.0, "the first delivery decodes the trailer");
+
+    // The same job again (a redelivery after a lost ack looks exactly like this), and a
+    // duplicate job with another id for the same bytes.
+    let file = w.setup.logs.join("again.jsonl");
+    std::fs::write(
+        &file,
+        format!("{}\n{}\n", job("trailer-first"), job("trailer-duplicate")),
+    )
+    .unwrap();
+    assert!(
+        w.setup
+            .enqueue(&["--file", file.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let again = w
+        .broker
+        .events(2, Duration::from_secs(60), "the repeated deliveries")
+        .await;
+    for e in &again {
+        assert_eq!(e["outcome"], "completed", "{e:#}");
+        assert_eq!(e["summary"]["reused"], Value::Bool(true), "{e:#}");
+        assert_eq!(e["summary"]["new"], Value::Bool(false), "{e:#}");
+        assert_eq!(
+            e["summary"]["analysis_id"],
+            first[0]["summary"]["analysis_id"]
+        );
+        assert_eq!(e["summary"]["persons"], first[0]["summary"]["persons"]);
+        assert_eq!(
+            e["summary"]["women_share"],
+            first[0]["summary"]["women_share"]
+        );
+    }
+    assert_eq!(
+        worker.metric("regard_frames_decoded_total"),
+        Some(frames),
+        "no frame decoded for the repeated deliveries"
+    );
+    assert_eq!(
+        scalar_i64(w.pool(), "SELECT count(*) FROM regard.analysis").await,
+        1
+    );
+    worker.stop(Duration::from_secs(20)).await;
+    w.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_trailer_is_replaced_and_the_job_leaves_one_analysis() {
     let _turn = SERIAL.lock().await;

@@ -259,7 +259,13 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
                 };
                 if failed.analysis.is_none() && runner.store().is_some() {
                     match runner
-                        .record_failure(&failed.media, &settings, &context, failed.code, &failed.message)
+                        .record_failure(
+                            &failed.media,
+                            &settings,
+                            &context,
+                            failed.code,
+                            &failed.message,
+                        )
                         .await
                     {
                         Ok(outcome) => {

@@ -32,8 +32,7 @@ fn summary(mut v: Vec<f64>) -> (f64, f64) {
 pub async fn run_posters(args: BenchArgs) -> anyhow::Result<()> {
     let settings = AnalysisSettings::default();
     let limits = Limits::default();
-    let pipeline =
-        crate::runner::load_pipeline(&args.models.options(), &settings, &limits, false)?;
+    let pipeline = crate::runner::load_pipeline(&args.models.options(), &settings, &limits, false)?;
     let inputs: Vec<PathBuf> = if args.inputs.is_empty() {
         BENCH_POSTERS.iter().map(PathBuf::from).collect()
     } else {
@@ -171,8 +170,7 @@ pub async fn run_trailer(args: crate::cli::BenchTrailerArgs) -> anyhow::Result<(
     };
     let settings = AnalysisSettings::default();
     let limits = Limits::default();
-    let pipeline =
-        crate::runner::load_pipeline(&args.models.options(), &settings, &limits, true)?;
+    let pipeline = crate::runner::load_pipeline(&args.models.options(), &settings, &limits, true)?;
     let fetcher = Fetcher::new(FetchPolicy::cli(limits));
     let media = fetcher.fetch(&file.display().to_string()).await?;
     let (mut ffmpeg_s, mut ours_s) = (Vec::new(), Vec::new());

@@ -133,4 +133,3 @@ pub async fn queue_setup(args: QueueSetupArgs) -> anyhow::Result<bool> {
     println!("topology declared with prefix {:?}", topology.prefix);
     Ok(true)
 }
-
