@@ -7,7 +7,10 @@ use crate::config::{AnalysisSettings, Limits};
 use crate::domain::{Analysis, MediaContext, MediaRole, Provenance};
 use crate::media::fetch::{FetchPolicy, FetchedMedia, Fetcher};
 use crate::pipeline::{AnalysisOutput, Pictures, Pipeline, Progress, Work};
-use crate::store::{FailedMedia, RecordOutcome, Store, StoreError, Timings, provenance_keys};
+use crate::store::{
+    FailedMedia, JobOrigin, JobReceipt, JobUpdate, RecordOutcome, Store, StoreError, Timings,
+    provenance_keys,
+};
 use crate::vision::{ModelManifest, Vision, VisionOptions};
 use chrono::Utc;
 use std::collections::BTreeMap;
@@ -140,8 +143,10 @@ pub struct Request {
     /// The kind the caller claims (a queue job's `kind`): a file of the other kind fails with
     /// `kind_mismatch` rather than being filed under the wrong kind.
     pub expected_kind: Option<MediaRole>,
-    /// The film and festival selection the result is filed under, and the job id.
+    /// The film and festival selection the result is filed under, and the job id (its ledger
+    /// row, when the runner has a store).
     pub context: MediaContext,
+    pub origin: JobOrigin,
     pub settings: AnalysisSettings,
     /// Keep what the report layer needs to draw pictures (forces an analysis: a stored result
     /// has no frames).
@@ -247,6 +252,15 @@ impl Runner {
                 &failed,
             ));
         }
+        self.ledger_started(request).await.map_err(|e| {
+            failure(
+                Stage::Record,
+                store_code(&e),
+                format!("{}: cannot write the job ledger: {e}", request.source),
+                e.is_retryable(),
+                &failed,
+            )
+        })?;
 
         let clock = Instant::now();
         let media = self.fetcher.fetch(&request.source).await.map_err(|e| {
@@ -311,11 +325,7 @@ impl Runner {
                     Err(e) => {
                         let mut f = failure(
                             Stage::Record,
-                            if e.is_retryable() {
-                                "database_unavailable"
-                            } else {
-                                "store_rejected"
-                            },
+                            store_code(&e),
                             format!("{}: cannot store the result: {e}", request.source),
                             e.is_retryable(),
                             &failed,
@@ -326,6 +336,9 @@ impl Runner {
                 }
             }
         };
+        if let Some(outcome) = &stored {
+            self.ledger_succeeded(request, outcome).await;
+        }
         Ok(Done {
             analysis,
             pictures,
@@ -334,6 +347,64 @@ impl Runner {
             work,
             timings,
         })
+    }
+
+    /// The request's ledger row says it is running (when there is a store and a job id).
+    async fn ledger_started(&self, request: &Request) -> Result<(), StoreError> {
+        let (Some(store), Some(job_id)) = (&self.store, &request.context.job_id) else {
+            return Ok(());
+        };
+        store
+            .job_started(&JobReceipt {
+                job_id,
+                origin: request.origin,
+                source: Some(&request.source),
+                kind: request.expected_kind,
+                film: request.context.film.as_ref(),
+                festival: request.context.festival.as_ref(),
+            })
+            .await
+    }
+
+    /// The request's ledger row points at its analysis. The result is committed already: a
+    /// ledger write that fails now is logged, and the next delivery (if any) repairs it.
+    async fn ledger_succeeded(&self, request: &Request, outcome: &RecordOutcome) {
+        let (Some(store), Some(job_id)) = (&self.store, &request.context.job_id) else {
+            return;
+        };
+        let update = JobUpdate::Succeeded {
+            analysis: outcome.analysis_id,
+        };
+        if let Err(e) = store.job_update(job_id, &update).await {
+            tracing::warn!(job_id = %job_id, error = %e, "job ledger not updated");
+        }
+    }
+
+    /// A job's ledger row says it will be tried again at `next`.
+    pub async fn ledger_retrying(
+        &self,
+        job_id: &str,
+        code: &str,
+        message: &str,
+        next: chrono::DateTime<Utc>,
+    ) {
+        let Some(store) = &self.store else { return };
+        let update = JobUpdate::Retrying {
+            code,
+            message,
+            next_attempt_at: next,
+        };
+        if let Err(e) = store.job_update(job_id, &update).await {
+            tracing::warn!(job_id = %job_id, error = %e, "job ledger not updated");
+        }
+    }
+
+    /// A message that is not a job, recorded under `job_id` as dead-lettered.
+    pub async fn ledger_malformed(&self, job_id: &str, code: &str, message: &str) {
+        let Some(store) = &self.store else { return };
+        if let Err(e) = store.job_malformed(job_id, code, message).await {
+            tracing::warn!(job_id = %job_id, error = %e, "job ledger not updated");
+        }
     }
 
     /// The stored result for these bytes under this request's key, filed under the request's
@@ -353,11 +424,7 @@ impl Runner {
         let store_failure = |e: StoreError| {
             failure(
                 Stage::Record,
-                if e.is_retryable() {
-                    "database_unavailable"
-                } else {
-                    "store_rejected"
-                },
+                store_code(&e),
                 format!("{}: cannot look up a stored result: {e}", request.source),
                 e.is_retryable(),
                 failed,
@@ -378,6 +445,7 @@ impl Runner {
             analysis_id = outcome.analysis_id.0,
             "result already stored: not analysed again"
         );
+        self.ledger_succeeded(request, &outcome).await;
         Ok(Some(Done {
             analysis,
             pictures: None,
@@ -425,8 +493,9 @@ impl Runner {
         }
     }
 
-    /// Record a failure under the key `settings` would have given (the worker calls this once
-    /// a job's attempts are over; `analyze --db` right away).
+    /// Record a failure for good under the key `settings` would have given, and the job's
+    /// ledger row (the worker calls this once a job's attempts are over, before the message
+    /// goes to the dead letters; `analyze --db` right away).
     pub async fn record_failure(
         &self,
         media: &FailedMedia,
@@ -434,14 +503,33 @@ impl Runner {
         context: &MediaContext,
         code: &str,
         message: &str,
+        dead_lettered: bool,
     ) -> Result<RecordOutcome, StoreError> {
         let store = self.store.as_ref().ok_or_else(|| StoreError::Invalid {
             what: "runner".into(),
             reason: "no database configured".into(),
         })?;
-        store
+        let outcome = store
             .record_failure(media, &self.provenance(settings), context, code, message)
-            .await
+            .await?;
+        if let Some(job_id) = &context.job_id {
+            let update = JobUpdate::Failed {
+                dead_lettered,
+                code,
+                message,
+                analysis: Some(outcome.analysis_id),
+            };
+            store.job_update(job_id, &update).await?;
+        }
+        Ok(outcome)
+    }
+}
+
+fn store_code(e: &StoreError) -> &'static str {
+    if e.is_retryable() {
+        "database_unavailable"
+    } else {
+        "store_rejected"
     }
 }
 

@@ -8,7 +8,7 @@ use crate::media::sniff;
 use crate::pipeline::{Pictures, Progress};
 use crate::report::table;
 use crate::runner::{Request, Runner, load_pipeline};
-use crate::store::Store;
+use crate::store::{JobOrigin, Store};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -187,10 +187,16 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
         if let Some(bar) = &overall {
             bar.set_message(input.clone());
         }
+        // Each input recorded in the database is a job of its own in the ledger.
+        let mut context = context.clone();
+        if runner.store().is_some() {
+            context.job_id = Some(format!("cli-{}", uuid::Uuid::new_v4()));
+        }
         let request = Request {
             source: input.clone(),
             expected_kind: None,
-            context: context.clone(),
+            origin: JobOrigin::Cli,
+            context,
             settings: settings.clone(),
             pictures: args.annotate.is_some(),
         };
@@ -229,7 +235,7 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
                         tracing::info!(path = %path.display(), "picture written");
                     }
                 }
-                let mut entry = serde_json::json!({"input": input, "status": "succeeded", "analysis": &done.analysis});
+                let mut entry = serde_json::json!({"input": input, "status": "succeeded", "job_id": &request.context.job_id, "analysis": &done.analysis});
                 if let Some(outcome) = &done.stored {
                     entry["analysis_id"] = serde_json::json!(outcome.analysis_id.0);
                     tracing::info!(input = %input, analysis_id = outcome.analysis_id.0, new = outcome.new, reused = done.reused, "result stored");
@@ -262,9 +268,10 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
                         .record_failure(
                             &failed.media,
                             &settings,
-                            &context,
+                            &request.context,
                             failed.code,
                             &failed.message,
+                            false,
                         )
                         .await
                     {

@@ -5,7 +5,7 @@ use super::job::Job;
 use super::worker::{JobContext, JobDone, JobError, Processor};
 use crate::domain::{Analysis, Interval, MediaContext};
 use crate::runner::{Done, Failure, Runner};
-use crate::store::{FailedMedia, RecordOutcome};
+use crate::store::{FailedMedia, JobOrigin, RecordOutcome};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -71,6 +71,7 @@ impl Processor for JobProcessor {
             source: job.source.as_string(),
             expected_kind: Some(job.kind),
             context: media_context(job),
+            origin: JobOrigin::Queue,
             settings: job.settings.apply(self.runner.settings().clone()),
             pictures: false,
         };
@@ -128,6 +129,7 @@ impl Processor for JobProcessor {
                 &media_context(job),
                 error.code(),
                 &message,
+                true,
             )
             .await
             .map(|_| ())
@@ -143,6 +145,16 @@ impl Processor for JobProcessor {
     async fn ready(&self) -> Result<(), String> {
         // Models are loaded before the processor exists; the database may come and go.
         self.runner.ping_database().await
+    }
+
+    async fn retrying(&self, job: &Job, error: &JobError, next: chrono::DateTime<chrono::Utc>) {
+        self.runner
+            .ledger_retrying(job.id.as_str(), error.code(), error.message(), next)
+            .await;
+    }
+
+    async fn malformed(&self, job_id: &str, code: &str, message: &str) {
+        self.runner.ledger_malformed(job_id, code, message).await;
     }
 }
 

@@ -166,6 +166,27 @@ pub trait Processor: Send + Sync + 'static {
 
     /// `Ok` when the processor can work (database reachable, models loaded).
     fn ready(&self) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// A transient failure sent the job to a retry queue; the next attempt is due at `next`.
+    fn retrying(
+        &self,
+        _job: &Job,
+        _error: &JobError,
+        _next: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
+    /// A message that is not a job went to the dead letters, under `job_id` (the id it
+    /// carried, or one derived from its bytes).
+    fn malformed(
+        &self,
+        _job_id: &str,
+        _code: &str,
+        _message: &str,
+    ) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// Sends the shutdown request (the CLI wires SIGTERM and SIGINT to it).
@@ -673,10 +694,32 @@ async fn handle<P: Processor>(shared: &Shared<P>, pending: &Pending) {
                 return;
             }
             *settled = true;
-            tracing::warn!(job_id = ?pending.job_id, code = rejection.code(), %rejection, "malformed message: dead-lettering");
+            let job_id = malformed_id(pending);
+            let message = rejection.to_string();
+            tracing::warn!(job_id = %job_id, code = rejection.code(), %rejection, "malformed message: dead-lettering");
+            shared
+                .processor
+                .malformed(&job_id, rejection.code(), &message)
+                .await;
+            let event = serde_json::json!({
+                "version": 1,
+                "job_id": job_id,
+                "kind": null,
+                "outcome": "malformed",
+                "dead_lettered": true,
+                "error_code": rejection.code(),
+                "error": message,
+                "finished_at": chrono::Utc::now().to_rfc3339(),
+                "pipeline_version": crate::PIPELINE_VERSION,
+            });
+            if let Err(e) =
+                publish_event(pending, topology, &job_id, "unknown", "malformed", &event).await
+            {
+                tracing::warn!(error = %e, "malformed-message event not published");
+            }
             let headers = pending.copy_headers(&[
                 (HEADER_ERROR_CODE, text_header(rejection.code())),
-                (HEADER_ERROR, text_header(&rejection.to_string())),
+                (HEADER_ERROR, text_header(&message)),
             ]);
             let outcome = pending
                 .forward_then_ack(
@@ -769,15 +812,29 @@ async fn settle_failure<P: Processor>(
         ]
     };
     let retry = |delay: Duration| {
-        let headers = pending.copy_headers(&error_headers(failures));
-        tracing::warn!(code = error.code(), %error, retry_in = ?delay, "transient failure: retrying later");
-        pending.forward_then_ack(
-            metrics,
-            topology.retry_exchange(),
-            topology::retry_key(delay),
-            headers,
-            JobOutcome::Retried,
-        )
+        let (error, error_headers) = (&error, &error_headers);
+        async move {
+            let headers = pending.copy_headers(&error_headers(failures));
+            tracing::warn!(code = error.code(), %error, retry_in = ?delay, "transient failure: retrying later");
+            let next = chrono::Utc::now()
+                + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+            shared.processor.retrying(job, error, next).await;
+            let mut event =
+                result_event(job, ctx, "retrying", None, Some((error, error.message())));
+            event["next_attempt_at"] = next.to_rfc3339().into();
+            if let Err(e) = publish_result(pending, topology, job, "retrying", &event).await {
+                tracing::warn!(error = %e, "retrying event not published");
+            }
+            pending
+                .forward_then_ack(
+                    metrics,
+                    topology.retry_exchange(),
+                    topology::retry_key(delay),
+                    headers,
+                    JobOutcome::Retried,
+                )
+                .await
+        }
     };
     let give_up =
         error.is_retryable() && topology.after_failures(failures) == RetryDecision::GiveUp;
@@ -814,7 +871,8 @@ async fn settle_failure<P: Processor>(
         set.push((HEADER_FAILURE_RECORDED, AMQPValue::Boolean(false)));
     }
     let headers = pending.copy_headers(&set);
-    let event = result_event(job, ctx, "failed", None, Some((&error, &reason)));
+    let mut event = result_event(job, ctx, "failed", None, Some((&error, &reason)));
+    event["dead_lettered"] = true.into();
     if let Err(e) = publish_result(pending, topology, job, "failed", &event).await {
         tracing::warn!(error = %e, "failure event not published");
     }
@@ -865,13 +923,57 @@ async fn publish_result(
     outcome: &str,
     event: &serde_json::Value,
 ) -> Result<(), QueueError> {
+    publish_event(
+        pending,
+        topology,
+        job.id.as_str(),
+        job.kind_name(),
+        outcome,
+        event,
+    )
+    .await
+}
+
+/// The id a malformed message is recorded under: the message id it carried, else a `job_id`
+/// its body names, else one derived from its bytes (the same message redelivered gets the
+/// same id).
+fn malformed_id(pending: &Pending) -> String {
+    if let Some(id) = pending.job_id.as_deref().filter(|s| !s.trim().is_empty()) {
+        return id.chars().take(200).collect();
+    }
+    let named = serde_json::from_slice::<serde_json::Value>(&pending.data)
+        .ok()
+        .and_then(|v| {
+            v.get("job_id")
+                .and_then(|id| id.as_str())
+                .map(str::to_string)
+        })
+        .filter(|s| !s.trim().is_empty());
+    match named {
+        Some(id) => id.chars().take(200).collect(),
+        None => {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(&pending.data);
+            format!("malformed-{}", &hex::encode(digest)[..16])
+        }
+    }
+}
+
+async fn publish_event(
+    pending: &Pending,
+    topology: &Topology,
+    job_id: &str,
+    kind: &str,
+    outcome: &str,
+    event: &serde_json::Value,
+) -> Result<(), QueueError> {
     let body = serde_json::to_vec(event).unwrap_or_default();
     let props = BasicProperties::default()
         .with_content_type("application/json".into())
         .with_delivery_mode(2)
-        .with_message_id(job.id.as_str().into())
+        .with_message_id(job_id.into())
         .with_type("regard.analysis-event.v1".into());
-    let key = topology::result_routing_key(job.kind_name(), outcome);
+    let key = topology::result_routing_key(kind, outcome);
     let confirm = broker_op(
         "basic.publish",
         pending.publish.basic_publish(

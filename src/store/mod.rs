@@ -5,12 +5,16 @@
 //! embedding is ever written: persons are boxes, timestamps and probabilities.
 
 mod coding;
+mod films;
 mod keys;
+mod ledger;
 mod reuse;
 mod write;
 
 pub use coding::{FilmFilter, ImportSummary, LabelLineError, PersonToCode};
+pub use films::{strength as film_strength, title_key as film_title_key};
 pub use keys::{ProvenanceKeys, canonical_json, film_key, provenance_keys, sha256_hex};
+pub use ledger::{JobOrigin, JobReceipt, JobRecord, JobStatus, JobUpdate};
 
 use crate::domain::MediaRole;
 use chrono::{DateTime, Utc};

@@ -2,7 +2,8 @@
 //! settings hash with INSERT ... ON CONFLICT, so repeated and concurrent writes of the same
 //! result leave one row and never error.
 
-use super::keys::{film_key, provenance_keys};
+use super::films::resolve_film;
+use super::keys::provenance_keys;
 use super::{AnalysisId, FailedMedia, RecordOutcome, Store, StoreError, Timings, validate_sha256};
 use crate::domain::{
     Analysis, AttributeEstimate, BoundingBox, Face, Interval, MediaContext, MediaInfo, MediaRole,
@@ -519,8 +520,9 @@ impl Store {
                     duration_s: None,
                     frame_rate: None,
                 };
-                let id = upsert_media(&mut tx, &info, kind).await?;
-                link_context(&mut tx, ctx, id, &media.source).await?;
+                // A failure links nothing to a film or festival, and says nothing of the
+                // media's kind: both come only from a succeeded analysis of the bytes.
+                let id = upsert_media(&mut tx, &info, None).await?;
                 Some(id)
             }
             None => None,
@@ -598,7 +600,7 @@ async fn upsert_media(
                                    duration_s, frame_rate)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (content_sha256) DO UPDATE SET
-            kind = coalesce(regard.media.kind, EXCLUDED.kind),
+            kind = coalesce(EXCLUDED.kind, regard.media.kind),
             format = coalesce(regard.media.format, EXCLUDED.format),
             bytes = coalesce(regard.media.bytes, EXCLUDED.bytes),
             width = coalesce(regard.media.width, EXCLUDED.width),
@@ -635,27 +637,7 @@ pub(super) async fn link_context(
             format!("no title and no id for {source}"),
         ));
     }
-    let external = serde_json::to_value(&film.external_ids).unwrap_or_default();
-    let film_id: i64 = sqlx::query_scalar(
-        "INSERT INTO regard.film (film_key, title, year, imdb_id, tmdb_id, external_ids)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (film_key) DO UPDATE SET
-            title = CASE WHEN EXCLUDED.title <> '' THEN EXCLUDED.title ELSE regard.film.title END,
-            year = coalesce(EXCLUDED.year, regard.film.year),
-            imdb_id = coalesce(EXCLUDED.imdb_id, regard.film.imdb_id),
-            tmdb_id = coalesce(EXCLUDED.tmdb_id, regard.film.tmdb_id),
-            external_ids = regard.film.external_ids || EXCLUDED.external_ids,
-            updated_at = now()
-         RETURNING film_id",
-    )
-    .bind(film_key(film))
-    .bind(film.title.trim())
-    .bind(film.year)
-    .bind(film.imdb_id.as_deref())
-    .bind(film.tmdb_id)
-    .bind(external)
-    .fetch_one(&mut **tx)
-    .await?;
+    let film_id = resolve_film(tx, film).await?;
     sqlx::query(
         "INSERT INTO regard.film_media (film_id, media_id, source) VALUES ($1, $2, $3)
          ON CONFLICT (film_id, media_id) DO NOTHING",
