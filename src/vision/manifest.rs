@@ -418,7 +418,7 @@ impl ModelManifest {
             if !names.insert(m.name.as_str()) {
                 return Err(entry("the name is used twice"));
             }
-            check_input(&m.input).map_err(|e| entry(e))?;
+            check_input(&m.input).map_err(&entry)?;
             if m.input.resize != Resize::Square {
                 return Err(entry(
                     "a gender_age model's input resize must be \"square\"",
@@ -452,7 +452,7 @@ impl ModelManifest {
                 return Err(entry("the name is used twice"));
             }
             let input = &m.input;
-            check_input(input).map_err(|e| entry(e))?;
+            check_input(input).map_err(&entry)?;
             if input.layout != Layout::Nchw {
                 return Err(entry("input layout must be \"NCHW\""));
             }
