@@ -39,7 +39,9 @@ fn main() -> ExitCode {
             Command::Analyze(args) => regard::cli::analyze::run(args).await,
             Command::Worker(args) => regard::cli::worker::run(*args).await,
             Command::Enqueue(args) => regard::cli::worker::enqueue(*args).await,
-            Command::Queue(QueueCommand::Setup(args)) => regard::cli::worker::queue_setup(args).await,
+            Command::Queue(QueueCommand::Setup(args)) => {
+                regard::cli::worker::queue_setup(args).await
+            }
             Command::Migrate(args) => regard::store::Store::connect(&args.database_url)
                 .await?
                 .migrate()
@@ -53,7 +55,7 @@ fn main() -> ExitCode {
                 regard::cli::persons::run_import(args).await
             }
             Command::Retention(args) => regard::cli::persons::run_retention(args).await,
-            Command::Evaluate(args) => regard::evaluate::run(args).await,
+            Command::Evaluate(args) => regard::cli::evaluate::run(args).await,
             Command::Bench(regard::cli::BenchCommand::Posters(args)) => {
                 regard::cli::bench::run_posters(args).await.map(|_| true)
             }
