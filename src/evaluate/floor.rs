@@ -45,33 +45,43 @@ impl Floor {
         let gender_accuracy =
             posters.gender_accuracy(FLOOR_GENDER_MIN_PX, min_confidence, min_reliable_px);
         let recall = posters.recall(FLOOR_RECALL_MIN_PX);
-        let mut breaches = Vec::new();
-        match gender_accuracy {
-            Some(a) if a >= self.min_gender_accuracy_40px => {}
-            Some(a) => breaches.push(format!(
-                "gender accuracy on faces >= 40 px is {:.1}%, below the floor {:.1}%",
-                a * 100.0,
-                self.min_gender_accuracy_40px * 100.0
-            )),
-            None => breaches
-                .push("no decided face of 40 px or more: cannot check the gender floor".into()),
-        }
-        match recall {
-            Some(r) if r >= self.min_recall_32px => {}
-            Some(r) => breaches.push(format!(
-                "detection recall on faces >= 32 px is {:.1}%, below the floor {:.1}%",
-                r * 100.0,
-                self.min_recall_32px * 100.0
-            )),
-            None => breaches
-                .push("no truth face of 32 px or more: cannot check the recall floor".into()),
-        }
+        let breaches = [
+            breach(
+                gender_accuracy,
+                self.min_gender_accuracy_40px,
+                "gender accuracy on faces >= 40 px",
+                "no decided face of 40 px or more: cannot check the gender floor",
+            ),
+            breach(
+                recall,
+                self.min_recall_32px,
+                "detection recall on faces >= 32 px",
+                "no truth face of 32 px or more: cannot check the recall floor",
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         FloorCheck {
             floor: self.clone(),
             gender_accuracy_40px: gender_accuracy,
             recall_32px: recall,
             breaches,
         }
+    }
+}
+
+/// Why `today` does not hold `floor`, if it does not: `figure` names it, `missing` says what
+/// is wrong when there is no figure at all.
+fn breach(today: Option<f64>, floor: f64, figure: &str, missing: &str) -> Option<String> {
+    match today {
+        Some(v) if v >= floor => None,
+        Some(v) => Some(format!(
+            "{figure} is {:.1}%, below the floor {:.1}%",
+            v * 100.0,
+            floor * 100.0
+        )),
+        None => Some(missing.to_string()),
     }
 }
 

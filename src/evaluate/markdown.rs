@@ -1,10 +1,9 @@
 //! The report in Markdown (EVALUATION.md): every table of a [`Report`], in a fixed order.
 
-use super::calibration::CALIBRATION_SOURCE_MIN_PX;
-use super::calibration::CalibrationReport;
+use super::calibration::{CALIBRATION_SOURCE_MIN_PX, CalibrationReport, SizeCell};
 use super::floor::{FLOOR_GENDER_MIN_PX, FLOOR_RECALL_MIN_PX};
 use super::matching::MATCH_IOU;
-use super::poster::GENDER_ERRORS_MIN_PX;
+use super::poster::{BucketCounts, GENDER_ERRORS_MIN_PX};
 use super::render::{CANVAS_GAP, CANVAS_SIDE, CROP_FACE_HEIGHTS};
 use super::report::{FloorSection, Report, Sweep, TrailerTable};
 use crate::config::AnalysisSettings;
@@ -125,52 +124,34 @@ fn header(out: &mut String, report: &Report) {
 
 fn posters(out: &mut String, report: &Report) {
     let _ = writeln!(out, "### Detection by face height\n");
-    table(
+    bucket_table(
         out,
+        report,
         &[
-            "face height",
-            "truth faces",
-            "found",
-            "recall",
-            "false positives",
+            ("truth faces", &|b| b.truth_faces.to_string()),
+            ("found", &|b| b.found.to_string()),
+            ("recall", &|b| ratio(b.found, b.truth_faces)),
+            ("false positives", &|b| b.false_positives.to_string()),
         ],
-        report.by_size.iter().map(|(name, b)| {
-            vec![
-                format!("{name} px"),
-                b.truth_faces.to_string(),
-                b.found.to_string(),
-                ratio(b.found, b.truth_faces),
-                b.false_positives.to_string(),
-            ]
-        }),
     );
     let _ = writeln!(
         out,
         "\n### Perceived gender by face height (min confidence {}, min reliable size {} px)\n",
         report.settings.min_attribute_confidence, report.settings.min_reliable_face_px
     );
-    table(
+    bucket_table(
         out,
+        report,
         &[
-            "face height",
-            "found faces",
-            "correct",
-            "wrong",
-            "unknown",
-            "accuracy of decided",
-            "unknown rate",
+            ("found faces", &|b| b.found.to_string()),
+            ("correct", &|b| b.correct.to_string()),
+            ("wrong", &|b| b.wrong.to_string()),
+            ("unknown", &|b| b.unknown.to_string()),
+            ("accuracy of decided", &|b| {
+                ratio(b.correct, b.correct + b.wrong)
+            }),
+            ("unknown rate", &|b| ratio(b.unknown, b.found)),
         ],
-        report.by_size.iter().map(|(name, b)| {
-            vec![
-                format!("{name} px"),
-                b.found.to_string(),
-                b.correct.to_string(),
-                b.wrong.to_string(),
-                b.unknown.to_string(),
-                ratio(b.correct, b.correct + b.wrong),
-                ratio(b.unknown, b.found),
-            ]
-        }),
     );
     let _ = writeln!(
         out,
@@ -201,6 +182,22 @@ fn posters(out: &mut String, report: &Report) {
             |gap| format!("{:+.1} points", gap * 100.0)
         )
     );
+}
+
+/// A column of a bucket table: its header and what it shows of a bucket.
+type BucketColumn<'a> = (&'a str, &'a dyn Fn(&BucketCounts) -> String);
+
+/// A table with one row per face-height bucket and the given columns.
+fn bucket_table(out: &mut String, report: &Report, columns: &[BucketColumn]) {
+    let header: Vec<&str> = std::iter::once("face height")
+        .chain(columns.iter().map(|c| c.0))
+        .collect();
+    let rows = report.by_size.iter().map(|(name, b)| {
+        std::iter::once(format!("{name} px"))
+            .chain(columns.iter().map(|c| (c.1)(b)))
+            .collect()
+    });
+    table(out, &header, rows);
 }
 
 fn trailer_table(out: &mut String, trailers: &TrailerTable) {
@@ -306,17 +303,16 @@ fn calibration(out: &mut String, cal: &CalibrationReport, settings: &AnalysisSet
             ]
         }),
     );
-    let cell_grid =
-        |out: &mut String, title: &str, cell: &dyn Fn(&super::calibration::SizeCell) -> String| {
-            let _ = writeln!(out, "\n{title}\n");
-            grid(
-                out,
-                "face height \\ min confidence",
-                &cal.confidences,
-                cal.cells.iter().map(|(h, row)| (format!("{h} px"), row)),
-                |row, i| cell(&row[i]),
-            );
-        };
+    let cell_grid = |out: &mut String, title: &str, cell: &dyn Fn(&SizeCell) -> String| {
+        let _ = writeln!(out, "\n{title}\n");
+        grid(
+            out,
+            "face height \\ min confidence",
+            &cal.confidences,
+            cal.cells.iter().map(|(h, row)| (format!("{h} px"), row)),
+            |row, i| cell(&row[i]),
+        );
+    };
     cell_grid(
         out,
         "Accuracy of decided labels / share of detected renders decided, by rendered face height and confidence threshold:",
@@ -390,4 +386,91 @@ fn floor_table(out: &mut String, floor: &FloorSection) {
         ],
     );
     out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Provenance;
+    use crate::evaluate::poster::tests::outcome;
+    use crate::evaluate::{Evaluation, LabelledSet, TrailerOutcome};
+
+    fn report() -> Report {
+        let mut eval = Evaluation::default();
+        eval.posters.faces.push(outcome("female", 60.0, Some(0.95)));
+        eval.posters.faces.push(outcome("male", 60.0, Some(0.05)));
+        eval.posters.faces.push(outcome("male", 12.0, None));
+        eval.trailers.push(TrailerOutcome {
+            media: "t.mp4".into(),
+            truth_persons: [("female".to_string(), 2)].into(),
+            found_persons: [("male".to_string(), 1)].into(),
+            truth_seconds: [("female".to_string(), 8.0)].into(),
+            found_seconds: [("male".to_string(), 3.0)].into(),
+        });
+        eval.failures.push(("x.jpg".into(), "broken".into()));
+        let provenance = Provenance {
+            pipeline_version: "9.9.9".into(),
+            runtime_sha256: "abc".into(),
+            models: vec![],
+            settings: Default::default(),
+        };
+        let labelled = LabelledSet {
+            images: 2,
+            faces: 3,
+            trailers: 1,
+        };
+        Report::new(
+            "regard evaluate --truth t.json".into(),
+            provenance,
+            &AnalysisSettings::default(),
+            labelled,
+            &eval,
+            &[],
+            None,
+        )
+    }
+
+    #[test]
+    fn every_table_row_has_as_many_cells_as_its_header() {
+        let md = markdown(&report());
+        let mut tables = 0;
+        let mut columns = None;
+        for line in md.lines() {
+            match (line.starts_with('|'), columns) {
+                (true, None) => {
+                    columns = Some(line.matches(" |").count());
+                    tables += 1;
+                }
+                (true, Some(n)) if line.starts_with("|---") => {
+                    assert_eq!(line.matches("---|").count(), n, "{line}");
+                }
+                (true, Some(n)) => assert_eq!(line.matches(" |").count(), n, "{line}"),
+                (false, _) => columns = None,
+            }
+        }
+        // Detection, gender, errors, trailers, sweep, calibration (three): eight tables.
+        assert_eq!(tables, 8, "{md}");
+    }
+
+    #[test]
+    fn the_report_shows_the_figures_and_a_dash_where_there_is_none() {
+        let md = markdown(&report());
+        for expected in [
+            "Produced by `regard evaluate --truth t.json` on ",
+            "Labelled set: 2 images with 3 faces, 1 trailers.",
+            "| <20 px | 1 | 0 | 0.0% | 0 |\n",
+            "| 40-80 px | 2 | 2 | 100.0% | 0 |\n",
+            "| 20-40 px | 0 | 0 | – | 0 |\n",
+            "| female | 1 | 0.0% (0) | 0.0% (0) |\n",
+            "Bias figure (error rate for women minus error rate for men): +0.0 points\n",
+            "| t.mp4 | female | 2 | 0 | -2 | 8.0 | 0.0 | -100.0% |\n",
+            "| t.mp4 | male | 0 | 1 | +1 | 0.0 | 3.0 | – |\n",
+            "per gender): female -2, male +1.\n",
+            "### Inputs that failed\n\n- x.jpg: broken\n",
+            "No rendered height meets the rule at any threshold",
+        ] {
+            assert!(md.contains(expected), "missing {expected:?} in\n{md}");
+        }
+        assert!(!md.contains("### CI floor"), "no floor was given");
+    }
 }
