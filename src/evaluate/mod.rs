@@ -4,7 +4,7 @@
 //! calibration that chooses the attribute thresholds. The truth format is documented in
 //! fixtures/README.md.
 //!
-//! [`evaluate`] runs a loaded pipeline over the set and returns a [`Report`]; [`markdown`]
+//! [`evaluate()`] runs a loaded pipeline over the set and returns a [`Report`]; [`markdown()`]
 //! renders it. Nothing here prints: `regard evaluate` (`cli::evaluate`) does.
 
 pub mod calibration;
