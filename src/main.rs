@@ -55,7 +55,7 @@ fn main() -> ExitCode {
                 regard::cli::persons::run_import(args).await
             }
             Command::Retention(args) => regard::cli::persons::run_retention(args).await,
-            Command::Evaluate(args) => regard::evaluate::run(args).await,
+            Command::Evaluate(args) => regard::cli::evaluate::run(args).await,
             Command::Bench(regard::cli::BenchCommand::Posters(args)) => {
                 regard::cli::bench::run_posters(args).await.map(|_| true)
             }

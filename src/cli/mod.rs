@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod bench;
+pub mod evaluate;
 pub mod persons;
 pub mod worker;
 

@@ -1,0 +1,478 @@
+//! The report in Markdown (EVALUATION.md): every table of a [`Report`], in a fixed order.
+
+use super::calibration::{CALIBRATION_SOURCE_MIN_PX, CalibrationReport, SizeCell};
+use super::floor::{FLOOR_GENDER_MIN_PX, FLOOR_RECALL_MIN_PX};
+use super::matching::MATCH_IOU;
+use super::poster::{BucketCounts, GENDER_ERRORS_MIN_PX};
+use super::render::{CANVAS_GAP, CANVAS_SIDE, CROP_FACE_HEIGHTS};
+use super::report::{FloorSection, Report, Sweep, TrailerTable};
+use crate::config::AnalysisSettings;
+use std::fmt::Write;
+
+fn ratio(num: u32, den: u32) -> String {
+    if den == 0 {
+        "–".into()
+    } else {
+        format!("{:.1}%", 100.0 * num as f64 / den as f64)
+    }
+}
+
+fn percent(x: Option<f64>) -> String {
+    x.map_or_else(|| "–".into(), |v| format!("{:.1}%", 100.0 * v))
+}
+
+fn two_places(x: Option<f64>) -> String {
+    x.map_or_else(|| "–".to_string(), |v| format!("{v:.2}"))
+}
+
+/// A Markdown table: the header row, the rule, one line per row.
+fn table<R: AsRef<str>>(
+    out: &mut String,
+    header: &[R],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) {
+    let line = |out: &mut String, cells: &mut dyn Iterator<Item = &str>| {
+        out.push('|');
+        for c in cells {
+            let _ = write!(out, " {c} |");
+        }
+        out.push('\n');
+    };
+    line(out, &mut header.iter().map(AsRef::as_ref));
+    out.push('|');
+    for _ in header {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    for row in rows {
+        line(out, &mut row.iter().map(String::as_str));
+    }
+}
+
+/// A table with one column per confidence threshold.
+fn grid<T>(
+    out: &mut String,
+    corner: &str,
+    confidences: &[f32],
+    rows: impl IntoIterator<Item = (String, T)>,
+    cell: impl Fn(&T, usize) -> String,
+) {
+    let header: Vec<String> = std::iter::once(corner.to_string())
+        .chain(confidences.iter().map(f32::to_string))
+        .collect();
+    let rows = rows.into_iter().map(|(label, values)| {
+        std::iter::once(label)
+            .chain((0..confidences.len()).map(|i| cell(&values, i)))
+            .collect()
+    });
+    table(out, &header, rows);
+}
+
+/// The whole report.
+pub fn markdown(report: &Report) -> String {
+    let mut out = String::new();
+    header(&mut out, report);
+    posters(&mut out, report);
+    if let Some(trailers) = &report.trailers {
+        trailer_table(&mut out, trailers);
+    }
+    if !report.failures.is_empty() {
+        let _ = writeln!(out, "### Inputs that failed\n");
+        for (media, error) in &report.failures {
+            let _ = writeln!(out, "- {media}: {error}");
+        }
+        out.push('\n');
+    }
+    sweep(&mut out, &report.sweep);
+    out.push('\n');
+    calibration(&mut out, &report.calibration, &report.settings);
+    if let Some(floor) = &report.floor {
+        floor_table(&mut out, floor);
+    }
+    out
+}
+
+fn header(out: &mut String, report: &Report) {
+    let prov = &report.provenance;
+    let _ = writeln!(out, "# Evaluation\n");
+    let _ = writeln!(
+        out,
+        "Produced by `{}` on {} (regard {}, algorithm version {}).\n",
+        report.invocation,
+        report.date.format("%Y-%m-%d"),
+        prov.pipeline_version,
+        prov.algorithm_version
+    );
+    let _ = writeln!(out, "Models:\n");
+    for m in &prov.models {
+        let _ = writeln!(
+            out,
+            "- {} ({}): `{}` sha256 `{}`",
+            m.name, m.role, m.file, m.sha256
+        );
+    }
+    let _ = writeln!(
+        out,
+        "- ONNX Runtime library sha256 `{}`\n",
+        prov.runtime_sha256
+    );
+    let _ = writeln!(
+        out,
+        "Labelled set: {} images with {} faces, {} trailers. Faces are matched to truth boxes one-to-one by IoU ≥ {MATCH_IOU}.\n",
+        report.labelled.images, report.labelled.faces, report.labelled.trailers
+    );
+}
+
+fn posters(out: &mut String, report: &Report) {
+    let _ = writeln!(out, "### Detection by face height\n");
+    bucket_table(
+        out,
+        report,
+        &[
+            ("truth faces", &|b| b.truth_faces.to_string()),
+            ("found", &|b| b.found.to_string()),
+            ("recall", &|b| ratio(b.found, b.truth_faces)),
+            ("false positives", &|b| b.false_positives.to_string()),
+        ],
+    );
+    let _ = writeln!(
+        out,
+        "\n### Perceived gender by face height (min confidence {}, min reliable size {} px)\n",
+        report.settings.min_attribute_confidence, report.settings.min_reliable_face_px
+    );
+    bucket_table(
+        out,
+        report,
+        &[
+            ("found faces", &|b| b.found.to_string()),
+            ("correct", &|b| b.correct.to_string()),
+            ("wrong", &|b| b.wrong.to_string()),
+            ("unknown", &|b| b.unknown.to_string()),
+            ("accuracy of decided", &|b| {
+                ratio(b.correct, b.correct + b.wrong)
+            }),
+            ("unknown rate", &|b| ratio(b.unknown, b.found)),
+        ],
+    );
+    let _ = writeln!(
+        out,
+        "\n### Errors for women and for men (found faces of {GENDER_ERRORS_MIN_PX} px and more)\n"
+    );
+    table(
+        out,
+        &[
+            "truth",
+            "found faces",
+            "labelled the other gender",
+            "unknown",
+        ],
+        report.by_gender.iter().map(|(gender, e)| {
+            vec![
+                gender.to_string(),
+                e.faces.to_string(),
+                format!("{} ({})", ratio(e.wrong, e.faces), e.wrong),
+                format!("{} ({})", ratio(e.unknown, e.faces), e.unknown),
+            ]
+        }),
+    );
+    let _ = writeln!(
+        out,
+        "\nBias figure (error rate for women minus error rate for men): {}\n",
+        report.bias().map_or_else(
+            || "–".to_string(),
+            |gap| format!("{:+.1} points", gap * 100.0)
+        )
+    );
+}
+
+/// A column of a bucket table: its header and what it shows of a bucket.
+type BucketColumn<'a> = (&'a str, &'a dyn Fn(&BucketCounts) -> String);
+
+/// A table with one row per face-height bucket and the given columns.
+fn bucket_table(out: &mut String, report: &Report, columns: &[BucketColumn]) {
+    let header: Vec<&str> = std::iter::once("face height")
+        .chain(columns.iter().map(|c| c.0))
+        .collect();
+    let rows = report.by_size.iter().map(|(name, b)| {
+        std::iter::once(format!("{name} px"))
+            .chain(columns.iter().map(|c| (c.1)(b)))
+            .collect()
+    });
+    table(out, &header, rows);
+}
+
+fn trailer_table(out: &mut String, trailers: &TrailerTable) {
+    let _ = writeln!(out, "### Trailers\n");
+    table(
+        out,
+        &[
+            "trailer",
+            "gender",
+            "persons (truth)",
+            "persons (found)",
+            "distinct-persons error (found − truth)",
+            "person-seconds (truth)",
+            "person-seconds (found)",
+            "screen-time error",
+        ],
+        trailers.rows.iter().map(|r| {
+            vec![
+                r.media.clone(),
+                r.gender.clone(),
+                r.truth_persons.to_string(),
+                r.found_persons.to_string(),
+                format!("{:+}", r.person_error()),
+                format!("{:.1}", r.truth_seconds),
+                format!("{:.1}", r.found_seconds),
+                r.screen_time_error_pct()
+                    .map_or_else(|| "–".into(), |e| format!("{e:+.1}%")),
+            ]
+        }),
+    );
+    let summary: Vec<String> = trailers
+        .person_errors
+        .iter()
+        .map(|(g, e)| format!("{g} {e:+}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nDistinct-persons error over all trailers (found − truth, per gender): {}.",
+        summary.join(", ")
+    );
+    out.push('\n');
+}
+
+fn sweep(out: &mut String, sweep: &Sweep) {
+    let _ = writeln!(
+        out,
+        "### Calibration sweep: accuracy of decided faces / share of found faces decided\n"
+    );
+    grid(
+        out,
+        "min reliable px \\ min confidence",
+        &sweep.confidences,
+        sweep.rows.iter().map(|(px, row)| (px.to_string(), row)),
+        |row, i| {
+            let d = row[i];
+            format!(
+                "{} / {}",
+                ratio(d.correct, d.decided),
+                ratio(d.decided, d.found)
+            )
+        },
+    );
+}
+
+fn calibration(out: &mut String, cal: &CalibrationReport, settings: &AnalysisSettings) {
+    let _ = writeln!(out, "### Face-size calibration\n");
+    let _ = writeln!(
+        out,
+        "Sources: the {} truth faces of {CALIBRATION_SOURCE_MIN_PX} px and more ({} of women), {} distinct people ({} women, {} men). Each is cut out ({CROP_FACE_HEIGHTS} face heights square, other faces greyed), downscaled by area averaging so that the face is each height below tall, as is and mirrored ({} renders in all), packed {CANVAS_GAP} px apart on neutral grey {CANVAS_SIDE}×{CANVAS_SIDE} canvases, and run through the detector (score ≥ {}, every size looked for) and the attribute models (mirror averaging {}). A render counts as detected when a detection overlaps its box by IoU ≥ {MATCH_IOU}. The pipeline itself does not report faces below min_face_px = {} px.\n",
+        cal.sources,
+        cal.sources_of_women,
+        cal.people,
+        cal.women,
+        cal.people - cal.women,
+        cal.renders,
+        settings.detection_score_threshold,
+        if settings.mirror_average { "on" } else { "off" },
+        settings.min_face_px,
+    );
+    table(
+        out,
+        &[
+            "face height",
+            "renders",
+            "detected",
+            "mean detected height",
+            "mean P(true gender) women",
+            "mean P(true gender) men",
+            "lowest P(true gender) women",
+            "lowest P(true gender) men",
+        ],
+        cal.by_height.iter().map(|r| {
+            vec![
+                format!("{} px", r.height_px),
+                r.renders.to_string(),
+                format!("{} ({})", r.detected, ratio(r.detected, r.renders)),
+                r.mean_detected_px
+                    .map_or_else(|| "–".to_string(), |v| format!("{v:.1} px")),
+                two_places(r.mean_p_true_women),
+                two_places(r.mean_p_true_men),
+                two_places(r.lowest_p_true_women),
+                two_places(r.lowest_p_true_men),
+            ]
+        }),
+    );
+    let cell_grid = |out: &mut String, title: &str, cell: &dyn Fn(&SizeCell) -> String| {
+        let _ = writeln!(out, "\n{title}\n");
+        grid(
+            out,
+            "face height \\ min confidence",
+            &cal.confidences,
+            cal.cells.iter().map(|(h, row)| (format!("{h} px"), row)),
+            |row, i| cell(&row[i]),
+        );
+    };
+    cell_grid(
+        out,
+        "Accuracy of decided labels / share of detected renders decided, by rendered face height and confidence threshold:",
+        &|c| {
+            format!(
+                "{} / {}",
+                percent(c.accuracy()),
+                ratio(c.decided, c.detected)
+            )
+        },
+    );
+    cell_grid(
+        out,
+        "Error rate for women / error rate for men (detected women labelled male / detected men labelled female):",
+        &|c| format!("{} / {}", percent(c.women_error()), percent(c.men_error())),
+    );
+    let rule = cal.rule;
+    let _ = writeln!(
+        out,
+        "\nRule: a size and a confidence threshold are acceptable together when, at every rendered height from that size up, the decided labels are at least {:.0}% right and the error rates for women and for men differ by at most {:.0} points. min_reliable_face_px is the smallest rendered height with an acceptable threshold; min_attribute_confidence is, among the thresholds acceptable at that height, the one that decides the most renders of that height (the lowest on a tie).\n",
+        rule.min_accuracy * 100.0,
+        rule.max_gender_gap * 100.0
+    );
+    match cal.choice {
+        Some(choice) => {
+            let agrees = choice.min_reliable_face_px as f32 == settings.min_reliable_face_px
+                && choice.min_attribute_confidence == settings.min_attribute_confidence;
+            let _ = writeln!(
+                out,
+                "Chosen by the rule: min_reliable_face_px = {}, min_attribute_confidence = {}. In use for this evaluation: {} and {} ({}).\n",
+                choice.min_reliable_face_px,
+                choice.min_attribute_confidence,
+                settings.min_reliable_face_px,
+                settings.min_attribute_confidence,
+                if agrees {
+                    "the same"
+                } else {
+                    "DIFFERENT from the rule's choice"
+                }
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "No rendered height meets the rule at any threshold: the thresholds in use ({} px, {}) are not supported by this calibration.\n",
+                settings.min_reliable_face_px, settings.min_attribute_confidence
+            );
+        }
+    }
+}
+
+fn floor_table(out: &mut String, floor: &FloorSection) {
+    let check = &floor.check;
+    let _ = writeln!(out, "### CI floor ({})\n", floor.source);
+    table(
+        out,
+        &["figure", "today", "floor"],
+        [
+            vec![
+                format!(
+                    "accuracy of decided gender labels, found faces of {FLOOR_GENDER_MIN_PX} px and more"
+                ),
+                percent(check.gender_accuracy_40px),
+                percent(Some(check.floor.min_gender_accuracy_40px)),
+            ],
+            vec![
+                format!("detection recall, faces of {FLOOR_RECALL_MIN_PX} px and more"),
+                percent(check.recall_32px),
+                percent(Some(check.floor.min_recall_32px)),
+            ],
+        ],
+    );
+    out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Provenance;
+    use crate::evaluate::poster::tests::outcome;
+    use crate::evaluate::{Evaluation, LabelledSet, TrailerOutcome};
+
+    fn report() -> Report {
+        let mut eval = Evaluation::default();
+        eval.posters.faces.push(outcome("female", 60.0, Some(0.95)));
+        eval.posters.faces.push(outcome("male", 60.0, Some(0.05)));
+        eval.posters.faces.push(outcome("male", 12.0, None));
+        eval.trailers.push(TrailerOutcome {
+            media: "t.mp4".into(),
+            truth_persons: [("female".to_string(), 2)].into(),
+            found_persons: [("male".to_string(), 1)].into(),
+            truth_seconds: [("female".to_string(), 8.0)].into(),
+            found_seconds: [("male".to_string(), 3.0)].into(),
+        });
+        eval.failures.push(("x.jpg".into(), "broken".into()));
+        let provenance = Provenance {
+            pipeline_version: "9.9.9".into(),
+            algorithm_version: 7,
+            runtime_sha256: "abc".into(),
+            models: vec![],
+            settings: Default::default(),
+        };
+        let labelled = LabelledSet {
+            images: 2,
+            faces: 3,
+            trailers: 1,
+        };
+        Report::new(
+            "regard evaluate --truth t.json".into(),
+            provenance,
+            &AnalysisSettings::default(),
+            labelled,
+            &eval,
+            &[],
+            None,
+        )
+    }
+
+    #[test]
+    fn every_table_row_has_as_many_cells_as_its_header() {
+        let md = markdown(&report());
+        let mut tables = 0;
+        let mut columns = None;
+        for line in md.lines() {
+            match (line.starts_with('|'), columns) {
+                (true, None) => {
+                    columns = Some(line.matches(" |").count());
+                    tables += 1;
+                }
+                (true, Some(n)) if line.starts_with("|---") => {
+                    assert_eq!(line.matches("---|").count(), n, "{line}");
+                }
+                (true, Some(n)) => assert_eq!(line.matches(" |").count(), n, "{line}"),
+                (false, _) => columns = None,
+            }
+        }
+        // Detection, gender, errors, trailers, sweep, calibration (three): eight tables.
+        assert_eq!(tables, 8, "{md}");
+    }
+
+    #[test]
+    fn the_report_shows_the_figures_and_a_dash_where_there_is_none() {
+        let md = markdown(&report());
+        for expected in [
+            "Produced by `regard evaluate --truth t.json` on ",
+            "Labelled set: 2 images with 3 faces, 1 trailers.",
+            "| <20 px | 1 | 0 | 0.0% | 0 |\n",
+            "| 40-80 px | 2 | 2 | 100.0% | 0 |\n",
+            "| 20-40 px | 0 | 0 | – | 0 |\n",
+            "| female | 1 | 0.0% (0) | 0.0% (0) |\n",
+            "Bias figure (error rate for women minus error rate for men): +0.0 points\n",
+            "| t.mp4 | female | 2 | 0 | -2 | 8.0 | 0.0 | -100.0% |\n",
+            "| t.mp4 | male | 0 | 1 | +1 | 0.0 | 3.0 | – |\n",
+            "per gender): female -2, male +1.\n",
+            "### Inputs that failed\n\n- x.jpg: broken\n",
+            "No rendered height meets the rule at any threshold",
+        ] {
+            assert!(md.contains(expected), "missing {expected:?} in\n{md}");
+        }
+        assert!(!md.contains("### CI floor"), "no floor was given");
+    }
+}

@@ -1,0 +1,160 @@
+//! Measuring the pipeline honestly on a labelled set: detection recall and false positives by
+//! face size, gender accuracy and `unknown` rate by face size, error rates for women and men
+//! separately, for trailers the error on distinct persons and screen time, and the face-size
+//! calibration that chooses the attribute thresholds. The truth format is documented in
+//! fixtures/README.md.
+//!
+//! [`evaluate()`] runs a loaded pipeline over the set and returns a [`Report`]; [`markdown()`]
+//! renders it. Nothing here prints: `regard evaluate` (`cli::evaluate`) does.
+
+pub mod calibration;
+pub mod floor;
+pub mod markdown;
+pub mod matching;
+pub mod poster;
+pub mod render;
+pub mod report;
+pub mod trailer;
+pub mod truth;
+
+pub use calibration::{CalibrationChoice, CalibrationReport, CalibrationRule, SizeRender};
+pub use floor::{Floor, FloorCheck};
+pub use markdown::markdown;
+pub use matching::{MATCH_IOU, match_faces};
+pub use poster::{FaceOutcome, PosterOutcomes};
+pub use report::{LabelledSet, Report};
+pub use trailer::TrailerOutcome;
+pub use truth::{FaceTruth, ImageTruth, PersonTruth, TrailerTruth, Truth};
+
+use crate::config::Limits;
+use crate::domain::Analysis;
+use crate::media::fetch::{FetchPolicy, Fetcher};
+use crate::pipeline::Pipeline;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What the pipeline made of every labelled input.
+#[derive(Debug, Default)]
+pub struct Evaluation {
+    pub posters: PosterOutcomes,
+    pub trailers: Vec<TrailerOutcome>,
+    /// Inputs that could not be analysed: (media, error).
+    pub failures: Vec<(String, String)>,
+}
+
+/// Run `pipeline` over every input of `truth` (paths relative to `base`) and over the
+/// face-size renders of its large faces, and report at the pipeline's settings. `invocation`
+/// is the command line the report says produced it; `floor` (with where it was read from) adds
+/// the CI floor and its breaches.
+pub async fn evaluate(
+    pipeline: Arc<Pipeline>,
+    limits: &Limits,
+    truth: &Truth,
+    base: &Path,
+    invocation: String,
+    floor: Option<(&Floor, String)>,
+) -> anyhow::Result<Report> {
+    let eval = analyse_labelled(&pipeline, limits, truth, base).await;
+    let renders = calibrate(&pipeline, limits, truth, base).await?;
+    let labelled = LabelledSet {
+        images: truth.images.len(),
+        faces: eval.posters.faces.len(),
+        trailers: truth.trailers.len(),
+    };
+    Ok(Report::new(
+        invocation,
+        pipeline.provenance(),
+        pipeline.settings(),
+        labelled,
+        &eval,
+        &renders,
+        floor,
+    ))
+}
+
+/// Analyse every poster and trailer of the truth as `regard analyze` would; an input that
+/// fails is recorded with its error, not fatal.
+pub async fn analyse_labelled(
+    pipeline: &Arc<Pipeline>,
+    limits: &Limits,
+    truth: &Truth,
+    base: &Path,
+) -> Evaluation {
+    let fetcher = Fetcher::new(FetchPolicy::cli(limits.clone()));
+    let mut eval = Evaluation::default();
+    let names: Vec<(String, bool)> = truth
+        .images
+        .keys()
+        .map(|k| (k.clone(), false))
+        .chain(truth.trailers.keys().map(|k| (k.clone(), true)))
+        .collect();
+    for (name, is_trailer) in names {
+        let path = base.join(&name);
+        let outcome: anyhow::Result<Analysis> = async {
+            let media = fetcher.fetch(&path.display().to_string()).await?;
+            let p = Arc::clone(pipeline);
+            let out =
+                tokio::task::spawn_blocking(move || p.analyze(&media, false, &|_| {})).await??;
+            Ok(out.analysis)
+        }
+        .await;
+        match (outcome, is_trailer) {
+            (Ok(Analysis::Poster(p)), false) => {
+                eval.posters.add_image(&name, &truth.images[&name], &p)
+            }
+            (Ok(Analysis::Trailer(t)), true) => {
+                eval.trailers
+                    .push(TrailerOutcome::new(&name, &truth.trailers[&name], &t))
+            }
+            (Ok(_), _) => eval
+                .failures
+                .push((name.clone(), "analysed as the wrong kind of media".into())),
+            (Err(e), _) => eval.failures.push((name.clone(), format!("{e:#}"))),
+        }
+        tracing::info!(media = %name, "evaluated");
+    }
+    eval
+}
+
+/// The face-size renders of every image with a face large enough to be a source.
+pub async fn calibrate(
+    pipeline: &Arc<Pipeline>,
+    limits: &Limits,
+    truth: &Truth,
+    base: &Path,
+) -> anyhow::Result<Vec<SizeRender>> {
+    let p = Arc::clone(pipeline);
+    let sources: Vec<(String, PathBuf, ImageTruth)> = truth
+        .images
+        .iter()
+        .filter(|(_, t)| {
+            t.faces
+                .iter()
+                .any(|f| f.height() >= calibration::CALIBRATION_SOURCE_MIN_PX)
+        })
+        .map(|(name, t)| (name.clone(), base.join(name), t.clone()))
+        .collect();
+    let limits = limits.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<SizeRender>> {
+        let mut all = Vec::new();
+        for (name, path, image_truth) in &sources {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let decoded = crate::media::image::decode_image(name, &bytes, &limits)?;
+            all.extend(
+                render::calibrate_image(
+                    p.vision(),
+                    p.settings(),
+                    name,
+                    &decoded.image,
+                    image_truth,
+                )
+                .with_context(|| format!("{name}: size calibration failed"))?,
+            );
+            tracing::info!(media = %name, "size calibration");
+        }
+        Ok(all)
+    })
+    .await?
+}
