@@ -265,7 +265,7 @@ impl Pipeline {
             statistics,
             provenance: self.provenance_for(s),
         };
-        let pictures = want_pictures.then(|| PictureData::Poster {
+        let pictures = want_pictures.then_some(PictureData::Poster {
             image: decoded.image,
         });
         let work = Work::from_clock(&clock, 1, analysis.faces.len() as u64);

@@ -106,7 +106,7 @@ pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Models,
                 let attribute = spec.attribute.clone().unwrap_or_default();
                 // Perceived origin and the like run only when the operator named them.
                 if manifest.is_sensitive(&attribute)
-                    && !options.enable_sensitive.iter().any(|a| *a == attribute)
+                    && !options.enable_sensitive.contains(&attribute)
                 {
                     continue;
                 }
