@@ -104,7 +104,8 @@ pub struct DetectOptions {
     pub min_face_px: f32,
 }
 
-/// Finds faces in one image.
+/// Finds faces in one image. Models take `&self` and are `Sync`: one model set serves every
+/// thread of a worker slot (ONNX sessions lock inside).
 pub trait FaceDetector: Send + Sync {
     /// What produced the boxes (provenance).
     fn model(&self) -> ModelRef;
@@ -473,5 +474,142 @@ mod tests {
     fn vision_is_shareable_between_threads() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Vision>();
+    }
+
+    fn fake_ref(name: &str) -> ModelRef {
+        ModelRef {
+            name: name.into(),
+            role: "fake".into(),
+            file: String::new(),
+            sha256: String::new(),
+        }
+    }
+
+    struct NoFaces;
+
+    impl FaceDetector for NoFaces {
+        fn model(&self) -> ModelRef {
+            fake_ref("no-faces")
+        }
+
+        fn detect(&self, _: &RgbImage, _: &DetectOptions) -> Result<Vec<Detection>, VisionError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// Row = [mean brightness of the chip's left half, of its right half]; `extra` rows more
+    /// than asked for.
+    struct Halves {
+        extra: usize,
+    }
+
+    impl AttributeModel for Halves {
+        fn model(&self) -> ModelRef {
+            fake_ref("halves")
+        }
+
+        fn chip(&self) -> ChipSpec {
+            ChipSpec {
+                align: AlignSpec {
+                    template: manifest::AlignTemplate::Dlib5,
+                    padding: 0.2,
+                },
+                width: 32,
+                height: 32,
+            }
+        }
+
+        fn probabilities(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>, VisionError> {
+            let half = |c: &RgbImage, left: bool| {
+                let px: Vec<f32> = c
+                    .enumerate_pixels()
+                    .filter(|(x, _, _)| (*x < 16) == left)
+                    .map(|(_, _, p)| f32::from(p.0[0]) / 255.0)
+                    .collect();
+                px.iter().sum::<f32>() / px.len() as f32
+            };
+            let mut rows: Vec<Vec<f32>> = chips
+                .iter()
+                .map(|c| vec![half(c, true), half(c, false)])
+                .collect();
+            rows.extend((0..self.extra).map(|_| vec![0.5, 0.5]));
+            Ok(rows)
+        }
+    }
+
+    fn halves_vision(extra: usize) -> Vision {
+        Vision::new(Models {
+            runtime_sha256: "none".into(),
+            detector: Box::new(NoFaces),
+            classifiers: vec![Classifier {
+                attribute: "side".into(),
+                labels: vec!["left".into(), "right".into()],
+                model: Box::new(Halves { extra }),
+            }],
+            age: None,
+            embedder: None,
+        })
+    }
+
+    /// A face on the boundary between a white left half and a black right half.
+    fn split_face() -> (RgbImage, Detection) {
+        let image = RgbImage::from_fn(200, 200, |x, _| {
+            image::Rgb(if x < 100 { [255; 3] } else { [0; 3] })
+        });
+        let p = |x: f32, y: f32| [60.0 + 80.0 * x, 60.0 + 80.0 * y];
+        let face = Detection {
+            bbox: BoundingBox {
+                x: 60.0,
+                y: 60.0,
+                width: 80.0,
+                height: 80.0,
+            },
+            landmarks: [
+                p(0.3, 0.4),
+                p(0.7, 0.4),
+                p(0.5, 0.6),
+                p(0.35, 0.8),
+                p(0.65, 0.8),
+            ],
+            score: 0.9,
+        };
+        (image, face)
+    }
+
+    #[test]
+    fn mirror_averaging_averages_each_face_with_its_mirror_image() {
+        let v = halves_vision(0);
+        let (image, face) = split_face();
+        let faces = std::slice::from_ref(&face);
+        let plain = v.perceive_with(&image, faces, false).unwrap();
+        let probs = &plain[0].classes[0].1;
+        assert!(probs["left"] > 0.9 && probs["right"] < 0.1, "{probs:?}");
+        let mirrored = v.perceive_with(&image, faces, true).unwrap();
+        let probs = &mirrored[0].classes[0].1;
+        assert_eq!(probs["left"], probs["right"], "{probs:?}");
+        assert_eq!(
+            v.attributes(),
+            [(
+                "side".to_string(),
+                vec!["left".to_string(), "right".to_string()]
+            )]
+        );
+        assert_eq!(v.models().len(), 2);
+        assert!(!v.has_age());
+        assert!(matches!(
+            v.embed(&image, faces),
+            Err(VisionError::EmbeddingsDisabled)
+        ));
+    }
+
+    #[test]
+    fn a_model_giving_a_row_too_many_is_an_inference_error_naming_it() {
+        let v = halves_vision(1);
+        let (image, face) = split_face();
+        let e = v.perceive(&image, &[face]).unwrap_err();
+        assert!(
+            matches!(&e, VisionError::Inference { model, .. } if model == "halves"),
+            "{e}"
+        );
     }
 }
