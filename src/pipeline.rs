@@ -3,37 +3,34 @@
 
 use crate::config::{AnalysisSettings, Limits};
 use crate::domain::{
-    AgeEstimate, Analysis, AttributeEstimate, Detection, Face, MediaInfo, PosterAnalysis,
-    Provenance, TrailerAnalysis, UNKNOWN,
+    AgeEstimate, Analysis, AttributeEstimate, BoundingBox, Detection, Face, MediaInfo,
+    PosterAnalysis, Provenance, TrailerAnalysis, UNKNOWN,
 };
 use crate::media::MediaError;
 use crate::media::fetch::FetchedMedia;
 use crate::media::image::decode_image;
 use crate::media::video::{SamplerOptions, VideoError, VideoSampler};
-use crate::report::pictures::{SheetFrame, annotate_faces, contact_sheet, timeline_chart};
 use crate::stats;
-use crate::track::{FrameObservation, FrameSignature, TrackError, Tracker};
+use crate::track::{FrameObservation, FrameSignature, Snapshot, TrackError, Tracker};
 use crate::vision::{Perception, Vision, VisionError};
 use image::RgbImage;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// Pictures for a person to check the result, made only when asked for.
-pub enum Pictures {
-    Poster {
-        annotated: RgbImage,
-    },
-    Trailer {
-        contact_sheet: RgbImage,
-        timeline: RgbImage,
-    },
+/// What the pictures a person checks a result with are drawn from (`report::pictures` draws
+/// them), kept only when asked for.
+pub enum PictureData {
+    /// The decoded poster; its faces are in the analysis.
+    Poster { image: RgbImage },
+    /// At most `SHEET_FRAMES` sampled frames spread evenly over the trailer, downscaled.
+    Trailer { frames: Vec<Snapshot> },
 }
 
 pub struct AnalysisOutput {
     pub analysis: Analysis,
-    pub pictures: Option<Pictures>,
-    /// Wall-clock seconds per stage (decode, detect, perceive, embed, track, statistics,
-    /// pictures): where the time goes, for benchmarks and the database's timings.
+    pub pictures: Option<PictureData>,
+    /// Wall-clock seconds per stage (decode, detect, perceive, embed, track, statistics):
+    /// where the time goes, for benchmarks and the database's timings.
     pub stage_seconds: BTreeMap<&'static str, f64>,
     /// What the analysis cost (for metrics; not part of the result).
     pub work: Work,
@@ -258,11 +255,6 @@ impl Pipeline {
                 &s.age_bands(),
             )
         });
-        let pictures = want_pictures.then(|| {
-            clock.time("pictures", || Pictures::Poster {
-                annotated: annotate_faces(&decoded.image, &faces),
-            })
-        });
         let analysis = PosterAnalysis {
             media: self.media_info(
                 media,
@@ -274,6 +266,9 @@ impl Pipeline {
             statistics,
             provenance: self.provenance_for(s),
         };
+        let pictures = want_pictures.then_some(PictureData::Poster {
+            image: decoded.image,
+        });
         let work = Work::from_clock(&clock, 1, analysis.faces.len() as u64);
         Ok(AnalysisOutput {
             analysis: Analysis::Poster(analysis),
@@ -375,7 +370,9 @@ impl Pipeline {
         };
         let mut tracker = Tracker::new(interval, s.clone()).map_err(track_err)?;
         let mut clock = StageClock::default();
-        let mut sheet: Vec<(usize, f64, RgbImage, f32, Vec<Face>)> = Vec::new();
+        // Thumbnails for the pictures, with the face boxes in thumbnail pixels; the person of
+        // each face is known once tracking is finished.
+        let mut sheet: Vec<(usize, f64, RgbImage, Vec<BoundingBox>)> = Vec::new();
         let mut index = 0usize;
         let mut previous: Option<(FrameSignature, usize)> = None;
         let mut since_embedding = 0usize;
@@ -444,7 +441,19 @@ impl Pipeline {
                         SHEET_THUMB_WIDTH,
                         (frame.image.height() as f32 * scale).round().max(1.0) as u32,
                     );
-                    sheet.push((index, frame.t, thumb, scale, faces.clone()));
+                    let boxes = faces
+                        .iter()
+                        .map(|f| {
+                            let b = f.bbox;
+                            BoundingBox {
+                                x: b.x * scale,
+                                y: b.y * scale,
+                                width: b.width * scale,
+                                height: b.height * scale,
+                            }
+                        })
+                        .collect();
+                    sheet.push((index, frame.t, thumb, boxes));
                 }
                 previous = Some((signature.clone(), faces.len()));
                 faces_seen += faces.len() as u64;
@@ -514,40 +523,19 @@ impl Pipeline {
             timeline: tracking.timeline.clone(),
             provenance: self.provenance_for(s),
         };
-        let pictures = want_pictures.then(|| {
-            let frames: Vec<SheetFrame> = sheet
+        let pictures = want_pictures.then(|| PictureData::Trailer {
+            frames: sheet
                 .into_iter()
-                .map(|(i, t, thumbnail, scale, faces)| SheetFrame {
+                .map(|(i, t, thumbnail, boxes)| Snapshot {
                     t,
                     thumbnail,
-                    faces: faces
-                        .iter()
+                    faces: boxes
+                        .into_iter()
                         .enumerate()
-                        .map(|(k, f)| {
-                            let person = tracking.person_of(i, k);
-                            let label = analysis
-                                .persons
-                                .iter()
-                                .find(|p| Some(p.id) == person)
-                                .and_then(|p| p.attribute("gender"))
-                                .map(|g| gender_letter(&g.label))
-                                .unwrap_or("?");
-                            let b = f.bbox;
-                            let scaled = crate::domain::BoundingBox {
-                                x: b.x * scale,
-                                y: b.y * scale,
-                                width: b.width * scale,
-                                height: b.height * scale,
-                            };
-                            (scaled, person, label.to_string())
-                        })
+                        .map(|(k, b)| (b, tracking.person_of(i, k)))
                         .collect(),
                 })
-                .collect();
-            Pictures::Trailer {
-                contact_sheet: contact_sheet(&frames, 5),
-                timeline: timeline_chart(&analysis, 1000, 260),
-            }
+                .collect(),
         });
         let work = Work::from_clock(&clock, u64::from(sampled_frames), faces_seen);
         Ok(AnalysisOutput {
@@ -556,13 +544,5 @@ impl Pipeline {
             stage_seconds: clock.0,
             work,
         })
-    }
-}
-
-fn gender_letter(label: &str) -> &'static str {
-    match label {
-        "female" => "F",
-        "male" => "M",
-        _ => "?",
     }
 }

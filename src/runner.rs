@@ -6,7 +6,7 @@
 use crate::config::{AnalysisSettings, Limits};
 use crate::domain::{Analysis, MediaContext, MediaRole, Provenance};
 use crate::media::fetch::{FetchPolicy, FetchedMedia, Fetcher};
-use crate::pipeline::{AnalysisOutput, Pictures, Pipeline, Progress, Work};
+use crate::pipeline::{AnalysisOutput, PictureData, Pipeline, Progress, Work};
 use crate::store::{
     FailedMedia, JobOrigin, JobReceipt, JobUpdate, RecordOutcome, Store, StoreError, Timings,
     provenance_keys,
@@ -156,7 +156,7 @@ pub struct Request {
 /// A run that ended with a result (recorded, when the runner has a store).
 pub struct Done {
     pub analysis: Analysis,
-    pub pictures: Option<Pictures>,
+    pub pictures: Option<PictureData>,
     /// The stored analysis, when the runner has a store.
     pub stored: Option<RecordOutcome>,
     /// True when the store already held this result: nothing was decoded or analysed.

@@ -3,9 +3,9 @@
 //! poster-sized canvas, manifest errors, a classifier declared only in a manifest, SFace.
 
 use image::{Rgb, RgbImage};
-use ndarray::{Array4, ArrayView4};
 use regard::domain::{BoundingBox, Detection};
 use regard::vision::align::{pack_chips, template_points};
+use regard::vision::detect::{TilePolicy, plan_views};
 use regard::vision::manifest::{ModelManifest, ModelRole};
 use regard::vision::{Vision, VisionError, VisionOptions};
 use std::path::{Path, PathBuf};
@@ -105,7 +105,9 @@ fn golden_dlib_chips_give_dlib_tensors_and_probabilities() {
                     .map(|(a, b)| (a - b).abs())
                     .fold(0.0f32, f32::max);
                 assert!(worst <= 1e-6, "{what} {input_key}: max |Δ| {worst}");
-                let probs = v.run_model(&model.name, ours.view()).unwrap();
+                let probs = v
+                    .run_model(&model.name, std::slice::from_ref(&chip))
+                    .unwrap();
                 let expected = json_f32s(&face[probs_key]);
                 assert_eq!(probs.shape(), [1, expected.len()], "{what}");
                 for (k, (p, e)) in probs.row(0).iter().zip(&expected).enumerate() {
@@ -483,9 +485,20 @@ fn timings() {
             t.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
-    assert_eq!(v.detection_plan(512, 512, 16.0).runs(), 1);
+    let detector = spec(&repo_manifest(), "yunet-2023mar").input.clone();
+    let plan_for = |w, h| {
+        plan_views(
+            w,
+            h,
+            detector.width,
+            detector.height,
+            16.0,
+            &TilePolicy::default(),
+        )
+    };
+    assert_eq!(plan_for(512, 512).runs(), 1);
     let (poster, _) = poster_with_face(&v, 40.0, (1000, 1000));
-    let plan = v.detection_plan(2000, 3000, 16.0);
+    let plan = plan_for(2000, 3000);
     let poster_ms: Vec<f64> = (0..5)
         .map(|_| {
             let t = Instant::now();
@@ -503,12 +516,12 @@ fn timings() {
             t.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
-    // A raw 640² YuNet-sized batch through gender alone, to split chip cost from inference.
-    let batch = Array4::<f32>::zeros((8, 3, 32, 32));
+    // Eight ready-made chips through gender alone, to split chip cost from inference.
+    let chips = vec![RgbImage::new(32, 32); 8];
     let gender_ms: Vec<f64> = (0..10)
         .map(|_| {
             let t = Instant::now();
-            v.run_model("gender-v1", ArrayView4::from(&batch)).unwrap();
+            v.run_model("gender-v1", &chips).unwrap();
             t.elapsed().as_secs_f64() * 1000.0
         })
         .collect();

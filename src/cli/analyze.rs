@@ -5,8 +5,8 @@ use crate::config::AnalysisSettings;
 use crate::domain::{Analysis, FestivalSelection, Film, MediaContext};
 use crate::media::fetch::FetchPolicy;
 use crate::media::sniff;
-use crate::pipeline::{Pictures, Progress};
-use crate::report::table;
+use crate::pipeline::{PictureData, Progress};
+use crate::report::{pictures, table};
 use crate::runner::{Request, Runner, load_pipeline};
 use crate::store::{JobOrigin, Store};
 use anyhow::Context;
@@ -60,25 +60,27 @@ fn file_stem_for(source: &str, index: usize) -> String {
     format!("{:02}-{}", index + 1, stem.trim_start_matches('.'))
 }
 
-fn write_pictures(dir: &Path, stem: &str, pictures: &Pictures) -> anyhow::Result<Vec<PathBuf>> {
+/// Have the report layer draw the pictures of one analysis, and write them as PNG.
+fn write_pictures(
+    dir: &Path,
+    stem: &str,
+    analysis: &Analysis,
+    data: &PictureData,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let drawn = match (analysis, data) {
+        (Analysis::Poster(a), PictureData::Poster { image }) => pictures::poster_pictures(a, image),
+        (Analysis::Trailer(a), PictureData::Trailer { frames }) => {
+            pictures::trailer_pictures(a, frames)
+        }
+        _ => anyhow::bail!("{stem}: the picture data does not match the analysis"),
+    };
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut written = Vec::new();
-    let mut save = |name: String, img: &image::RgbImage| -> anyhow::Result<()> {
-        let path = dir.join(name);
+    for (suffix, img) in drawn {
+        let path = dir.join(format!("{stem}.{suffix}.png"));
         img.save(&path)
             .with_context(|| format!("cannot write {}", path.display()))?;
         written.push(path);
-        Ok(())
-    };
-    match pictures {
-        Pictures::Poster { annotated } => save(format!("{stem}.annotated.png"), annotated)?,
-        Pictures::Trailer {
-            contact_sheet,
-            timeline,
-        } => {
-            save(format!("{stem}.contact-sheet.png"), contact_sheet)?;
-            save(format!("{stem}.timeline.png"), timeline)?;
-        }
     }
     Ok(written)
 }
@@ -231,7 +233,7 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
             Ok(done) => {
                 if let (Some(dir), Some(pictures)) = (&args.annotate, &done.pictures) {
                     let stem = file_stem_for(input, index);
-                    for path in write_pictures(dir, &stem, pictures)? {
+                    for path in write_pictures(dir, &stem, &done.analysis, pictures)? {
                         tracing::info!(path = %path.display(), "picture written");
                     }
                 }

@@ -1,10 +1,12 @@
 //! Pictures a person uses to check what the models saw: annotated posters, a contact sheet of a
-//! trailer's sampled frames, and a timeline of who is on screen.
+//! trailer's sampled frames, and a timeline of who is on screen. Drawn from an analysis and the
+//! few images the pipeline keeps for them (the decoded poster, downscaled sampled frames).
 
 use super::draw::{
     draw_label, draw_text, fill_rect, palette, stroke_rect, text_height, text_width,
 };
-use crate::domain::{BoundingBox, Face, TrailerAnalysis, UNKNOWN};
+use crate::domain::{Face, Person, PosterAnalysis, TrailerAnalysis, UNKNOWN};
+use crate::track::Snapshot;
 use image::{Rgb, RgbImage, imageops};
 
 const WHITE: Rgb<u8> = Rgb([255, 255, 255]);
@@ -20,14 +22,38 @@ pub fn gender_color(label: &str) -> Rgb<u8> {
     }
 }
 
-/// Short label drawn next to a face: gender letter and confidence, age band.
-pub fn face_caption(face: &Face) -> String {
-    let gender = face.attribute("gender");
-    let g = match gender.map(|g| g.label.as_str()) {
+fn gender_letter(label: Option<&str>) -> &'static str {
+    match label {
         Some("female") => "F",
         Some("male") => "M",
         _ => "?",
-    };
+    }
+}
+
+/// The pictures of a poster, each with the suffix of its file name: the annotated poster.
+pub fn poster_pictures(
+    analysis: &PosterAnalysis,
+    image: &RgbImage,
+) -> Vec<(&'static str, RgbImage)> {
+    vec![("annotated", annotate_faces(image, &analysis.faces))]
+}
+
+/// The pictures of a trailer, each with the suffix of its file name: the contact sheet of the
+/// kept frames and the timeline.
+pub fn trailer_pictures(
+    analysis: &TrailerAnalysis,
+    frames: &[Snapshot],
+) -> Vec<(&'static str, RgbImage)> {
+    vec![
+        ("contact-sheet", contact_sheet(frames, &analysis.persons, 5)),
+        ("timeline", timeline_chart(analysis, 1000, 260)),
+    ]
+}
+
+/// Short label drawn next to a face: gender letter and confidence, age band.
+pub fn face_caption(face: &Face) -> String {
+    let gender = face.attribute("gender");
+    let g = gender_letter(gender.map(|g| g.label.as_str()));
     let conf = gender
         .map(|g| (g.confidence * 100.0).round() as u32)
         .unwrap_or(0);
@@ -79,16 +105,9 @@ pub fn annotate_faces(image: &RgbImage, faces: &[Face]) -> RgbImage {
     out
 }
 
-/// One sampled frame for the contact sheet, already reduced to thumbnail size, with its faces'
-/// boxes in thumbnail coordinates and the person each belongs to (None: dropped as too short).
-pub struct SheetFrame {
-    pub t: f64,
-    pub thumbnail: RgbImage,
-    pub faces: Vec<(BoundingBox, Option<u32>, String)>,
-}
-
-/// A grid of sampled frames with boxes coloured by person and labelled "P<id> <gender>".
-pub fn contact_sheet(frames: &[SheetFrame], columns: u32) -> RgbImage {
+/// A grid of sampled frames with boxes coloured by person and labelled "P<id> <gender>" (the
+/// person's fused gender, "?" when undecided or for a face of no person).
+pub fn contact_sheet(frames: &[Snapshot], persons: &[Person], columns: u32) -> RgbImage {
     let columns = columns.max(1);
     let cell_w = frames
         .iter()
@@ -125,7 +144,14 @@ pub fn contact_sheet(frames: &[SheetFrame], columns: u32) -> RgbImage {
             1,
             WHITE,
         );
-        for (b, person, label) in &frame.faces {
+        for (b, person) in &frame.faces {
+            let label = gender_letter(
+                persons
+                    .iter()
+                    .find(|p| Some(p.id) == *person)
+                    .and_then(|p| p.attribute("gender"))
+                    .map(|g| g.label.as_str()),
+            );
             let color = person.map(|p| palette(p as usize)).unwrap_or(GREY);
             let bx = x0 as i64 + b.x as i64;
             let by = (y0 + caption_h) as i64 + b.y as i64;

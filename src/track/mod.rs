@@ -66,6 +66,16 @@ impl TrackingResult {
     }
 }
 
+/// A sampled frame kept for the pictures a person checks the tracking with: downscaled, with
+/// its faces' boxes in the thumbnail's pixels and the person each face was attributed to
+/// ([`TrackingResult::person_of`]; None: a track too short to count).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub t: f64,
+    pub thumbnail: image::RgbImage,
+    pub faces: Vec<(BoundingBox, Option<u32>)>,
+}
+
 /// Input the tracker refuses. None is worth a retry: the same input fails the same way.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TrackError {

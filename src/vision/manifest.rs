@@ -2,7 +2,9 @@
 //! and returns, and the sha256 that ties a result to the exact bytes that produced it.
 //!
 //! Parsing is strict about what regard needs (roles, labels, input layout) and lenient about the
-//! rest (`source` tables and licences are for the setup script and for humans).
+//! rest (`source` tables and licences are for the setup script and for humans, so they are not
+//! read). Detection thresholds are analysis settings, recorded with every result; a threshold in
+//! the `decode` table would be one nobody reads, so it is refused.
 
 use super::VisionError;
 use serde::Deserialize;
@@ -150,7 +152,6 @@ pub struct GenderAgeSpec {
     pub file_name: String,
     pub file: PathBuf,
     pub sha256: String,
-    pub license: Option<String>,
     pub enabled: bool,
     pub input: InputSpec,
     pub square: SquareSpec,
@@ -165,9 +166,6 @@ const GENDER_AGE_ROLE: &str = "gender_age";
 pub struct DecodeSpec {
     #[serde(default = "default_strides")]
     pub strides: Vec<u32>,
-    /// The manifest's recommended defaults; the analysis settings passed to `detect` win.
-    pub score_threshold: Option<f32>,
-    pub nms_iou: Option<f32>,
 }
 
 fn default_strides() -> Vec<u32> {
@@ -207,7 +205,6 @@ pub struct ModelSpec {
     /// Resolved path.
     pub file: PathBuf,
     pub sha256: String,
-    pub license: Option<String>,
     /// Classifier labels, in the order of the model's output.
     pub labels: Vec<String>,
     /// Age in years of each output bin of an age model.
@@ -260,7 +257,6 @@ struct RawModel {
     family: Option<String>,
     file: String,
     sha256: String,
-    license: Option<String>,
     #[serde(default)]
     labels: Vec<String>,
     #[serde(default)]
@@ -327,7 +323,6 @@ impl ModelManifest {
                     file_name: m.file,
                     sha256: check_sha256_syntax(&m.sha256).map_err(&entry)?,
                     name: m.name,
-                    license: m.license,
                     enabled: m.enabled,
                     input: m.input,
                     square,
@@ -362,7 +357,6 @@ impl ModelManifest {
                 attribute: m.attribute,
                 family: m.family,
                 sha256,
-                license: m.license,
                 labels: m.labels,
                 bin_values: m.bin_values,
                 output: m.output,
@@ -663,6 +657,20 @@ mod tests {
         );
         let text = format!("{REPO_MANIFEST}\n{off}");
         assert!(ModelManifest::parse(&text, Path::new("models/manifest.toml")).is_ok());
+    }
+
+    #[test]
+    fn detection_thresholds_in_the_manifest_are_refused() {
+        // They are the settings detection_score_threshold and nms_iou.
+        for field in ["score_threshold = 0.6", "nms_iou = 0.3"] {
+            let e = with_replaced(
+                "strides = [8, 16, 32]",
+                &format!("strides = [8, 16, 32]\n{field}"),
+            )
+            .unwrap_err();
+            let name = field.split(' ').next().unwrap();
+            assert!(e.to_string().contains(name), "{e}");
+        }
     }
 
     #[test]

@@ -1,30 +1,27 @@
-//! Models as data (manifest, hashes), ONNX Runtime sessions, face detection, alignment,
-//! perceived attributes and embeddings.
+//! Models as data (manifest, hashes), face detection, alignment, perceived attributes and
+//! embeddings.
 //!
-//! Everything that can be computed without ONNX Runtime lives in [`manifest`], [`detect`] and
-//! [`align`] as pure functions with their own tests; [`Vision`] only owns the sessions and runs
-//! them. Face chips and embeddings stay in memory: nothing here writes to disk.
+//! The models sit behind three narrow traits: [`FaceDetector`] (image → boxes and landmarks),
+//! [`AttributeModel`] (aligned chips → probabilities) and [`FaceEmbedder`] (aligned chips → unit
+//! vectors), so that the pipeline and tracking can be tested with scripted fakes and no
+//! inference runtime. [`onnx`] implements them with ONNX Runtime; what can be computed without
+//! it lives in [`manifest`], [`detect`] and [`align`] as pure functions with their own tests.
+//! [`Vision`] makes the chips each model asks for and turns its rows into perceptions. Face chips
+//! and embeddings stay in memory: nothing here writes to disk.
 
 pub mod align;
 pub mod detect;
 pub mod manifest;
+pub mod onnx;
 
 use crate::domain::{BoundingBox, Detection, ModelRef};
-use align::{Similarity, face_chip, pack_chips, template_points, warp_chip};
-use detect::{
-    DetectionPlan, StrideOutputs, TilePolicy, decode_yunet, fill_window, merge_views, plan_views,
-    resize_area, window_to_source,
-};
+use align::{Similarity, face_chip, template_points, warp_chip};
 use image::RgbImage;
+use manifest::AlignSpec;
 pub use manifest::ModelManifest;
-use manifest::{ModelRole, ModelSpec, OutputKind, read_verified, sha256_file};
-use ndarray::{Array2, ArrayView4};
-use ort::environment::Environment;
-use ort::session::Session;
-use ort::value::TensorRef;
+use ndarray::Array2;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 /// What can go wrong in the vision stage. None of it is worth a retry: files do not fix
 /// themselves and inference on the same bytes fails the same way.
@@ -98,6 +95,79 @@ impl Default for VisionOptions {
     }
 }
 
+/// What a detector is asked for: the analysis settings of the run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectOptions {
+    pub score_threshold: f32,
+    pub nms_iou: f32,
+    /// Faces shorter than this are not looked for and not returned.
+    pub min_face_px: f32,
+}
+
+/// Finds faces in one image. Models take `&self` and are `Sync`: one model set serves every
+/// thread of a worker slot (ONNX sessions lock inside).
+pub trait FaceDetector: Send + Sync {
+    /// What produced the boxes (provenance).
+    fn model(&self) -> ModelRef;
+    /// Boxes and landmarks in source pixels, best score first, none shorter than
+    /// `options.min_face_px`.
+    fn detect(
+        &self,
+        image: &RgbImage,
+        options: &DetectOptions,
+    ) -> Result<Vec<Detection>, VisionError>;
+}
+
+/// The face chip a model reads: how it is aligned on the landmarks, and its size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChipSpec {
+    pub align: AlignSpec,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Reads aligned face chips and gives a distribution per chip (over labels or age bins).
+pub trait AttributeModel: Send + Sync {
+    fn model(&self) -> ModelRef;
+    fn chip(&self) -> ChipSpec;
+    /// One row of probabilities per chip, in the model's output order.
+    fn probabilities(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>, VisionError>;
+}
+
+/// Reads aligned face chips and gives a descriptor per chip, to tell persons apart.
+pub trait FaceEmbedder: Send + Sync {
+    fn model(&self) -> ModelRef;
+    fn chip(&self) -> ChipSpec;
+    /// One L2-normalised vector per chip.
+    fn embed(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>, VisionError>;
+}
+
+/// A categorical attribute model and what its rows mean.
+pub struct Classifier {
+    pub attribute: String,
+    /// One per output column.
+    pub labels: Vec<String>,
+    pub model: Box<dyn AttributeModel>,
+}
+
+/// An age model: a distribution over bins whose expectation is the age in years.
+pub struct AgeModel {
+    /// Age in years of each output column.
+    pub bin_values: Vec<f32>,
+    pub model: Box<dyn AttributeModel>,
+}
+
+/// A model set, as [`onnx::load`] makes it from a manifest or a test from fakes.
+pub struct Models {
+    /// sha256 of the inference runtime the models run in (provenance).
+    pub runtime_sha256: String,
+    pub detector: Box<dyn FaceDetector>,
+    /// In manifest order.
+    pub classifiers: Vec<Classifier>,
+    pub age: Option<AgeModel>,
+    pub embedder: Option<Box<dyn FaceEmbedder>>,
+}
+
 /// What the attribute models perceived for one face.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Perception {
@@ -107,301 +177,46 @@ pub struct Perception {
     pub age_years: Option<f32>,
 }
 
-struct LoadedModel {
-    spec: ModelSpec,
-    session: Mutex<Session>,
-    output: String,
-    /// The first input dimension is dynamic: all faces go in one run.
-    batchable: bool,
-}
-
-/// The loaded model set. Sessions are created once and reused; each sits behind a mutex because
-/// `Session::run` needs `&mut`, which makes `Vision` shareable between threads.
+/// The loaded model set. Models are created once and reused; all are `Send + Sync`, so `Vision`
+/// is shareable between threads.
 pub struct Vision {
-    detector: LoadedModel,
-    classifiers: Vec<LoadedModel>,
-    age: Option<LoadedModel>,
-    embedding: Option<LoadedModel>,
-    runtime_sha256: String,
-    tile_policy: TilePolicy,
+    models: Models,
 }
 
-/// ONNX Runtime is loaded once per process; later loads must name the same library bytes.
-static RUNTIME: Mutex<Option<(String, Environment)>> = Mutex::new(None);
-
-fn runtime_environment(file: &std::path::Path, sha256: &str) -> Result<Environment, VisionError> {
-    let mut guard = RUNTIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some((loaded_sha, env)) = guard.as_ref() {
-        if loaded_sha != sha256 {
-            return Err(VisionError::RuntimeLoad {
-                file: file.to_path_buf(),
-                message: format!(
-                    "this process already runs ONNX Runtime with sha256 {loaded_sha}; one process loads one runtime"
-                ),
-            });
-        }
-        return Ok(env.clone());
-    }
-    let load_err = |message: String| VisionError::RuntimeLoad {
-        file: file.to_path_buf(),
-        message,
-    };
-    let env = ort::init_from(file)
-        .map_err(|e| load_err(e.to_string()))?
-        .with_name("regard")
-        .build()
-        .map_err(|e| load_err(e.to_string()))?;
-    *guard = Some((sha256.to_string(), env.clone()));
-    Ok(env)
-}
-
-impl LoadedModel {
-    fn load(env: &Environment, spec: &ModelSpec, threads: usize) -> Result<Self, VisionError> {
-        let bytes = read_verified(&spec.file, &spec.sha256)?;
-        let err = |message: String| VisionError::ModelLoad {
-            model: spec.name.clone(),
-            message,
-        };
-        // Intra-op threads busy-wait between runs by default; with decoding and inference sharing
-        // two cores that spinning steals the decoder's time (STACK.md).
-        let session = Session::builder(env)
-            .map_err(|e| err(e.to_string()))?
-            .with_intra_threads(threads.max(1))
-            .map_err(|e| err(e.to_string()))?
-            .with_intra_op_spinning(false)
-            .map_err(|e| err(e.to_string()))?
-            .with_inter_op_spinning(false)
-            .map_err(|e| err(e.to_string()))?
-            .commit_from_memory(&bytes)
-            .map_err(|e| err(e.to_string()))?;
-        let input = session
-            .inputs()
-            .iter()
-            .find(|i| i.name() == spec.input.name)
-            .ok_or_else(|| {
-                err(format!(
-                    "the graph has no input \"{}\" (inputs: {})",
-                    spec.input.name,
-                    names(session.inputs().iter().map(|i| i.name()))
-                ))
-            })?;
-        let batchable = input
-            .dtype()
-            .tensor_shape()
-            .and_then(|s| s.first().copied())
-            .is_some_and(|n| n < 0);
-        let output = match &spec.output {
-            Some(name) => {
-                if !session.outputs().iter().any(|o| o.name() == name) {
-                    return Err(err(format!(
-                        "the graph has no output \"{name}\" (outputs: {})",
-                        names(session.outputs().iter().map(|o| o.name()))
-                    )));
-                }
-                name.clone()
-            }
-            None => session
-                .outputs()
-                .first()
-                .map(|o| o.name().to_string())
-                .ok_or_else(|| err("the graph has no output".into()))?,
-        };
-        Ok(LoadedModel {
-            spec: spec.clone(),
-            session: Mutex::new(session),
-            output,
-            batchable,
-        })
-    }
-
-    fn infer_err(&self, message: impl ToString) -> VisionError {
-        VisionError::Inference {
-            model: self.spec.name.clone(),
-            message: message.to_string(),
-        }
-    }
-
-    /// Run a batch and return one output row per item, batched or one by one as the graph allows.
-    fn run_rows(&self, batch: ArrayView4<'_, f32>) -> Result<Vec<Vec<f32>>, VisionError> {
-        let n = batch.shape()[0];
-        if n == 0 {
-            return Ok(Vec::new());
-        }
-        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
-        let mut rows = Vec::with_capacity(n);
-        let chunk = if self.batchable { n } else { 1 };
-        let mut start = 0;
-        while start < n {
-            let end = (start + chunk).min(n);
-            let part = batch.slice(ndarray::s![start..end, .., .., ..]);
-            let tensor = TensorRef::from_array_view(part).map_err(|e| self.infer_err(e))?;
-            let outputs = session
-                .run(ort::inputs![self.spec.input.name.as_str() => tensor])
-                .map_err(|e| self.infer_err(e))?;
-            let value = outputs
-                .get(&self.output)
-                .ok_or_else(|| self.infer_err(format!("no output \"{}\"", self.output)))?;
-            let (_, data) = value
-                .try_extract_tensor::<f32>()
-                .map_err(|e| self.infer_err(e))?;
-            let items = end - start;
-            if data.is_empty() || data.len() % items != 0 {
-                return Err(self.infer_err(format!(
-                    "output of {} values does not split into {items} rows",
-                    data.len()
-                )));
-            }
-            rows.extend(data.chunks(data.len() / items).map(|r| r.to_vec()));
-            start = end;
-        }
-        Ok(rows)
-    }
-
-    /// Rows as the manifest says to read them: probabilities (softmax applied to logits) or
-    /// L2-normalised embeddings.
-    fn run_decoded(&self, batch: ArrayView4<'_, f32>) -> Result<Vec<Vec<f32>>, VisionError> {
-        let mut rows = self.run_rows(batch)?;
-        for row in rows.iter_mut() {
-            match self.spec.output_kind {
-                OutputKind::Probabilities => {}
-                OutputKind::Logits => softmax(row),
-                OutputKind::Embedding => l2_normalise(row),
-            }
-            if row.iter().any(|v| !v.is_finite()) {
-                return Err(self.infer_err("the output holds a non-finite value"));
-            }
-        }
-        Ok(rows)
-    }
-
-    fn model_ref(&self) -> ModelRef {
-        ModelRef {
-            name: self.spec.name.clone(),
-            role: self.spec.role.as_str().to_string(),
-            file: self.spec.file_name.clone(),
-            sha256: self.spec.sha256.clone(),
-        }
+fn infer_err(model: &ModelRef, message: impl ToString) -> VisionError {
+    VisionError::Inference {
+        model: model.name.clone(),
+        message: message.to_string(),
     }
 }
 
-fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
-    it.collect::<Vec<_>>().join(", ")
-}
-
-fn softmax(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
+/// A model's rows, checked to be one per chip.
+fn checked_rows(
+    model: &ModelRef,
+    chips: usize,
+    rows: Vec<Vec<f32>>,
+) -> Result<Vec<Vec<f32>>, VisionError> {
+    if rows.len() != chips {
+        return Err(infer_err(
+            model,
+            format!("{} output rows for {chips} faces", rows.len()),
+        ));
     }
-    for v in row.iter_mut() {
-        *v /= sum;
-    }
-}
-
-fn l2_normalise(row: &mut [f32]) {
-    let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        row.iter_mut().for_each(|v| *v /= norm);
-    }
+    Ok(rows)
 }
 
 impl Vision {
-    /// Load ONNX Runtime (once per process) and one session per model the options ask for.
-    /// Every file loaded is hashed first: a missing or altered file is an error naming it.
+    /// The models of a manifest with ONNX Runtime (see [`onnx::load`]).
     pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Vision, VisionError> {
-        let manifest_err = |message: String| VisionError::Manifest {
-            path: manifest.path.clone(),
-            message,
-        };
-        for wanted in &options.enable_sensitive {
-            if !manifest.is_sensitive(wanted) {
-                return Err(manifest_err(format!(
-                    "\"{wanted}\" was enabled as a sensitive attribute but is not listed in sensitive_attributes"
-                )));
-            }
-            let configured = manifest.enabled_models().any(|m| {
-                m.role == ModelRole::Classifier && m.attribute.as_deref() == Some(wanted.as_str())
-            });
-            if !configured {
-                return Err(manifest_err(format!(
-                    "\"{wanted}\" was enabled but no enabled classifier has that attribute"
-                )));
-            }
-        }
-        let runtime_sha256 = match sha256_file(&manifest.runtime.file) {
-            Ok(actual) if actual == manifest.runtime.sha256 => actual,
-            Ok(actual) => {
-                return Err(VisionError::HashMismatch {
-                    file: manifest.runtime.file.clone(),
-                    expected: manifest.runtime.sha256.clone(),
-                    actual,
-                });
-            }
-            Err(e) => {
-                return Err(VisionError::MissingFile {
-                    file: manifest.runtime.file.clone(),
-                    expected: manifest.runtime.sha256.clone(),
-                    reason: e.to_string(),
-                });
-            }
-        };
-        let env = runtime_environment(&manifest.runtime.file, &runtime_sha256)?;
-        let threads = options.intra_threads;
-        let mut detector = None;
-        let mut classifiers = Vec::new();
-        let mut age = None;
-        let mut embedding = None;
-        for spec in manifest.enabled_models() {
-            match spec.role {
-                ModelRole::Detector => detector = Some(LoadedModel::load(&env, spec, threads)?),
-                ModelRole::Classifier => {
-                    let attribute = spec.attribute.as_deref().unwrap_or_default();
-                    // Perceived origin and the like run only when the operator named them.
-                    if manifest.is_sensitive(attribute)
-                        && !options.enable_sensitive.iter().any(|a| a == attribute)
-                    {
-                        continue;
-                    }
-                    classifiers.push(LoadedModel::load(&env, spec, threads)?);
-                }
-                ModelRole::Age => age = Some(LoadedModel::load(&env, spec, threads)?),
-                ModelRole::Embedding if options.embeddings => {
-                    embedding = Some(LoadedModel::load(&env, spec, threads)?)
-                }
-                ModelRole::Embedding => {}
-            }
-        }
-        let detector = detector.ok_or_else(|| manifest_err("no enabled detector".into()))?;
-        Ok(Vision {
-            detector,
-            classifiers,
-            age,
-            embedding,
-            runtime_sha256,
-            tile_policy: TilePolicy::default(),
-        })
+        onnx::load(manifest, options).map(Vision::new)
     }
 
-    /// The detector views `detect` would run on an image of this size.
-    pub fn detection_plan(&self, width: u32, height: u32, min_face_px: f32) -> DetectionPlan {
-        let input = &self.detector.spec.input;
-        plan_views(
-            width,
-            height,
-            input.width,
-            input.height,
-            min_face_px,
-            &self.tile_policy,
-        )
+    pub fn new(models: Models) -> Vision {
+        Vision { models }
     }
 
-    /// Find faces: a letterboxed whole view plus tiles where small faces need them (see
-    /// [`detect`]), merged across views with NMS. Boxes and landmarks in source pixels, best
-    /// score first; faces shorter than `min_face_px` are dropped.
+    /// Find faces. Boxes and landmarks in source pixels, best score first; faces shorter than
+    /// `min_face_px` are dropped.
     pub fn detect(
         &self,
         image: &RgbImage,
@@ -413,77 +228,14 @@ impl Vision {
         if w == 0 || h == 0 {
             return Ok(Vec::new());
         }
-        let model = &self.detector;
-        let input = &model.spec.input;
-        let strides = model
-            .spec
-            .decode
-            .as_ref()
-            .map(|d| d.strides.clone())
-            .unwrap_or_else(|| vec![8, 16, 32]);
-        let plan = self.detection_plan(w, h, min_face_px);
-        let (iw, ih) = (input.width as usize, input.height as usize);
-        let mut session = model.session.lock().unwrap_or_else(|p| p.into_inner());
-        // Scaled images, finest level first, each made from the previous one (a poster's
-        // whole view is then a 2×2 pyramid step plus a small resize of the tile level).
-        let n = plan.levels.len();
-        let mut scaled: Vec<Option<RgbImage>> = vec![None; n];
-        for i in (0..n).rev() {
-            let level = &plan.levels[i];
-            let made = {
-                let finer = scaled[i + 1..].iter().flatten().next();
-                let from = finer.unwrap_or(image);
-                if (level.width, level.height) != from.dimensions() {
-                    Some(resize_area(from, level.width, level.height))
-                } else {
-                    finer.cloned()
-                }
-            };
-            scaled[i] = made;
-        }
-        let level_images: Vec<&RgbImage> =
-            scaled.iter().map(|s| s.as_ref().unwrap_or(image)).collect();
-        let mut all = Vec::new();
-        for (level, level_image) in plan.levels.iter().zip(&level_images) {
-            for &(x, y) in &level.tiles {
-                let tensor = fill_window(level_image, x, y, input);
-                let view = ArrayView4::from_shape((1, 3, ih, iw), &tensor)
-                    .map_err(|e| model.infer_err(e))?;
-                let tensor = TensorRef::from_array_view(view).map_err(|e| model.infer_err(e))?;
-                let outputs = session
-                    .run(ort::inputs![input.name.as_str() => tensor])
-                    .map_err(|e| model.infer_err(e))?;
-                let mut per_stride = Vec::with_capacity(strides.len());
-                for &s in &strides {
-                    let get = |prefix: &str| -> Result<&[f32], VisionError> {
-                        let name = format!("{prefix}_{s}");
-                        let value = outputs
-                            .get(&name)
-                            .ok_or_else(|| model.infer_err(format!("no output \"{name}\"")))?;
-                        let (_, data) = value
-                            .try_extract_tensor::<f32>()
-                            .map_err(|e| model.infer_err(e))?;
-                        Ok(data)
-                    };
-                    per_stride.push(StrideOutputs {
-                        stride: s,
-                        cls: get("cls")?,
-                        obj: get("obj")?,
-                        bbox: get("bbox")?,
-                        kps: get("kps")?,
-                    });
-                }
-                let dets = decode_yunet(&per_stride, input.width, input.height, score_threshold);
-                all.extend(window_to_source(
-                    dets,
-                    &plan,
-                    level,
-                    (x, y),
-                    self.tile_policy.edge_margin_px,
-                ));
-            }
-        }
-        Ok(merge_views(all, nms_iou, min_face_px))
+        self.models.detector.detect(
+            image,
+            &DetectOptions {
+                score_threshold,
+                nms_iou,
+                min_face_px,
+            },
+        )
     }
 
     /// Perceived attributes of each detection: one batched run per model for the whole image.
@@ -507,7 +259,7 @@ impl Vision {
         let mut out: Vec<Perception> = detections
             .iter()
             .map(|_| Perception {
-                classes: Vec::with_capacity(self.classifiers.len()),
+                classes: Vec::with_capacity(self.models.classifiers.len()),
                 age_years: None,
             })
             .collect();
@@ -515,17 +267,16 @@ impl Vision {
             return Ok(out);
         }
         let mut chips = ChipCache::default();
-        let run = |model: &LoadedModel,
-                   batch: ndarray::Array4<f32>|
-         -> Result<Vec<Vec<f32>>, VisionError> {
+        let mut run = |model: &dyn AttributeModel| -> Result<Vec<Vec<f32>>, VisionError> {
+            let name = model.model();
+            let faces = chips.chips(image, detections, &model.chip());
             if !mirror_average {
-                return model.run_decoded(batch.view());
+                return checked_rows(&name, faces.len(), model.probabilities(faces)?);
             }
-            let n = batch.shape()[0];
-            let mirrored = batch.slice(ndarray::s![.., .., .., ..;-1]);
-            let both = ndarray::concatenate(ndarray::Axis(0), &[batch.view(), mirrored])
-                .map_err(|e| model.infer_err(format!("cannot build the mirrored batch: {e}")))?;
-            let rows = model.run_decoded(both.view())?;
+            let n = faces.len();
+            let mut both = faces.to_vec();
+            both.extend(faces.iter().map(image::imageops::flip_horizontal));
+            let rows = checked_rows(&name, 2 * n, model.probabilities(&both)?)?;
             Ok((0..n)
                 .map(|i| {
                     rows[i]
@@ -536,32 +287,32 @@ impl Vision {
                 })
                 .collect())
         };
-        for model in &self.classifiers {
-            let rows = run(model, chips.batch(image, detections, &model.spec))?;
-            let labels = &model.spec.labels;
-            let attribute = model.spec.attribute.clone().unwrap_or_default();
+        for c in &self.models.classifiers {
+            let rows = run(c.model.as_ref())?;
             for (p, row) in out.iter_mut().zip(rows) {
-                if row.len() != labels.len() {
-                    return Err(model.infer_err(format!(
-                        "{} outputs per face for {} labels",
-                        row.len(),
-                        labels.len()
-                    )));
+                if row.len() != c.labels.len() {
+                    return Err(infer_err(
+                        &c.model.model(),
+                        format!(
+                            "{} outputs per face for {} labels",
+                            row.len(),
+                            c.labels.len()
+                        ),
+                    ));
                 }
-                let probs = labels.iter().cloned().zip(row).collect();
-                p.classes.push((attribute.clone(), probs));
+                let probs = c.labels.iter().cloned().zip(row).collect();
+                p.classes.push((c.attribute.clone(), probs));
             }
         }
-        if let Some(model) = &self.age {
-            let rows = run(model, chips.batch(image, detections, &model.spec))?;
-            let bins = &model.spec.bin_values;
+        if let Some(age) = &self.models.age {
+            let rows = run(age.model.as_ref())?;
+            let bins = &age.bin_values;
             for (p, row) in out.iter_mut().zip(rows) {
                 if row.len() != bins.len() {
-                    return Err(model.infer_err(format!(
-                        "{} outputs per face for {} age bins",
-                        row.len(),
-                        bins.len()
-                    )));
+                    return Err(infer_err(
+                        &age.model.model(),
+                        format!("{} outputs per face for {} age bins", row.len(), bins.len()),
+                    ));
                 }
                 p.age_years = Some(row.iter().zip(bins).map(|(p, v)| p * v).sum());
             }
@@ -576,66 +327,67 @@ impl Vision {
         detections: &[Detection],
     ) -> Result<Vec<Vec<f32>>, VisionError> {
         let model = self
-            .embedding
+            .models
+            .embedder
             .as_ref()
             .ok_or(VisionError::EmbeddingsDisabled)?;
         if detections.is_empty() {
             return Ok(Vec::new());
         }
-        let batch = ChipCache::default().batch(image, detections, &model.spec);
-        model.run_decoded(batch.view())
+        let mut cache = ChipCache::default();
+        let chips = cache.chips(image, detections, &model.chip());
+        checked_rows(&model.model(), chips.len(), model.embed(chips)?)
     }
 
-    /// Raw run of a loaded classifier, age or embedding model on a prepared NCHW batch, decoded
-    /// as the manifest says (probabilities / softmax of logits / L2-normalised). For golden tests
-    /// and evaluation tools; the pipeline uses `perceive` and `embed`.
-    pub fn run_model(
-        &self,
-        name: &str,
-        batch: ArrayView4<'_, f32>,
-    ) -> Result<Array2<f32>, VisionError> {
-        let model = self
+    /// Raw rows of a loaded classifier, age or embedding model on prepared chips (already the
+    /// model's chip size). For golden tests and evaluation tools; the pipeline uses `perceive`
+    /// and `embed`.
+    pub fn run_model(&self, name: &str, chips: &[RgbImage]) -> Result<Array2<f32>, VisionError> {
+        let m = &self.models;
+        let attribute = m
             .classifiers
             .iter()
-            .chain(self.age.as_ref())
-            .chain(self.embedding.as_ref())
-            .find(|m| m.spec.name == name)
-            .ok_or_else(|| VisionError::UnknownModel(name.to_string()))?;
-        let rows = model.run_decoded(batch)?;
+            .map(|c| c.model.as_ref())
+            .chain(m.age.as_ref().map(|a| a.model.as_ref()))
+            .find(|model| model.model().name == name);
+        let (model, rows) = match attribute {
+            Some(model) => (model.model(), model.probabilities(chips)?),
+            None => match m.embedder.as_ref().filter(|e| e.model().name == name) {
+                Some(e) => (e.model(), e.embed(chips)?),
+                None => return Err(VisionError::UnknownModel(name.to_string())),
+            },
+        };
+        let rows = checked_rows(&model, chips.len(), rows)?;
         let width = rows.first().map_or(0, |r| r.len());
         let flat: Vec<f32> = rows.into_iter().flatten().collect();
         Array2::from_shape_vec((flat.len() / width.max(1), width), flat)
-            .map_err(|e| model.infer_err(e))
+            .map_err(|e| infer_err(&model, e))
     }
 
     /// Enabled classifier attributes and their labels, in manifest order.
     pub fn attributes(&self) -> Vec<(String, Vec<String>)> {
-        self.classifiers
+        self.models
+            .classifiers
             .iter()
-            .map(|m| {
-                (
-                    m.spec.attribute.clone().unwrap_or_default(),
-                    m.spec.labels.clone(),
-                )
-            })
+            .map(|c| (c.attribute.clone(), c.labels.clone()))
             .collect()
     }
 
     pub fn has_age(&self) -> bool {
-        self.age.is_some()
+        self.models.age.is_some()
     }
 
     pub fn runtime_sha256(&self) -> &str {
-        &self.runtime_sha256
+        &self.models.runtime_sha256
     }
 
     /// The models actually loaded (for provenance), detector first, then in manifest order.
     pub fn models(&self) -> Vec<ModelRef> {
-        std::iter::once(&self.detector)
-            .chain(&self.classifiers)
-            .chain(self.age.as_ref())
-            .chain(self.embedding.as_ref())
-            .map(LoadedModel::model_ref)
+        let m = &self.models;
+        std::iter::once(m.detector.model())
+            .chain(m.classifiers.iter().map(|c| c.model.model()))
+            .chain(m.age.iter().map(|a| a.model.model()))
+            .chain(m.embedder.iter().map(|e| e.model()))
             .collect()
     }
 }
@@ -650,48 +402,39 @@ struct ChipCache {
 type ChipKey = (manifest::AlignTemplate, u32, u32, u32);
 
 impl ChipCache {
-    fn batch(
+    fn chips(
         &mut self,
         image: &RgbImage,
         detections: &[Detection],
-        spec: &ModelSpec,
-    ) -> ndarray::Array4<f32> {
-        // Validation guarantees every face model has an align table.
-        let align = spec.align.unwrap_or(manifest::AlignSpec {
-            template: manifest::AlignTemplate::Dlib5,
-            padding: 0.2,
-        });
-        let (w, h) = (spec.input.width, spec.input.height);
+        spec: &ChipSpec,
+    ) -> &[RgbImage] {
+        let ChipSpec {
+            align,
+            width: w,
+            height: h,
+        } = *spec;
         let key = (align.template, align.padding.to_bits(), w, h);
-        if !self.entries.iter().any(|(k, _)| *k == key) {
-            let chips = detections
-                .iter()
-                .map(|d| {
-                    face_chip(image, &d.landmarks, &align, w, h)
-                        .unwrap_or_else(|| box_chip(image, &d.bbox, &align, w, h))
-                })
-                .collect();
-            self.entries.push((key, chips));
-        }
-        let chips = &self
-            .entries
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, c)| c.as_slice())
-            .unwrap_or_default();
-        pack_chips(chips, &spec.input)
+        let index = match self.entries.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                let chips = detections
+                    .iter()
+                    .map(|d| {
+                        face_chip(image, &d.landmarks, &align, w, h)
+                            .unwrap_or_else(|| box_chip(image, &d.bbox, &align, w, h))
+                    })
+                    .collect();
+                self.entries.push((key, chips));
+                self.entries.len() - 1
+            }
+        };
+        &self.entries[index].1
     }
 }
 
 /// Fallback for degenerate landmarks (all on one point): align the template's eye-mouth square
 /// on the box instead, so the face still gets a chip of the right framing.
-fn box_chip(
-    image: &RgbImage,
-    bbox: &BoundingBox,
-    align: &manifest::AlignSpec,
-    w: u32,
-    h: u32,
-) -> RgbImage {
+fn box_chip(image: &RgbImage, bbox: &BoundingBox, align: &AlignSpec, w: u32, h: u32) -> RgbImage {
     let t = template_points(align, w, h);
     let (x0, x1) = (t[0][0].min(t[3][0]), t[1][0].max(t[4][0]));
     let (y0, y1) = (t[0][1].min(t[1][1]), t[3][1].max(t[4][1]));
@@ -728,18 +471,145 @@ mod tests {
     }
 
     #[test]
-    fn softmax_and_normalisation() {
-        let mut r = vec![0.0, 2f32.ln()];
-        softmax(&mut r);
-        assert!((r[0] - 1.0 / 3.0).abs() < 1e-6 && (r[1] - 2.0 / 3.0).abs() < 1e-6);
-        let mut e = vec![3.0, 4.0];
-        l2_normalise(&mut e);
-        assert_eq!(e, [0.6, 0.8]);
-    }
-
-    #[test]
     fn vision_is_shareable_between_threads() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Vision>();
+    }
+
+    fn fake_ref(name: &str) -> ModelRef {
+        ModelRef {
+            name: name.into(),
+            role: "fake".into(),
+            file: String::new(),
+            sha256: String::new(),
+        }
+    }
+
+    struct NoFaces;
+
+    impl FaceDetector for NoFaces {
+        fn model(&self) -> ModelRef {
+            fake_ref("no-faces")
+        }
+
+        fn detect(&self, _: &RgbImage, _: &DetectOptions) -> Result<Vec<Detection>, VisionError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// Row = [mean brightness of the chip's left half, of its right half]; `extra` rows more
+    /// than asked for.
+    struct Halves {
+        extra: usize,
+    }
+
+    impl AttributeModel for Halves {
+        fn model(&self) -> ModelRef {
+            fake_ref("halves")
+        }
+
+        fn chip(&self) -> ChipSpec {
+            ChipSpec {
+                align: AlignSpec {
+                    template: manifest::AlignTemplate::Dlib5,
+                    padding: 0.2,
+                },
+                width: 32,
+                height: 32,
+            }
+        }
+
+        fn probabilities(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>, VisionError> {
+            let half = |c: &RgbImage, left: bool| {
+                let px: Vec<f32> = c
+                    .enumerate_pixels()
+                    .filter(|(x, _, _)| (*x < 16) == left)
+                    .map(|(_, _, p)| f32::from(p.0[0]) / 255.0)
+                    .collect();
+                px.iter().sum::<f32>() / px.len() as f32
+            };
+            let mut rows: Vec<Vec<f32>> = chips
+                .iter()
+                .map(|c| vec![half(c, true), half(c, false)])
+                .collect();
+            rows.extend((0..self.extra).map(|_| vec![0.5, 0.5]));
+            Ok(rows)
+        }
+    }
+
+    fn halves_vision(extra: usize) -> Vision {
+        Vision::new(Models {
+            runtime_sha256: "none".into(),
+            detector: Box::new(NoFaces),
+            classifiers: vec![Classifier {
+                attribute: "side".into(),
+                labels: vec!["left".into(), "right".into()],
+                model: Box::new(Halves { extra }),
+            }],
+            age: None,
+            embedder: None,
+        })
+    }
+
+    /// A face on the boundary between a white left half and a black right half.
+    fn split_face() -> (RgbImage, Detection) {
+        let image = RgbImage::from_fn(200, 200, |x, _| {
+            image::Rgb(if x < 100 { [255; 3] } else { [0; 3] })
+        });
+        let p = |x: f32, y: f32| [60.0 + 80.0 * x, 60.0 + 80.0 * y];
+        let face = Detection {
+            bbox: BoundingBox {
+                x: 60.0,
+                y: 60.0,
+                width: 80.0,
+                height: 80.0,
+            },
+            landmarks: [
+                p(0.3, 0.4),
+                p(0.7, 0.4),
+                p(0.5, 0.6),
+                p(0.35, 0.8),
+                p(0.65, 0.8),
+            ],
+            score: 0.9,
+        };
+        (image, face)
+    }
+
+    #[test]
+    fn mirror_averaging_averages_each_face_with_its_mirror_image() {
+        let v = halves_vision(0);
+        let (image, face) = split_face();
+        let faces = std::slice::from_ref(&face);
+        let plain = v.perceive_with(&image, faces, false).unwrap();
+        let probs = &plain[0].classes[0].1;
+        assert!(probs["left"] > 0.9 && probs["right"] < 0.1, "{probs:?}");
+        let mirrored = v.perceive_with(&image, faces, true).unwrap();
+        let probs = &mirrored[0].classes[0].1;
+        assert_eq!(probs["left"], probs["right"], "{probs:?}");
+        assert_eq!(
+            v.attributes(),
+            [(
+                "side".to_string(),
+                vec!["left".to_string(), "right".to_string()]
+            )]
+        );
+        assert_eq!(v.models().len(), 2);
+        assert!(!v.has_age());
+        assert!(matches!(
+            v.embed(&image, faces),
+            Err(VisionError::EmbeddingsDisabled)
+        ));
+    }
+
+    #[test]
+    fn a_model_giving_a_row_too_many_is_an_inference_error_naming_it() {
+        let v = halves_vision(1);
+        let (image, face) = split_face();
+        let e = v.perceive(&image, &[face]).unwrap_err();
+        assert!(
+            matches!(&e, VisionError::Inference { model, .. } if model == "halves"),
+            "{e}"
+        );
     }
 }

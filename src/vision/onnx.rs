@@ -1,0 +1,490 @@
+//! The models of the manifest run with ONNX Runtime: YuNet as a [`FaceDetector`], classifiers
+//! and the age model as [`AttributeModel`]s, SFace as a [`FaceEmbedder`]. Only sessions and
+//! tensors live here; pre- and post-processing are the pure functions of [`super::detect`] and
+//! [`super::align`].
+
+use super::align::pack_chips;
+use super::detect::{
+    DetectionPlan, StrideOutputs, TilePolicy, decode_yunet, fill_window, merge_views, plan_views,
+    resize_area, window_to_source,
+};
+use super::manifest::{
+    self, ModelManifest, ModelRole, ModelSpec, OutputKind, read_verified, sha256_file,
+};
+use super::{
+    AgeModel, AttributeModel, ChipSpec, Classifier, DetectOptions, FaceDetector, FaceEmbedder,
+    Models, VisionError, VisionOptions,
+};
+use crate::domain::{Detection, ModelRef};
+use image::RgbImage;
+use ndarray::ArrayView4;
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::value::TensorRef;
+use std::sync::Mutex;
+
+/// ONNX Runtime is loaded once per process; later loads must name the same library bytes.
+static RUNTIME: Mutex<Option<(String, Environment)>> = Mutex::new(None);
+
+fn runtime_environment(file: &std::path::Path, sha256: &str) -> Result<Environment, VisionError> {
+    let mut guard = RUNTIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((loaded_sha, env)) = guard.as_ref() {
+        if loaded_sha != sha256 {
+            return Err(VisionError::RuntimeLoad {
+                file: file.to_path_buf(),
+                message: format!(
+                    "this process already runs ONNX Runtime with sha256 {loaded_sha}; one process loads one runtime"
+                ),
+            });
+        }
+        return Ok(env.clone());
+    }
+    let load_err = |message: String| VisionError::RuntimeLoad {
+        file: file.to_path_buf(),
+        message,
+    };
+    let env = ort::init_from(file)
+        .map_err(|e| load_err(e.to_string()))?
+        .with_name("regard")
+        .build()
+        .map_err(|e| load_err(e.to_string()))?;
+    *guard = Some((sha256.to_string(), env.clone()));
+    Ok(env)
+}
+
+/// Load ONNX Runtime (once per process) and one session per model the options ask for.
+/// Every file loaded is hashed first: a missing or altered file is an error naming it.
+pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Models, VisionError> {
+    let manifest_err = |message: String| VisionError::Manifest {
+        path: manifest.path.clone(),
+        message,
+    };
+    for wanted in &options.enable_sensitive {
+        if !manifest.is_sensitive(wanted) {
+            return Err(manifest_err(format!(
+                "\"{wanted}\" was enabled as a sensitive attribute but is not listed in sensitive_attributes"
+            )));
+        }
+        let configured = manifest.enabled_models().any(|m| {
+            m.role == ModelRole::Classifier && m.attribute.as_deref() == Some(wanted.as_str())
+        });
+        if !configured {
+            return Err(manifest_err(format!(
+                "\"{wanted}\" was enabled but no enabled classifier has that attribute"
+            )));
+        }
+    }
+    let runtime_sha256 = match sha256_file(&manifest.runtime.file) {
+        Ok(actual) if actual == manifest.runtime.sha256 => actual,
+        Ok(actual) => {
+            return Err(VisionError::HashMismatch {
+                file: manifest.runtime.file.clone(),
+                expected: manifest.runtime.sha256.clone(),
+                actual,
+            });
+        }
+        Err(e) => {
+            return Err(VisionError::MissingFile {
+                file: manifest.runtime.file.clone(),
+                expected: manifest.runtime.sha256.clone(),
+                reason: e.to_string(),
+            });
+        }
+    };
+    let env = runtime_environment(&manifest.runtime.file, &runtime_sha256)?;
+    let threads = options.intra_threads;
+    let mut detector = None;
+    let mut classifiers = Vec::new();
+    let mut age = None;
+    let mut embedder: Option<Box<dyn FaceEmbedder>> = None;
+    for spec in manifest.enabled_models() {
+        match spec.role {
+            ModelRole::Detector => detector = Some(YunetDetector::load(&env, spec, threads)?),
+            ModelRole::Classifier => {
+                let attribute = spec.attribute.clone().unwrap_or_default();
+                // Perceived origin and the like run only when the operator named them.
+                if manifest.is_sensitive(&attribute)
+                    && !options.enable_sensitive.contains(&attribute)
+                {
+                    continue;
+                }
+                classifiers.push(Classifier {
+                    attribute,
+                    labels: spec.labels.clone(),
+                    model: Box::new(OnnxModel::load(&env, spec, threads)?),
+                });
+            }
+            ModelRole::Age => {
+                age = Some(AgeModel {
+                    bin_values: spec.bin_values.clone(),
+                    model: Box::new(OnnxModel::load(&env, spec, threads)?),
+                })
+            }
+            ModelRole::Embedding if options.embeddings => {
+                embedder = Some(Box::new(OnnxModel::load(&env, spec, threads)?))
+            }
+            ModelRole::Embedding => {}
+        }
+    }
+    let detector = detector.ok_or_else(|| manifest_err("no enabled detector".into()))?;
+    Ok(Models {
+        runtime_sha256,
+        detector: Box::new(detector),
+        classifiers,
+        age,
+        embedder,
+    })
+}
+
+/// One session of a manifest entry. The session sits behind a mutex because `Session::run`
+/// needs `&mut`, which keeps the model shareable between threads.
+pub struct OnnxModel {
+    spec: ModelSpec,
+    session: Mutex<Session>,
+    output: String,
+    /// The first input dimension is dynamic: all faces go in one run.
+    batchable: bool,
+}
+
+fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
+    it.collect::<Vec<_>>().join(", ")
+}
+
+impl OnnxModel {
+    fn load(env: &Environment, spec: &ModelSpec, threads: usize) -> Result<Self, VisionError> {
+        let bytes = read_verified(&spec.file, &spec.sha256)?;
+        let err = |message: String| VisionError::ModelLoad {
+            model: spec.name.clone(),
+            message,
+        };
+        // Intra-op threads busy-wait between runs by default; with decoding and inference sharing
+        // two cores that spinning steals the decoder's time (STACK.md).
+        let session = Session::builder(env)
+            .map_err(|e| err(e.to_string()))?
+            .with_intra_threads(threads.max(1))
+            .map_err(|e| err(e.to_string()))?
+            .with_intra_op_spinning(false)
+            .map_err(|e| err(e.to_string()))?
+            .with_inter_op_spinning(false)
+            .map_err(|e| err(e.to_string()))?
+            .commit_from_memory(&bytes)
+            .map_err(|e| err(e.to_string()))?;
+        let input = session
+            .inputs()
+            .iter()
+            .find(|i| i.name() == spec.input.name)
+            .ok_or_else(|| {
+                err(format!(
+                    "the graph has no input \"{}\" (inputs: {})",
+                    spec.input.name,
+                    names(session.inputs().iter().map(|i| i.name()))
+                ))
+            })?;
+        let batchable = input
+            .dtype()
+            .tensor_shape()
+            .and_then(|s| s.first().copied())
+            .is_some_and(|n| n < 0);
+        let output = match &spec.output {
+            Some(name) => {
+                if !session.outputs().iter().any(|o| o.name() == name) {
+                    return Err(err(format!(
+                        "the graph has no output \"{name}\" (outputs: {})",
+                        names(session.outputs().iter().map(|o| o.name()))
+                    )));
+                }
+                name.clone()
+            }
+            None => session
+                .outputs()
+                .first()
+                .map(|o| o.name().to_string())
+                .ok_or_else(|| err("the graph has no output".into()))?,
+        };
+        Ok(OnnxModel {
+            spec: spec.clone(),
+            session: Mutex::new(session),
+            output,
+            batchable,
+        })
+    }
+
+    fn infer_err(&self, message: impl ToString) -> VisionError {
+        VisionError::Inference {
+            model: self.spec.name.clone(),
+            message: message.to_string(),
+        }
+    }
+
+    /// Run a batch and return one output row per item, batched or one by one as the graph allows.
+    fn run_rows(&self, batch: ArrayView4<'_, f32>) -> Result<Vec<Vec<f32>>, VisionError> {
+        let n = batch.shape()[0];
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rows = Vec::with_capacity(n);
+        let chunk = if self.batchable { n } else { 1 };
+        let mut start = 0;
+        while start < n {
+            let end = (start + chunk).min(n);
+            let part = batch.slice(ndarray::s![start..end, .., .., ..]);
+            let tensor = TensorRef::from_array_view(part).map_err(|e| self.infer_err(e))?;
+            let outputs = session
+                .run(ort::inputs![self.spec.input.name.as_str() => tensor])
+                .map_err(|e| self.infer_err(e))?;
+            let value = outputs
+                .get(&self.output)
+                .ok_or_else(|| self.infer_err(format!("no output \"{}\"", self.output)))?;
+            let (_, data) = value
+                .try_extract_tensor::<f32>()
+                .map_err(|e| self.infer_err(e))?;
+            let items = end - start;
+            if data.is_empty() || data.len() % items != 0 {
+                return Err(self.infer_err(format!(
+                    "output of {} values does not split into {items} rows",
+                    data.len()
+                )));
+            }
+            rows.extend(data.chunks(data.len() / items).map(|r| r.to_vec()));
+            start = end;
+        }
+        Ok(rows)
+    }
+
+    /// Rows of a prepared NCHW batch as the manifest says to read them: probabilities (softmax
+    /// applied to logits) or L2-normalised embeddings.
+    pub fn run_decoded(&self, batch: ArrayView4<'_, f32>) -> Result<Vec<Vec<f32>>, VisionError> {
+        let mut rows = self.run_rows(batch)?;
+        for row in rows.iter_mut() {
+            match self.spec.output_kind {
+                OutputKind::Probabilities => {}
+                OutputKind::Logits => softmax(row),
+                OutputKind::Embedding => l2_normalise(row),
+            }
+            if row.iter().any(|v| !v.is_finite()) {
+                return Err(self.infer_err("the output holds a non-finite value"));
+            }
+        }
+        Ok(rows)
+    }
+
+    fn run_chips(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>, VisionError> {
+        self.run_decoded(pack_chips(chips, &self.spec.input).view())
+    }
+
+    fn model_ref(&self) -> ModelRef {
+        ModelRef {
+            name: self.spec.name.clone(),
+            role: self.spec.role.as_str().to_string(),
+            file: self.spec.file_name.clone(),
+            sha256: self.spec.sha256.clone(),
+        }
+    }
+
+    fn chip_spec(&self) -> ChipSpec {
+        ChipSpec {
+            // Validation guarantees every face model has an align table.
+            align: self.spec.align.unwrap_or(manifest::AlignSpec {
+                template: manifest::AlignTemplate::Dlib5,
+                padding: 0.2,
+            }),
+            width: self.spec.input.width,
+            height: self.spec.input.height,
+        }
+    }
+}
+
+impl AttributeModel for OnnxModel {
+    fn model(&self) -> ModelRef {
+        self.model_ref()
+    }
+
+    fn chip(&self) -> ChipSpec {
+        self.chip_spec()
+    }
+
+    fn probabilities(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>, VisionError> {
+        self.run_chips(chips)
+    }
+}
+
+impl FaceEmbedder for OnnxModel {
+    fn model(&self) -> ModelRef {
+        self.model_ref()
+    }
+
+    fn chip(&self) -> ChipSpec {
+        self.chip_spec()
+    }
+
+    fn embed(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>, VisionError> {
+        self.run_chips(chips)
+    }
+}
+
+fn softmax(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    for v in row.iter_mut() {
+        *v /= sum;
+    }
+}
+
+fn l2_normalise(row: &mut [f32]) {
+    let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        row.iter_mut().for_each(|v| *v /= norm);
+    }
+}
+
+/// YuNet on a letterboxed whole view plus tiles where small faces need them (see
+/// [`super::detect`]), merged across views with NMS.
+pub struct YunetDetector {
+    model: OnnxModel,
+    strides: Vec<u32>,
+    tile_policy: TilePolicy,
+}
+
+impl YunetDetector {
+    fn load(env: &Environment, spec: &ModelSpec, threads: usize) -> Result<Self, VisionError> {
+        let strides = spec
+            .decode
+            .as_ref()
+            .map(|d| d.strides.clone())
+            .unwrap_or_else(|| vec![8, 16, 32]);
+        Ok(YunetDetector {
+            model: OnnxModel::load(env, spec, threads)?,
+            strides,
+            tile_policy: TilePolicy::default(),
+        })
+    }
+
+    /// The detector views `detect` runs on an image of this size.
+    pub fn plan(&self, width: u32, height: u32, min_face_px: f32) -> DetectionPlan {
+        let input = &self.model.spec.input;
+        plan_views(
+            width,
+            height,
+            input.width,
+            input.height,
+            min_face_px,
+            &self.tile_policy,
+        )
+    }
+}
+
+impl FaceDetector for YunetDetector {
+    fn model(&self) -> ModelRef {
+        self.model.model_ref()
+    }
+
+    fn detect(
+        &self,
+        image: &RgbImage,
+        options: &DetectOptions,
+    ) -> Result<Vec<Detection>, VisionError> {
+        let (w, h) = image.dimensions();
+        if w == 0 || h == 0 {
+            return Ok(Vec::new());
+        }
+        let model = &self.model;
+        let input = &model.spec.input;
+        let plan = self.plan(w, h, options.min_face_px);
+        let (iw, ih) = (input.width as usize, input.height as usize);
+        let mut session = model.session.lock().unwrap_or_else(|p| p.into_inner());
+        // Scaled images, finest level first, each made from the previous one (a poster's
+        // whole view is then a 2×2 pyramid step plus a small resize of the tile level).
+        let n = plan.levels.len();
+        let mut scaled: Vec<Option<RgbImage>> = vec![None; n];
+        for i in (0..n).rev() {
+            let level = &plan.levels[i];
+            let made = {
+                let finer = scaled[i + 1..].iter().flatten().next();
+                let from = finer.unwrap_or(image);
+                if (level.width, level.height) != from.dimensions() {
+                    Some(resize_area(from, level.width, level.height))
+                } else {
+                    finer.cloned()
+                }
+            };
+            scaled[i] = made;
+        }
+        let level_images: Vec<&RgbImage> =
+            scaled.iter().map(|s| s.as_ref().unwrap_or(image)).collect();
+        let mut all = Vec::new();
+        for (level, level_image) in plan.levels.iter().zip(&level_images) {
+            for &(x, y) in &level.tiles {
+                let tensor = fill_window(level_image, x, y, input);
+                let view = ArrayView4::from_shape((1, 3, ih, iw), &tensor)
+                    .map_err(|e| model.infer_err(e))?;
+                let tensor = TensorRef::from_array_view(view).map_err(|e| model.infer_err(e))?;
+                let outputs = session
+                    .run(ort::inputs![input.name.as_str() => tensor])
+                    .map_err(|e| model.infer_err(e))?;
+                let mut per_stride = Vec::with_capacity(self.strides.len());
+                for &s in &self.strides {
+                    let get = |prefix: &str| -> Result<&[f32], VisionError> {
+                        let name = format!("{prefix}_{s}");
+                        let value = outputs
+                            .get(&name)
+                            .ok_or_else(|| model.infer_err(format!("no output \"{name}\"")))?;
+                        let (_, data) = value
+                            .try_extract_tensor::<f32>()
+                            .map_err(|e| model.infer_err(e))?;
+                        Ok(data)
+                    };
+                    per_stride.push(StrideOutputs {
+                        stride: s,
+                        cls: get("cls")?,
+                        obj: get("obj")?,
+                        bbox: get("bbox")?,
+                        kps: get("kps")?,
+                    });
+                }
+                let dets = decode_yunet(
+                    &per_stride,
+                    input.width,
+                    input.height,
+                    options.score_threshold,
+                );
+                all.extend(window_to_source(
+                    dets,
+                    &plan,
+                    level,
+                    (x, y),
+                    self.tile_policy.edge_margin_px,
+                ));
+            }
+        }
+        Ok(merge_views(all, options.nms_iou, options.min_face_px))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_and_normalisation() {
+        let mut r = vec![0.0, 2f32.ln()];
+        softmax(&mut r);
+        assert!((r[0] - 1.0 / 3.0).abs() < 1e-6 && (r[1] - 2.0 / 3.0).abs() < 1e-6);
+        let mut e = vec![3.0, 4.0];
+        l2_normalise(&mut e);
+        assert_eq!(e, [0.6, 0.8]);
+    }
+
+    #[test]
+    fn onnx_models_are_shareable_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<OnnxModel>();
+        assert_send_sync::<YunetDetector>();
+    }
+}
