@@ -143,7 +143,12 @@ fn help(description: &str, default: &str) -> String {
 }
 
 /// The flag of one entry, parsed as its unit's type; `--help` shows the table's default.
-fn flag_arg<V: FlagValue>(id: &'static str, flag: &'static str, env: &'static str, e: &Entry) -> Arg {
+fn flag_arg<V: FlagValue>(
+    id: &'static str,
+    flag: &'static str,
+    env: &'static str,
+    e: &Entry,
+) -> Arg {
     V::parser(
         Arg::new(id)
             .long(flag)
@@ -206,25 +211,20 @@ macro_rules! settings_table {
         /// The settings table, in declaration order.
         pub fn settings() -> Vec<Entry> {
             let d = AnalysisSettings::default();
-            vec![$(
+            vec![$({
+                let job = optional!($(($lo as f64, $hi as f64))?);
+                let job_env: Option<&'static str> = optional!($(concat!("REGARD_JOB_", $env))?);
                 Entry {
                     name: stringify!($field),
                     kind: <$ty as FlagValue>::KIND,
                     default: d.$field.show(),
                     flag: optional!($($flag)?),
                     env: optional!($(concat!("REGARD_", $env))?),
-                    job: optional!($(($lo as f64, $hi as f64))?),
-                    job_env: None,
+                    job,
+                    job_env: job.and(job_env),
                     description: description(&[$($doc),+]),
-                },
-            )*]
-            .into_iter()
-            .zip([$(optional!($(concat!("REGARD_JOB_", $env))?)),*])
-            .map(|(e, job_env)| Entry {
-                job_env: e.job.and(job_env),
-                ..e
-            })
-            .collect()
+                }
+            },)*]
         }
 
         /// The settings a job may override (the job's `settings` object), each within its
@@ -360,19 +360,17 @@ macro_rules! settings_table {
         }
 
         impl clap::Args for SettingsArgs {
-            fn augment_args(cmd: clap::Command) -> clap::Command {
+            fn augment_args(mut cmd: clap::Command) -> clap::Command {
                 let entries = settings();
-                let mut entries = entries.iter();
-                let mut cmd = cmd;
-                $(
-                    let entry = entries.next().expect("one entry per field");
-                    $(
-                        cmd = cmd.arg(flag_arg::<$ty>(
-                            stringify!($field), $flag, concat!("REGARD_", $env), entry,
-                        ));
-                    )?
-                    let _ = entry;
-                )*
+                let entry = |name| entries.iter().find(|e| e.name == name).expect("in the table");
+                $($(
+                    cmd = cmd.arg(flag_arg::<$ty>(
+                        stringify!($field),
+                        $flag,
+                        concat!("REGARD_", $env),
+                        entry(stringify!($field)),
+                    ));
+                )?)*
                 cmd
             }
             fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
@@ -420,7 +418,7 @@ macro_rules! limits_table {
         /// The limits' flags and `REGARD_*` variables, in the flags' units.
         #[derive(Debug, Clone, Default)]
         pub struct LimitArgs {
-            $( pub $field: Option<<$unit as Unit<$ty>>::Flag>, )*
+            $( $(#[doc = $doc])+ pub $field: Option<<$unit as Unit<$ty>>::Flag>, )*
         }
 
         impl LimitArgs {
@@ -454,14 +452,15 @@ macro_rules! limits_table {
         }
 
         impl clap::Args for LimitArgs {
-            fn augment_args(cmd: clap::Command) -> clap::Command {
+            fn augment_args(mut cmd: clap::Command) -> clap::Command {
                 let entries = limits();
-                let mut entries = entries.iter();
-                let mut cmd = cmd;
+                let entry = |name| entries.iter().find(|e| e.name == name).expect("in the table");
                 $(
-                    let entry = entries.next().expect("one entry per field");
                     cmd = cmd.arg(flag_arg::<<$unit as Unit<$ty>>::Flag>(
-                        stringify!($field), $flag, concat!("REGARD_", $env), entry,
+                        stringify!($field),
+                        $flag,
+                        concat!("REGARD_", $env),
+                        entry(stringify!($field)),
                     ));
                 )*
                 cmd
@@ -495,7 +494,7 @@ settings_table! {
     /// Average each face's perceived attributes with those of its mirror image.
     mirror_average: bool = true, flag "mirror-average" env "MIRROR_AVERAGE";
     /// Upper edges (exclusive) of the age bands, in years: 18,30,45,60 gives 0-17, 18-29, 30-44,
-    /// 45-59, 60+. No flag: the band labels name stored figures.
+    /// 45-59, 60+. No flag: stored rows and figures are grouped by these band labels.
     age_band_edges: Vec<u32> = vec![18, 30, 45, 60];
     /// Trailer frames sampled per second of presentation time.
     sample_rate: f64 = 2.0, flag "sample-rate" env "SAMPLE_RATE", job 0.5..=5.0;
@@ -575,8 +574,7 @@ impl AnalysisSettings {
 }
 
 /// Markers around the generated block in README.md.
-pub const README_BEGIN: &str =
-    "<!-- settings table: generated from src/config.rs; REGARD_BLESS=1 cargo test --test settings rewrites it -->";
+pub const README_BEGIN: &str = "<!-- settings table: generated from src/config.rs; REGARD_BLESS=1 cargo test --test settings rewrites it -->";
 pub const README_END: &str = "<!-- end of settings table -->";
 
 fn cell_code(v: Option<&str>, prefix: &str) -> String {
@@ -599,7 +597,9 @@ pub fn markdown_table() -> String {
     out.push_str("| setting | flag | variable | type | default | job may set | meaning |\n");
     out.push_str("|---|---|---|---|---|---|---|\n");
     for e in settings() {
-        let job = e.job.map_or_else(|| "no".to_string(), |(lo, hi)| format!("{lo} to {hi}"));
+        let job = e
+            .job
+            .map_or_else(|| "no".to_string(), |(lo, hi)| format!("{lo} to {hi}"));
         out.push_str(&format!(
             "| `{}` | {} | {} | {} | {} | {} | {} |\n",
             e.name,
@@ -692,6 +692,17 @@ mod tests {
         assert_eq!(keys, sorted);
     }
 
+    #[test]
+    fn default_provenance_is_what_results_were_always_keyed_on() {
+        // Result keys hash these keys and values (f32 settings widened to f64): a change here
+        // re-keys every stored result.
+        let p = serde_json::to_string(&AnalysisSettings::default().as_provenance()).unwrap();
+        assert_eq!(
+            p,
+            r#"{"age_band_edges":[18,30,45,60],"detection_score_threshold":0.6000000238418579,"min_attribute_confidence":0.8500000238418579,"min_face_px":16.0,"min_reliable_face_px":24.0,"min_track_frames":2,"mirror_average":true,"nms_iou":0.30000001192092896,"same_person_similarity":0.3630000054836273,"sample_rate":2.0,"shot_cut_distance":0.2199999988079071,"trailer_min_face_px":48.0}"#
+        );
+    }
+
     fn parse<A: Args + FromArgMatches>(args: &[&str]) -> Result<A, clap::Error> {
         let cmd = A::augment_args(clap::Command::new("t").no_binary_name(true));
         A::from_arg_matches(&cmd.try_get_matches_from(args)?)
@@ -733,7 +744,12 @@ mod tests {
     fn overrides_are_checked_against_the_table_bounds() {
         for e in settings() {
             let Some((lo, hi)) = e.job else { continue };
-            for (v, ok) in [(lo, true), (hi, true), (lo - 1e-9, false), (hi + 1e-9, false)] {
+            for (v, ok) in [
+                (lo, true),
+                (hi, true),
+                (lo - 1e-9, false),
+                (hi + 1e-9, false),
+            ] {
                 let o: SettingsOverrides =
                     serde_json::from_value(serde_json::json!({ e.name: v })).unwrap();
                 assert_eq!(o.check().is_ok(), ok, "{} = {v}", e.name);

@@ -110,12 +110,21 @@ fn the_commands_take_the_tables_flags() {
         (&["evaluate"], false),
     ] {
         let text = help(command);
-        for e in settings.iter().chain(if takes_limits { &limits[..] } else { &[] }) {
+        for e in settings
+            .iter()
+            .chain(if takes_limits { &limits[..] } else { &[] })
+        {
             let (Some(flag), Some(env)) = (e.flag, e.env) else {
                 continue;
             };
-            assert!(text.contains(&format!("--{flag} ")), "{command:?}: --{flag}\n{text}");
-            assert!(text.contains(&format!("[env: {env}=")), "{command:?}: {env}");
+            assert!(
+                text.contains(&format!("--{flag} ")),
+                "{command:?}: --{flag}\n{text}"
+            );
+            assert!(
+                text.contains(&format!("[env: {env}=")),
+                "{command:?}: {env}"
+            );
             assert!(
                 text.contains(&format!("[default: {}]", e.default)),
                 "{command:?}: default of --{flag}"
@@ -124,12 +133,19 @@ fn the_commands_take_the_tables_flags() {
     }
     let text = help(&["enqueue"]);
     for e in settings.iter().filter(|e| e.job.is_some()) {
-        assert!(text.contains(&format!("--{} ", e.flag.unwrap())), "enqueue: {}", e.name);
+        assert!(
+            text.contains(&format!("--{} ", e.flag.unwrap())),
+            "enqueue: {}",
+            e.name
+        );
         assert!(text.contains(e.job_env.unwrap()), "enqueue: {}", e.name);
     }
     for e in settings.iter().filter(|e| e.job.is_none()) {
         if let Some(flag) = e.flag {
-            assert!(!text.contains(&format!("--{flag} ")), "enqueue offers --{flag}");
+            assert!(
+                !text.contains(&format!("--{flag} ")),
+                "enqueue offers --{flag}"
+            );
         }
     }
 }
@@ -201,6 +217,9 @@ fn the_job_schema_settings_are_the_overridable_settings() {
     }
     assert_eq!(
         set.len(),
-        config::settings().iter().filter(|e| e.job.is_some()).count()
+        config::settings()
+            .iter()
+            .filter(|e| e.job.is_some())
+            .count()
     );
 }
