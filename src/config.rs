@@ -274,16 +274,22 @@ macro_rules! settings_table {
         }
 
         /// The settings' flags and `REGARD_*` variables; a flag not given leaves the setting
-        /// as it was.
+        /// as it was. Boxed, so that the commands' argument structs stay small.
         #[derive(Debug, Clone, Default)]
         pub struct SettingsArgs {
+            pub flags: Box<SettingsFlags>,
+        }
+
+        /// The value of each setting's flag, if given.
+        #[derive(Debug, Clone, Default)]
+        pub struct SettingsFlags {
             $( $(#[doc = $doc])+ pub $field: Option<$ty>, )*
         }
 
         impl SettingsArgs {
             pub fn apply(&self, mut s: AnalysisSettings) -> AnalysisSettings {
                 $(
-                    if let Some(v) = &self.$field {
+                    if let Some(v) = &self.flags.$field {
                         s.$field = v.clone();
                     }
                 )*
@@ -293,18 +299,18 @@ macro_rules! settings_table {
 
         impl clap::FromArgMatches for SettingsArgs {
             fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
-                Ok(SettingsArgs {
+                Ok(SettingsArgs { flags: Box::new(SettingsFlags {
                     $(
                         // Only a setting with a flag has an argument to read.
                         $field: None $( .or(flag_only!($flag => <$ty as FlagValue>::get(m, stringify!($field)))) )?,
                     )*
-                })
+                })})
             }
             fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
                 let new = Self::from_arg_matches(m)?;
                 $(
-                    if new.$field.is_some() {
-                        self.$field = new.$field;
+                    if new.flags.$field.is_some() {
+                        self.flags.$field = new.flags.$field;
                     }
                 )*
                 Ok(())
@@ -415,9 +421,16 @@ macro_rules! limits_table {
             )*]
         }
 
-        /// The limits' flags and `REGARD_*` variables, in the flags' units.
+        /// The limits' flags and `REGARD_*` variables. Boxed, so that the commands' argument
+        /// structs stay small.
         #[derive(Debug, Clone, Default)]
         pub struct LimitArgs {
+            pub flags: Box<LimitFlags>,
+        }
+
+        /// The value of each limit's flag, if given, in the flag's unit.
+        #[derive(Debug, Clone, Default)]
+        pub struct LimitFlags {
             $( $(#[doc = $doc])+ pub $field: Option<<$unit as Unit<$ty>>::Flag>, )*
         }
 
@@ -426,7 +439,7 @@ macro_rules! limits_table {
             pub fn limits(&self) -> Limits {
                 let mut l = Limits::default();
                 $(
-                    if let Some(v) = &self.$field {
+                    if let Some(v) = &self.flags.$field {
                         l.$field = <$unit as Unit<$ty>>::to_field(v.clone());
                     }
                 )*
@@ -436,15 +449,15 @@ macro_rules! limits_table {
 
         impl clap::FromArgMatches for LimitArgs {
             fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
-                Ok(LimitArgs {
+                Ok(LimitArgs { flags: Box::new(LimitFlags {
                     $( $field: <<$unit as Unit<$ty>>::Flag as FlagValue>::get(m, stringify!($field)), )*
-                })
+                })})
             }
             fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
                 let new = Self::from_arg_matches(m)?;
                 $(
-                    if new.$field.is_some() {
-                        self.$field = new.$field;
+                    if new.flags.$field.is_some() {
+                        self.flags.$field = new.flags.$field;
                     }
                 )*
                 Ok(())
