@@ -294,6 +294,8 @@ mod tests {
             "Cannes",
             "--edition",
             "2026",
+            "--min-confidence",
+            "0.9",
         ])
         .unwrap();
         let C::Enqueue(e) = t.cmd else {
@@ -301,7 +303,29 @@ mod tests {
         };
         let job = e.job().unwrap();
         assert_eq!(job.festival.unwrap().edition, 2026);
+        assert_eq!(job.settings.min_attribute_confidence, Some(0.9));
+        assert_eq!(job.settings.sample_rate, None);
         assert!(T::try_parse_from(["regard", "enqueue", "--kind", "poster"]).is_err());
         assert!(T::try_parse_from(["regard", "setup", "--retry-delays", "-1"]).is_err());
+    }
+
+    #[test]
+    fn flags_not_given_are_the_typed_defaults() {
+        let t = T::try_parse_from(["regard", "worker"]).unwrap();
+        let C::Worker(w) = t.cmd else {
+            panic!("not a worker command")
+        };
+        let given = w.config();
+        let typed = WorkerConfig::new(DEFAULT_AMQP_URL, Topology::default());
+        assert_eq!(given.amqp_url, typed.amqp_url);
+        assert_eq!(given.topology, typed.topology);
+        assert_eq!(given.job_slots, typed.job_slots);
+        assert_eq!(given.shutdown_deadline, typed.shutdown_deadline);
+        assert_eq!(given.reconnect_max, typed.reconnect_max);
+        assert_eq!(seconds_text(Duration::from_millis(500)), "0.5");
+        assert_eq!(
+            parse_seconds(&seconds_text(Duration::from_secs(900))),
+            Ok(Duration::from_secs(900))
+        );
     }
 }
