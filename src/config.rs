@@ -1,78 +1,555 @@
-//! Settings that shape results (recorded in every result's provenance) and limits that protect
-//! the process (not recorded: they change whether a result exists, not what it says).
-//! Defaults live here, in one place.
+//! The one table of settings and limits. Settings shape results (recorded in every result's
+//! provenance); limits protect the process (not recorded: they change whether a result exists,
+//! not what it says).
+//!
+//! Each entry is declared once below, with its type, default, flag, `REGARD_*` variable and
+//! description, and for settings whether a job may override it and within which bounds. From
+//! that one declaration come the struct field and its default, the provenance key, the flag and
+//! its `--help`, the job's override with its bounds check, and the README's configuration table
+//! ([`markdown_table`]; `tests/settings.rs` holds the README and the job schema to it).
 
+use clap::{Arg, ArgMatches};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Everything that changes what an analysis says. Two analyses of the same bytes with the same
-/// model set and equal `AnalysisSettings` are the same result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AnalysisSettings {
-    /// Detector score below which a candidate face is dropped.
-    pub detection_score_threshold: f32,
-    /// IoU above which two detections are the same face (non-maximum suppression).
-    pub nms_iou: f32,
-    /// Faces shorter than this (pixels) are not reported at all.
-    pub min_face_px: f32,
-    /// In trailers, faces shorter than this (pixels) are not looked for: one detector run per
-    /// 1080p frame instead of three (a poster's small faces matter more than a crowd's in a shot).
-    #[serde(default = "default_trailer_min_face_px")]
-    pub trailer_min_face_px: f32,
-    /// Below this face height (pixels) perceived attributes are `unknown` (face_too_small).
-    pub min_reliable_face_px: f32,
-    /// Below this top probability a categorical attribute is `unknown` (low_confidence).
-    pub min_attribute_confidence: f32,
-    /// Average each face's perceived attributes with those of its mirror image.
-    #[serde(default = "default_true")]
-    pub mirror_average: bool,
-    /// Upper edges (exclusive) of the age bands, in years: [18, 30, 45, 60] gives
-    /// 0-17, 18-29, 30-44, 45-59, 60+.
-    pub age_band_edges: Vec<u32>,
-    /// Trailer frames sampled per second of presentation time.
-    pub sample_rate: f64,
-    /// Trailer tracks seen in fewer sampled frames than this are dropped as untrustworthy.
-    pub min_track_frames: u32,
-    /// Cosine similarity of face embeddings above which two shot tracks are the same person.
-    pub same_person_similarity: f32,
-    /// Signature distance (colour and layout, 0..1) between consecutive sampled frames at or above which a
-    /// shot cut is declared; tracks never continue across a cut (see `track::shot`).
-    #[serde(default = "default_shot_cut_distance")]
-    pub shot_cut_distance: f32,
+const MIB: u64 = 1024 * 1024;
+
+/// A value a flag or variable can carry: how clap parses it, and how a default is shown.
+pub trait FlagValue: Clone + Send + Sync + 'static {
+    /// The type as the README names it.
+    const KIND: &'static str;
+    fn parser(arg: Arg) -> Arg;
+    fn get(matches: &ArgMatches, id: &str) -> Option<Self>;
+    /// As a flag would be written, e.g. `0.6`, `true`, `18,30,45,60`.
+    fn show(&self) -> String;
 }
 
-fn default_shot_cut_distance() -> f32 {
-    0.22
-}
-
-impl Default for AnalysisSettings {
-    fn default() -> Self {
-        AnalysisSettings {
-            detection_score_threshold: 0.6,
-            nms_iou: 0.3,
-            min_face_px: 16.0,
-            // Both chosen by the face-size calibration of `regard evaluate` (EVALUATION.md).
-            min_reliable_face_px: 24.0,
-            min_attribute_confidence: 0.85,
-            mirror_average: true,
-            trailer_min_face_px: default_trailer_min_face_px(),
-            age_band_edges: vec![18, 30, 45, 60],
-            sample_rate: 2.0,
-            min_track_frames: 2,
-            same_person_similarity: 0.363,
-            shot_cut_distance: default_shot_cut_distance(),
+macro_rules! scalar_flag_values {
+    ($($t:ty => $kind:literal),* $(,)?) => {$(
+        impl FlagValue for $t {
+            const KIND: &'static str = $kind;
+            fn parser(arg: Arg) -> Arg {
+                arg.value_parser(clap::value_parser!($t))
+            }
+            fn get(matches: &ArgMatches, id: &str) -> Option<Self> {
+                matches.get_one::<$t>(id).copied()
+            }
+            fn show(&self) -> String {
+                self.to_string()
+            }
         }
+    )*};
+}
+
+scalar_flag_values!(f32 => "number", f64 => "number", u32 => "integer", u64 => "integer", usize => "integer");
+
+impl FlagValue for bool {
+    const KIND: &'static str = "boolean";
+    fn parser(arg: Arg) -> Arg {
+        arg.value_parser(clap::builder::BoolishValueParser::new())
+    }
+    fn get(matches: &ArgMatches, id: &str) -> Option<Self> {
+        matches.get_one::<bool>(id).copied()
+    }
+    fn show(&self) -> String {
+        self.to_string()
     }
 }
 
-fn default_trailer_min_face_px() -> f32 {
-    48.0
+impl FlagValue for Vec<u32> {
+    const KIND: &'static str = "integers";
+    fn parser(arg: Arg) -> Arg {
+        arg.value_parser(clap::value_parser!(u32))
+            .value_delimiter(',')
+    }
+    fn get(matches: &ArgMatches, id: &str) -> Option<Self> {
+        matches
+            .get_many::<u32>(id)
+            .map(|values| values.copied().collect())
+    }
+    fn show(&self) -> String {
+        let parts: Vec<String> = self.iter().map(u32::to_string).collect();
+        parts.join(",")
+    }
 }
 
-fn default_true() -> bool {
-    true
+/// How a flag's value maps to the field it sets, when the flag counts in friendlier units
+/// (MiB for bytes, seconds for durations).
+pub trait Unit<F> {
+    type Flag: FlagValue;
+    fn to_field(flag: Self::Flag) -> F;
+    fn to_flag(field: &F) -> Self::Flag;
+}
+
+/// The flag carries the field's own value.
+pub struct Same;
+/// Bytes, given in MiB.
+pub struct Mib;
+/// A duration, given in whole seconds.
+pub struct Seconds;
+
+impl<T: FlagValue> Unit<T> for Same {
+    type Flag = T;
+    fn to_field(flag: T) -> T {
+        flag
+    }
+    fn to_flag(field: &T) -> T {
+        field.clone()
+    }
+}
+
+impl Unit<u64> for Mib {
+    type Flag = u64;
+    fn to_field(flag: u64) -> u64 {
+        flag.saturating_mul(MIB)
+    }
+    fn to_flag(field: &u64) -> u64 {
+        field / MIB
+    }
+}
+
+impl Unit<Duration> for Seconds {
+    type Flag = u64;
+    fn to_field(flag: u64) -> Duration {
+        Duration::from_secs(flag)
+    }
+    fn to_flag(field: &Duration) -> u64 {
+        field.as_secs()
+    }
+}
+
+/// One row of the table, as `--help` and the README show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The field: the provenance key and, when a job may override it, the job's `settings` key.
+    pub name: &'static str,
+    /// `number`, `integer`, `boolean`, `integers` (comma-separated).
+    pub kind: &'static str,
+    /// As the flag would take it.
+    pub default: String,
+    /// Without the leading `--`; `None`: not settable from the command line.
+    pub flag: Option<&'static str>,
+    pub env: Option<&'static str>,
+    /// Inclusive bounds of a job's override; `None`: a job may not change it.
+    pub job: Option<(f64, f64)>,
+    /// The variable `regard enqueue` reads the override from, when a job may set it.
+    pub job_env: Option<&'static str>,
+    pub description: String,
+}
+
+fn help(description: &str, default: &str) -> String {
+    format!("{description} [default: {default}]")
+}
+
+/// The flag of one entry, parsed as its unit's type; `--help` shows the table's default.
+fn flag_arg<V: FlagValue>(
+    id: &'static str,
+    flag: &'static str,
+    env: &'static str,
+    e: &Entry,
+) -> Arg {
+    V::parser(
+        Arg::new(id)
+            .long(flag)
+            .env(env)
+            .help(help(&e.description, &e.default)),
+    )
+}
+
+/// `doc` attributes of an entry joined into one sentence.
+fn description(lines: &[&str]) -> String {
+    let words: Vec<&str> = lines.iter().map(|l| l.trim()).collect();
+    words.join(" ")
+}
+
+/// Emits its body once per overridable setting (the bounds only drive the repetition).
+macro_rules! job_only {
+    ($lo:literal $hi:literal => $($body:tt)*) => {
+        $($body)*
+    };
+}
+
+/// Emits its body for a setting with a flag.
+macro_rules! flag_only {
+    ($flag:literal => $($body:tt)*) => {
+        $($body)*
+    };
+}
+
+macro_rules! optional {
+    () => {
+        None
+    };
+    ($x:expr) => {
+        Some($x)
+    };
+}
+
+/// Settings: `field: type = default, flag "..." env "..."` and optionally `, job lo..=hi`.
+macro_rules! settings_table {
+    ($(
+        $(#[doc = $doc:literal])+
+        $field:ident: $ty:ty = $default:expr
+        $(, flag $flag:literal env $env:literal)?
+        $(, job $lo:literal ..= $hi:literal)?;
+    )*) => {
+        /// Everything that changes what an analysis says. Two analyses of the same bytes with
+        /// the same model set and equal `AnalysisSettings` are the same result.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct AnalysisSettings {
+            $( $(#[doc = $doc])+ pub $field: $ty, )*
+        }
+
+        impl Default for AnalysisSettings {
+            fn default() -> Self {
+                AnalysisSettings { $( $field: $default, )* }
+            }
+        }
+
+        /// The settings table, in declaration order.
+        pub fn settings() -> Vec<Entry> {
+            let d = AnalysisSettings::default();
+            vec![$({
+                let job = optional!($(($lo as f64, $hi as f64))?);
+                let job_env: Option<&'static str> = optional!($(concat!("REGARD_JOB_", $env))?);
+                Entry {
+                    name: stringify!($field),
+                    kind: <$ty as FlagValue>::KIND,
+                    default: d.$field.show(),
+                    flag: optional!($($flag)?),
+                    env: optional!($(concat!("REGARD_", $env))?),
+                    job,
+                    job_env: job.and(job_env),
+                    description: description(&[$($doc),+]),
+                }
+            },)*]
+        }
+
+        /// The settings a job may override (the job's `settings` object), each within its
+        /// bounds. Anything not listed is refused: a job must not be able to change what is
+        /// recorded as "the method" beyond these knobs. Values stay `f64` as on the wire, so a
+        /// value at a bound is inside it.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct SettingsOverrides {
+            $($(
+                #[doc = concat!("Within ", stringify!($lo), "..=", stringify!($hi), ".")]
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $field: Option<f64>,
+            )?)*
+        }
+
+        impl SettingsOverrides {
+            /// The first value outside its bounds, as a sentence naming the setting.
+            pub fn check(&self) -> Result<(), String> {
+                $($(
+                    if let Some(v) = self.$field {
+                        let (lo, hi) = ($lo as f64, $hi as f64);
+                        if !(v >= lo && v <= hi) {
+                            return Err(format!(
+                                "{} = {v} is outside {lo}..={hi}",
+                                stringify!($field)
+                            ));
+                        }
+                    }
+                )?)*
+                Ok(())
+            }
+
+            pub fn is_empty(&self) -> bool {
+                *self == SettingsOverrides::default()
+            }
+
+            /// The worker's settings with this job's overrides applied.
+            pub fn apply(&self, mut s: AnalysisSettings) -> AnalysisSettings {
+                $($(
+                    job_only!($lo $hi => if let Some(v) = self.$field {
+                        s.$field = v as $ty;
+                    });
+                )?)*
+                s
+            }
+        }
+
+        /// The settings' flags and `REGARD_*` variables; a flag not given leaves the setting
+        /// as it was. Boxed, so that the commands' argument structs stay small.
+        #[derive(Debug, Clone, Default)]
+        pub struct SettingsArgs {
+            pub flags: Box<SettingsFlags>,
+        }
+
+        /// The value of each setting's flag, if given.
+        #[derive(Debug, Clone, Default)]
+        pub struct SettingsFlags {
+            $( $(#[doc = $doc])+ pub $field: Option<$ty>, )*
+        }
+
+        impl SettingsArgs {
+            pub fn apply(&self, mut s: AnalysisSettings) -> AnalysisSettings {
+                $(
+                    if let Some(v) = &self.flags.$field {
+                        s.$field = v.clone();
+                    }
+                )*
+                s
+            }
+        }
+
+        impl clap::FromArgMatches for SettingsArgs {
+            fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+                Ok(SettingsArgs { flags: Box::new(SettingsFlags {
+                    $(
+                        // Only a setting with a flag has an argument to read.
+                        $field: None $( .or(flag_only!($flag => <$ty as FlagValue>::get(m, stringify!($field)))) )?,
+                    )*
+                })})
+            }
+            fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+                let new = Self::from_arg_matches(m)?;
+                $(
+                    if new.flags.$field.is_some() {
+                        self.flags.$field = new.flags.$field;
+                    }
+                )*
+                Ok(())
+            }
+        }
+
+        /// `regard enqueue`'s flags for one job's overrides: the settings' own flags, read from
+        /// `REGARD_JOB_*` variables (the worker's `REGARD_*` ones are its own settings).
+        #[derive(Debug, Clone, Default)]
+        pub struct JobSettingsArgs {
+            pub overrides: SettingsOverrides,
+        }
+
+        impl clap::FromArgMatches for JobSettingsArgs {
+            fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+                let mut o = SettingsOverrides::default();
+                $($(
+                    job_only!($lo $hi => o.$field = m.get_one::<f64>(stringify!($field)).copied());
+                )?)*
+                Ok(JobSettingsArgs { overrides: o })
+            }
+            fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+                let new = Self::from_arg_matches(m)?.overrides;
+                $($(
+                    job_only!($lo $hi => if new.$field.is_some() {
+                        self.overrides.$field = new.$field;
+                    });
+                )?)*
+                Ok(())
+            }
+        }
+
+        impl clap::Args for JobSettingsArgs {
+            fn augment_args(mut cmd: clap::Command) -> clap::Command {
+                for e in settings() {
+                    let (Some((lo, hi)), Some(flag), Some(env)) = (e.job, e.flag, e.job_env)
+                    else {
+                        continue;
+                    };
+                    cmd = cmd.arg(
+                        Arg::new(e.name)
+                            .long(flag)
+                            .env(env)
+                            .value_parser(clap::value_parser!(f64))
+                            .help(format!("{} For this job ({lo} to {hi}).", e.description)),
+                    );
+                }
+                cmd
+            }
+            fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+                Self::augment_args(cmd)
+            }
+        }
+
+        impl clap::Args for SettingsArgs {
+            fn augment_args(mut cmd: clap::Command) -> clap::Command {
+                let entries = settings();
+                let entry = |name| entries.iter().find(|e| e.name == name).expect("in the table");
+                $($(
+                    cmd = cmd.arg(flag_arg::<$ty>(
+                        stringify!($field),
+                        $flag,
+                        concat!("REGARD_", $env),
+                        entry(stringify!($field)),
+                    ));
+                )?)*
+                cmd
+            }
+            fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+                Self::augment_args(cmd)
+            }
+        }
+    };
+}
+
+/// Limits: `field: type = default, flag "..." in Unit env "..."`.
+macro_rules! limits_table {
+    ($(
+        $(#[doc = $doc:literal])+
+        $field:ident: $ty:ty = $default:expr, flag $flag:literal in $unit:ident env $env:literal;
+    )*) => {
+        /// Bounds that keep a worker alive whatever it is fed.
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct Limits {
+            $( $(#[doc = $doc])+ pub $field: $ty, )*
+        }
+
+        impl Default for Limits {
+            fn default() -> Self {
+                Limits { $( $field: $default, )* }
+            }
+        }
+
+        /// The limits table, in declaration order (never a job override).
+        pub fn limits() -> Vec<Entry> {
+            let d = Limits::default();
+            vec![$(
+                Entry {
+                    name: stringify!($field),
+                    kind: <<$unit as Unit<$ty>>::Flag as FlagValue>::KIND,
+                    default: <$unit as Unit<$ty>>::to_flag(&d.$field).show(),
+                    flag: Some($flag),
+                    env: Some(concat!("REGARD_", $env)),
+                    job: None,
+                    job_env: None,
+                    description: description(&[$($doc),+]),
+                },
+            )*]
+        }
+
+        /// The limits' flags and `REGARD_*` variables. Boxed, so that the commands' argument
+        /// structs stay small.
+        #[derive(Debug, Clone, Default)]
+        pub struct LimitArgs {
+            pub flags: Box<LimitFlags>,
+        }
+
+        /// The value of each limit's flag, if given, in the flag's unit.
+        #[derive(Debug, Clone, Default)]
+        pub struct LimitFlags {
+            $( $(#[doc = $doc])+ pub $field: Option<<$unit as Unit<$ty>>::Flag>, )*
+        }
+
+        impl LimitArgs {
+            /// The defaults with the given flags applied.
+            pub fn limits(&self) -> Limits {
+                let mut l = Limits::default();
+                $(
+                    if let Some(v) = &self.flags.$field {
+                        l.$field = <$unit as Unit<$ty>>::to_field(v.clone());
+                    }
+                )*
+                l
+            }
+        }
+
+        impl clap::FromArgMatches for LimitArgs {
+            fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+                Ok(LimitArgs { flags: Box::new(LimitFlags {
+                    $( $field: <<$unit as Unit<$ty>>::Flag as FlagValue>::get(m, stringify!($field)), )*
+                })})
+            }
+            fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+                let new = Self::from_arg_matches(m)?;
+                $(
+                    if new.flags.$field.is_some() {
+                        self.flags.$field = new.flags.$field;
+                    }
+                )*
+                Ok(())
+            }
+        }
+
+        impl clap::Args for LimitArgs {
+            fn augment_args(mut cmd: clap::Command) -> clap::Command {
+                let entries = limits();
+                let entry = |name| entries.iter().find(|e| e.name == name).expect("in the table");
+                $(
+                    cmd = cmd.arg(flag_arg::<<$unit as Unit<$ty>>::Flag>(
+                        stringify!($field),
+                        $flag,
+                        concat!("REGARD_", $env),
+                        entry(stringify!($field)),
+                    ));
+                )*
+                cmd
+            }
+            fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+                Self::augment_args(cmd)
+            }
+        }
+    };
+}
+
+settings_table! {
+    /// Detector score below which a candidate face is dropped.
+    detection_score_threshold: f32 = 0.6,
+        flag "detection-threshold" env "DETECTION_THRESHOLD", job 0.3..=0.95;
+    /// IoU above which two detections are the same face (non-maximum suppression).
+    nms_iou: f32 = 0.3, flag "nms-iou" env "NMS_IOU";
+    /// Faces shorter than this (pixels) are not reported at all.
+    min_face_px: f32 = 16.0, flag "min-face-px" env "MIN_FACE_PX";
+    /// In trailers, faces shorter than this (pixels) are not looked for: one detector run per
+    /// 1080p frame instead of three (a poster's small faces matter more than a crowd's in a shot).
+    trailer_min_face_px: f32 = 48.0, flag "trailer-min-face-px" env "TRAILER_MIN_FACE_PX";
+    /// Below this face height (pixels) perceived attributes are `unknown` (face_too_small);
+    /// calibrated by `regard evaluate` (EVALUATION.md).
+    min_reliable_face_px: f32 = 24.0,
+        flag "min-reliable-face-px" env "MIN_RELIABLE_FACE_PX", job 16.0..=200.0;
+    /// Below this top probability a categorical attribute is `unknown` (low_confidence);
+    /// calibrated by `regard evaluate` (EVALUATION.md).
+    min_attribute_confidence: f32 = 0.85,
+        flag "min-confidence" env "MIN_CONFIDENCE", job 0.5..=0.99;
+    /// Average each face's perceived attributes with those of its mirror image.
+    mirror_average: bool = true, flag "mirror-average" env "MIRROR_AVERAGE";
+    /// Upper edges (exclusive) of the age bands, in years: 18,30,45,60 gives 0-17, 18-29, 30-44,
+    /// 45-59, 60+. No flag: stored rows and figures are grouped by these band labels.
+    age_band_edges: Vec<u32> = vec![18, 30, 45, 60];
+    /// Trailer frames sampled per second of presentation time.
+    sample_rate: f64 = 2.0, flag "sample-rate" env "SAMPLE_RATE", job 0.5..=5.0;
+    /// Trailer tracks seen in fewer sampled frames than this are dropped as untrustworthy.
+    min_track_frames: u32 = 2, flag "min-track-frames" env "MIN_TRACK_FRAMES";
+    /// Cosine similarity of face embeddings above which two shot tracks are the same person.
+    same_person_similarity: f32 = 0.363,
+        flag "same-person-similarity" env "SAME_PERSON_SIMILARITY";
+    /// Signature distance (colour and layout, 0..1) between consecutive sampled frames at or
+    /// above which a shot cut is declared; tracks never continue across a cut (`track::shot`).
+    shot_cut_distance: f32 = 0.22, flag "shot-cut-distance" env "SHOT_CUT_DISTANCE";
+}
+
+limits_table! {
+    /// Largest media file accepted (download or local), in MiB.
+    max_media_bytes: u64 = 512 * MIB, flag "max-media-mib" in Mib env "MAX_MEDIA_MIB";
+    /// Largest image accepted, per side, in pixels.
+    max_image_side: u32 = 12_000, flag "max-image-side" in Same env "MAX_IMAGE_SIDE";
+    /// Largest image accepted, in pixels (width × height).
+    max_image_pixels: u64 = 60_000_000,
+        flag "max-image-pixels" in Same env "MAX_IMAGE_PIXELS";
+    /// Largest decoder allocation for an image, in MiB.
+    max_image_alloc: u64 = 512 * MIB,
+        flag "max-image-alloc-mib" in Mib env "MAX_IMAGE_ALLOC_MIB";
+    /// Largest video frame accepted, per side, in pixels (16K headers are refused).
+    max_video_side: u32 = 4096, flag "max-video-side" in Same env "MAX_VIDEO_SIDE";
+    /// Longest stretch of a trailer analysed, in seconds.
+    max_video_duration_s: f64 = 600.0,
+        flag "max-video-seconds" in Same env "MAX_VIDEO_SECONDS";
+    /// Most frames sampled from one trailer.
+    max_video_frames: u32 = 2_400, flag "max-video-frames" in Same env "MAX_VIDEO_FRAMES";
+    /// Wall-clock deadline for one media file's analysis, in seconds.
+    analysis_deadline: Duration = Duration::from_secs(900),
+        flag "deadline-seconds" in Seconds env "DEADLINE_SECONDS";
+    /// HTTP connect timeout, in seconds.
+    connect_timeout: Duration = Duration::from_secs(10),
+        flag "connect-timeout-seconds" in Seconds env "CONNECT_TIMEOUT_SECONDS";
+    /// HTTP whole-transfer timeout, in seconds.
+    fetch_timeout: Duration = Duration::from_secs(300),
+        flag "fetch-timeout-seconds" in Seconds env "FETCH_TIMEOUT_SECONDS";
+    /// Redirects followed at most.
+    max_redirects: usize = 5, flag "max-redirects" in Same env "MAX_REDIRECTS";
 }
 
 impl AnalysisSettings {
@@ -109,54 +586,102 @@ impl AnalysisSettings {
     }
 }
 
-/// Bounds that keep a worker alive whatever it is fed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Limits {
-    /// Largest media file accepted, in bytes (download or local).
-    pub max_media_bytes: u64,
-    /// Largest image accepted, per side, in pixels.
-    pub max_image_side: u32,
-    /// Largest image accepted, in pixels (width × height).
-    pub max_image_pixels: u64,
-    /// Largest decoder allocation for an image, in bytes.
-    pub max_image_alloc: u64,
-    /// Largest video frame accepted, per side (16K headers are refused).
-    pub max_video_side: u32,
-    /// Longest stretch of a video analysed, in seconds.
-    pub max_video_duration_s: f64,
-    /// Most frames sampled from one video.
-    pub max_video_frames: u32,
-    /// Wall-clock deadline for one media file's analysis.
-    pub analysis_deadline: Duration,
-    /// HTTP connect timeout.
-    pub connect_timeout: Duration,
-    /// HTTP whole-transfer timeout.
-    pub fetch_timeout: Duration,
-    /// Redirects followed at most.
-    pub max_redirects: usize,
+/// Markers around the generated block in README.md.
+pub const README_BEGIN: &str = "<!-- settings table: generated from src/config.rs; REGARD_BLESS=1 cargo test --test settings rewrites it -->";
+pub const README_END: &str = "<!-- end of settings table -->";
+
+fn cell_code(v: Option<&str>, prefix: &str) -> String {
+    v.map_or_else(|| "—".to_string(), |v| format!("`{prefix}{v}`"))
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_media_bytes: 512 * 1024 * 1024,
-            max_image_side: 12_000,
-            max_image_pixels: 60_000_000,
-            max_image_alloc: 512 * 1024 * 1024,
-            max_video_side: 4096,
-            max_video_duration_s: 600.0,
-            max_video_frames: 2_400,
-            analysis_deadline: Duration::from_secs(900),
-            connect_timeout: Duration::from_secs(10),
-            fetch_timeout: Duration::from_secs(300),
-            max_redirects: 5,
-        }
+/// Markdown has no escape for `|` inside code spans but `\|` works in table cells everywhere.
+fn cell_text(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+/// The README's settings and limits tables, between [`README_BEGIN`] and [`README_END`].
+pub fn markdown_table() -> String {
+    let mut out = format!("{README_BEGIN}\n");
+    out.push_str(
+        "Settings (`regard analyze`, `worker`, `evaluate`) shape results: every one is recorded \
+         in each result's provenance under its name. A job may override those with bounds \
+         (its `settings` object, same names).\n\n",
+    );
+    out.push_str("| setting | flag | variable | type | default | job may set | meaning |\n");
+    out.push_str("|---|---|---|---|---|---|---|\n");
+    for e in settings() {
+        let job = e
+            .job
+            .map_or_else(|| "no".to_string(), |(lo, hi)| format!("{lo} to {hi}"));
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} | {} | {} |\n",
+            e.name,
+            cell_code(e.flag, "--"),
+            cell_code(e.env, ""),
+            e.kind,
+            e.default,
+            job,
+            cell_text(&e.description)
+        ));
     }
+    out.push_str(
+        "\nLimits (`regard analyze`, `worker`) only decide whether a result exists and are not \
+         recorded.\n\n",
+    );
+    out.push_str("| limit | flag | variable | default | meaning |\n");
+    out.push_str("|---|---|---|---|---|\n");
+    for e in limits() {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            e.name,
+            cell_code(e.flag, "--"),
+            cell_code(e.env, ""),
+            e.default,
+            cell_text(&e.description)
+        ));
+    }
+    out.push_str(README_END);
+    out
+}
+
+/// The `settings` property of the job's JSON Schema (`schemas/job.v1.schema.json`): the
+/// overridable settings with their bounds and descriptions.
+pub fn job_settings_schema() -> serde_json::Value {
+    // Whole bounds are written as integers, as a person writes them in JSON.
+    let number = |v: f64| {
+        if v.fract() == 0.0 && v.abs() < 1e15 {
+            serde_json::json!(v as i64)
+        } else {
+            serde_json::json!(v)
+        }
+    };
+    let properties: serde_json::Map<String, serde_json::Value> = settings()
+        .into_iter()
+        .filter_map(|e| {
+            let (lo, hi) = e.job?;
+            Some((
+                e.name.to_string(),
+                serde_json::json!({
+                    "description": e.description,
+                    "type": "number",
+                    "minimum": number(lo),
+                    "maximum": number(hi),
+                }),
+            ))
+        })
+        .collect();
+    serde_json::json!({
+        "description": "Per-job analysis settings; only these, only within these bounds.",
+        "type": "object",
+        "additionalProperties": false,
+        "properties": properties,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::{Args, FromArgMatches};
 
     #[test]
     fn age_bands_cover_every_age_once() {
@@ -170,10 +695,83 @@ mod tests {
     }
 
     #[test]
-    fn provenance_lists_every_threshold() {
+    fn provenance_lists_every_setting_of_the_table() {
         let p = AnalysisSettings::default().as_provenance();
         assert_eq!(p["min_reliable_face_px"], serde_json::json!(24.0));
-        assert!(p.contains_key("min_attribute_confidence"));
-        assert!(p.contains_key("sample_rate"));
+        let names: Vec<&str> = settings().iter().map(|e| e.name).collect();
+        let keys: Vec<&str> = p.keys().map(String::as_str).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+    }
+
+    #[test]
+    fn default_provenance_is_what_results_were_always_keyed_on() {
+        // Result keys hash these keys and values (f32 settings widened to f64): a change here
+        // re-keys every stored result.
+        let p = serde_json::to_string(&AnalysisSettings::default().as_provenance()).unwrap();
+        assert_eq!(
+            p,
+            r#"{"age_band_edges":[18,30,45,60],"detection_score_threshold":0.6000000238418579,"min_attribute_confidence":0.8500000238418579,"min_face_px":16.0,"min_reliable_face_px":24.0,"min_track_frames":2,"mirror_average":true,"nms_iou":0.30000001192092896,"same_person_similarity":0.3630000054836273,"sample_rate":2.0,"shot_cut_distance":0.2199999988079071,"trailer_min_face_px":48.0}"#
+        );
+    }
+
+    fn parse<A: Args + FromArgMatches>(args: &[&str]) -> Result<A, clap::Error> {
+        let cmd = A::augment_args(clap::Command::new("t").no_binary_name(true));
+        A::from_arg_matches(&cmd.try_get_matches_from(args)?)
+    }
+
+    #[test]
+    fn flags_set_typed_fields_and_absent_flags_keep_the_defaults() {
+        let a: SettingsArgs = parse(&[
+            "--detection-threshold",
+            "0.5",
+            "--mirror-average",
+            "false",
+            "--min-track-frames",
+            "3",
+            "--sample-rate",
+            "1.5",
+        ])
+        .unwrap();
+        let s = a.apply(AnalysisSettings::default());
+        let d = AnalysisSettings::default();
+        assert_eq!(s.detection_score_threshold, 0.5);
+        assert!(!s.mirror_average);
+        assert_eq!(s.min_track_frames, 3);
+        assert_eq!(s.sample_rate, 1.5);
+        assert_eq!(s.nms_iou, d.nms_iou);
+        assert_eq!(s.age_band_edges, d.age_band_edges);
+        assert!(parse::<SettingsArgs>(&["--min-track-frames", "2.5"]).is_err());
+        assert!(parse::<SettingsArgs>(&["--age-band-edges", "18"]).is_err());
+
+        let l: LimitArgs = parse(&["--max-media-mib", "2", "--deadline-seconds", "7"]).unwrap();
+        let l = l.limits();
+        assert_eq!(l.max_media_bytes, 2 * MIB);
+        assert_eq!(l.analysis_deadline, Duration::from_secs(7));
+        assert_eq!(l.fetch_timeout, Limits::default().fetch_timeout);
+        assert_eq!(LimitArgs::default().limits(), Limits::default());
+    }
+
+    #[test]
+    fn overrides_are_checked_against_the_table_bounds() {
+        for e in settings() {
+            let Some((lo, hi)) = e.job else { continue };
+            for (v, ok) in [
+                (lo, true),
+                (hi, true),
+                (lo - 1e-9, false),
+                (hi + 1e-9, false),
+            ] {
+                let o: SettingsOverrides =
+                    serde_json::from_value(serde_json::json!({ e.name: v })).unwrap();
+                assert_eq!(o.check().is_ok(), ok, "{} = {v}", e.name);
+            }
+        }
+        let nan = SettingsOverrides {
+            sample_rate: Some(f64::NAN),
+            ..Default::default()
+        };
+        assert!(nan.check().is_err());
     }
 }

@@ -7,7 +7,6 @@ pub mod evaluate;
 pub mod persons;
 pub mod worker;
 
-use crate::config::{AnalysisSettings, Limits};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -99,75 +98,9 @@ impl ModelArgs {
     }
 }
 
-/// Thresholds that shape results; every one is recorded with every result.
-#[derive(Debug, Clone, Args)]
-pub struct SettingsArgs {
-    /// Detector score below which a candidate face is dropped.
-    #[arg(long, env = "REGARD_DETECTION_THRESHOLD")]
-    pub detection_threshold: Option<f32>,
-    /// Faces shorter than this many pixels are not reported.
-    #[arg(long, env = "REGARD_MIN_FACE_PX")]
-    pub min_face_px: Option<f32>,
-    /// Below this face height (pixels) perceived gender and age are `unknown`.
-    #[arg(long, env = "REGARD_MIN_RELIABLE_FACE_PX")]
-    pub min_reliable_face_px: Option<f32>,
-    /// Below this probability a perceived attribute is `unknown`.
-    #[arg(long, env = "REGARD_MIN_CONFIDENCE")]
-    pub min_confidence: Option<f32>,
-    /// Trailer frames sampled per second.
-    #[arg(long, env = "REGARD_SAMPLE_RATE")]
-    pub sample_rate: Option<f64>,
-}
-
-impl SettingsArgs {
-    pub fn apply(&self, mut s: AnalysisSettings) -> AnalysisSettings {
-        if let Some(v) = self.detection_threshold {
-            s.detection_score_threshold = v;
-        }
-        if let Some(v) = self.min_face_px {
-            s.min_face_px = v;
-        }
-        if let Some(v) = self.min_reliable_face_px {
-            s.min_reliable_face_px = v;
-        }
-        if let Some(v) = self.min_confidence {
-            s.min_attribute_confidence = v;
-        }
-        if let Some(v) = self.sample_rate {
-            s.sample_rate = v;
-        }
-        s
-    }
-}
-
-/// Bounds on what one media file may cost.
-#[derive(Debug, Clone, Args)]
-pub struct LimitArgs {
-    /// Largest media file, in MiB.
-    #[arg(long, default_value_t = 512, env = "REGARD_MAX_MEDIA_MIB")]
-    pub max_media_mib: u64,
-    /// Longest stretch of a trailer analysed, in seconds.
-    #[arg(long, default_value_t = 600.0, env = "REGARD_MAX_VIDEO_SECONDS")]
-    pub max_video_seconds: f64,
-    /// Most frames sampled from one trailer.
-    #[arg(long, default_value_t = 2400, env = "REGARD_MAX_VIDEO_FRAMES")]
-    pub max_video_frames: u32,
-    /// Wall-clock deadline for one media file, in seconds.
-    #[arg(long, default_value_t = 900, env = "REGARD_DEADLINE_SECONDS")]
-    pub deadline_seconds: u64,
-}
-
-impl LimitArgs {
-    pub fn limits(&self) -> Limits {
-        Limits {
-            max_media_bytes: self.max_media_mib * 1024 * 1024,
-            max_video_duration_s: self.max_video_seconds,
-            max_video_frames: self.max_video_frames,
-            analysis_deadline: std::time::Duration::from_secs(self.deadline_seconds),
-            ..Limits::default()
-        }
-    }
-}
+/// The flags of the settings (recorded with every result) and of the limits, generated from the
+/// one table in `crate::config`.
+pub use crate::config::{LimitArgs, SettingsArgs};
 
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {

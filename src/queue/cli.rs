@@ -1,9 +1,10 @@
 //! Arguments of `regard worker`, `regard enqueue` and `regard queue setup`. Every option can
 //! also come from a `REGARD_*` environment variable (containers are configured that way).
 
-use super::job::{Job, JobId, JobRejection, JobSource, SettingsOverrides};
+use super::job::{Job, JobId, JobRejection, JobSource};
 use super::topology::Topology;
 use super::worker::WorkerConfig;
+use crate::config::JobSettingsArgs;
 use crate::domain::{FestivalSelection, Film, MediaRole};
 use clap::{Args, ValueEnum};
 use std::net::SocketAddr;
@@ -14,24 +15,56 @@ use std::time::Duration;
 #[derive(Debug, Clone, Args)]
 pub struct TopologyArgs {
     /// AMQP URL of the RabbitMQ broker (vhost URL-encoded: `%2f` is `/`).
-    #[arg(
-        long,
-        env = "REGARD_AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
-    )]
+    #[arg(long, env = "REGARD_AMQP_URL", default_value = DEFAULT_AMQP_URL)]
     pub amqp_url: String,
     /// Prefix of every exchange and queue name.
-    #[arg(long, env = "REGARD_QUEUE_PREFIX", default_value = "regard")]
+    #[arg(long, env = "REGARD_QUEUE_PREFIX", default_value_t = defaults().worker.topology.prefix.clone())]
     pub queue_prefix: String,
     /// Deliveries the broker allows one message (crashes, lost connections) before dead-lettering it.
-    #[arg(long, env = "REGARD_DELIVERY_LIMIT", default_value_t = 10)]
+    #[arg(long, env = "REGARD_DELIVERY_LIMIT", default_value_t = defaults().worker.topology.delivery_limit)]
     pub delivery_limit: u32,
     /// Waits before the 2nd, 3rd... attempt after a transient failure, in seconds (the last repeats).
-    #[arg(long, env = "REGARD_RETRY_DELAYS", value_delimiter = ',', default_value = "10,60,300,900", value_parser = parse_seconds)]
+    #[arg(long, env = "REGARD_RETRY_DELAYS", value_delimiter = ',', default_value = defaults().retry_delays.as_str(), value_parser = parse_seconds)]
     pub retry_delays: Vec<Duration>,
     /// Processing attempts in all before a transient failure goes to the dead letters.
-    #[arg(long, env = "REGARD_MAX_ATTEMPTS", default_value_t = 5)]
+    #[arg(long, env = "REGARD_MAX_ATTEMPTS", default_value_t = defaults().worker.topology.max_attempts)]
     pub max_attempts: u32,
+}
+
+/// The local broker with RabbitMQ's default account.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// The flags' defaults: those of [`WorkerConfig::new`] and [`Topology::default`], with the
+/// durations written out once as the `&'static str` clap wants.
+struct Defaults {
+    worker: WorkerConfig,
+    retry_delays: String,
+    shutdown_deadline: String,
+    reconnect_max: String,
+}
+
+fn defaults() -> &'static Defaults {
+    static DEFAULTS: std::sync::OnceLock<Defaults> = std::sync::OnceLock::new();
+    DEFAULTS.get_or_init(|| {
+        let worker = WorkerConfig::new(DEFAULT_AMQP_URL, Topology::default());
+        let delays: Vec<String> = worker
+            .topology
+            .retry_delays
+            .iter()
+            .map(|d| seconds_text(*d))
+            .collect();
+        Defaults {
+            retry_delays: delays.join(","),
+            shutdown_deadline: seconds_text(worker.shutdown_deadline),
+            reconnect_max: seconds_text(worker.reconnect_max),
+            worker,
+        }
+    })
+}
+
+/// Seconds as [`parse_seconds`] reads them back, e.g. `60` or `0.5`.
+pub fn seconds_text(d: Duration) -> String {
+    d.as_secs_f64().to_string()
 }
 
 impl TopologyArgs {
@@ -70,13 +103,13 @@ pub struct WorkerArgs {
     #[command(flatten)]
     pub topology: TopologyArgs,
     /// Jobs processed at once (prefetch count and CPU slots).
-    #[arg(long, env = "REGARD_JOB_SLOTS", default_value_t = 1)]
+    #[arg(long, env = "REGARD_JOB_SLOTS", default_value_t = defaults().worker.job_slots)]
     pub job_slots: u16,
     /// After SIGTERM, seconds in-flight jobs may take before they are handed back to the queue.
-    #[arg(long, env = "REGARD_SHUTDOWN_DEADLINE", default_value = "60", value_parser = parse_seconds)]
+    #[arg(long, env = "REGARD_SHUTDOWN_DEADLINE", default_value = defaults().shutdown_deadline.as_str(), value_parser = parse_seconds)]
     pub shutdown_deadline: Duration,
     /// Longest wait between reconnection attempts to the broker, in seconds.
-    #[arg(long, env = "REGARD_RECONNECT_MAX", default_value = "30", value_parser = parse_seconds)]
+    #[arg(long, env = "REGARD_RECONNECT_MAX", default_value = defaults().reconnect_max.as_str(), value_parser = parse_seconds)]
     pub reconnect_max: Duration,
     /// Address of the /healthz, /readyz and /metrics endpoints.
     #[arg(long, env = "REGARD_HTTP_LISTEN", default_value = "0.0.0.0:9464")]
@@ -143,12 +176,9 @@ pub struct EnqueueArgs {
     /// Job id (default: a random UUID).
     #[arg(long, env = "REGARD_JOB_ID")]
     pub job_id: Option<String>,
-    /// Trailer frames sampled per second for this job (0.5–5).
-    #[arg(long, env = "REGARD_JOB_SAMPLE_RATE")]
-    pub sample_rate: Option<f64>,
-    /// Face height (px) below which perceived attributes are unknown, for this job (16–200).
-    #[arg(long, env = "REGARD_JOB_MIN_RELIABLE_FACE_PX")]
-    pub min_reliable_face_px: Option<f64>,
+    /// The settings this job overrides (`--sample-rate`, ...; `REGARD_JOB_*`).
+    #[command(flatten)]
+    pub settings: JobSettingsArgs,
 }
 
 impl EnqueueArgs {
@@ -183,11 +213,7 @@ impl EnqueueArgs {
                 }),
                 _ => None,
             },
-            settings: SettingsOverrides {
-                sample_rate: self.sample_rate,
-                min_reliable_face_px: self.min_reliable_face_px,
-                ..Default::default()
-            },
+            settings: self.settings.overrides.clone(),
         };
         // Round-trip through the wire form so flags get exactly the message checks.
         Job::parse(&job.to_json())
@@ -268,6 +294,8 @@ mod tests {
             "Cannes",
             "--edition",
             "2026",
+            "--min-confidence",
+            "0.9",
         ])
         .unwrap();
         let C::Enqueue(e) = t.cmd else {
@@ -275,7 +303,29 @@ mod tests {
         };
         let job = e.job().unwrap();
         assert_eq!(job.festival.unwrap().edition, 2026);
+        assert_eq!(job.settings.min_attribute_confidence, Some(0.9));
+        assert_eq!(job.settings.sample_rate, None);
         assert!(T::try_parse_from(["regard", "enqueue", "--kind", "poster"]).is_err());
         assert!(T::try_parse_from(["regard", "setup", "--retry-delays", "-1"]).is_err());
+    }
+
+    #[test]
+    fn flags_not_given_are_the_typed_defaults() {
+        let t = T::try_parse_from(["regard", "worker"]).unwrap();
+        let C::Worker(w) = t.cmd else {
+            panic!("not a worker command")
+        };
+        let given = w.config();
+        let typed = WorkerConfig::new(DEFAULT_AMQP_URL, Topology::default());
+        assert_eq!(given.amqp_url, typed.amqp_url);
+        assert_eq!(given.topology, typed.topology);
+        assert_eq!(given.job_slots, typed.job_slots);
+        assert_eq!(given.shutdown_deadline, typed.shutdown_deadline);
+        assert_eq!(given.reconnect_max, typed.reconnect_max);
+        assert_eq!(seconds_text(Duration::from_millis(500)), "0.5");
+        assert_eq!(
+            parse_seconds(&seconds_text(Duration::from_secs(900))),
+            Ok(Duration::from_secs(900))
+        );
     }
 }

@@ -3,7 +3,6 @@
 //! The published JSON Schema is `schemas/job.v1.schema.json`; the parser here and that schema
 //! are held to the same verdicts by tests over `schemas/examples/*.json`.
 
-use crate::config::AnalysisSettings;
 use crate::domain::{FestivalSelection, Film, MediaRole};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -169,79 +168,9 @@ impl JobSource {
     }
 }
 
-/// Bounds of the settings a job may override. Anything not listed is refused: a job must not be
-/// able to change what is recorded as "the method" beyond these knobs.
-pub const SETTING_BOUNDS: &[(&str, f64, f64)] = &[
-    ("sample_rate", 0.5, 5.0),
-    ("min_reliable_face_px", 16.0, 200.0),
-    ("min_attribute_confidence", 0.5, 0.99),
-    ("detection_score_threshold", 0.3, 0.95),
-];
-
-/// Per-job settings, each within [`SETTING_BOUNDS`].
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SettingsOverrides {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sample_rate: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_reliable_face_px: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_attribute_confidence: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detection_score_threshold: Option<f64>,
-}
-
-impl SettingsOverrides {
-    fn values(&self) -> [(&'static str, Option<f64>); 4] {
-        [
-            ("sample_rate", self.sample_rate),
-            ("min_reliable_face_px", self.min_reliable_face_px),
-            ("min_attribute_confidence", self.min_attribute_confidence),
-            ("detection_score_threshold", self.detection_score_threshold),
-        ]
-    }
-
-    fn check(&self) -> Result<(), JobRejection> {
-        for (name, value) in self.values() {
-            let Some(v) = value else { continue };
-            let (_, lo, hi) = SETTING_BOUNDS
-                .iter()
-                .find(|(n, _, _)| *n == name)
-                .copied()
-                .unwrap_or((name, f64::NAN, f64::NAN));
-            // NaN bounds (a name missing from the table) fail this test too.
-            if !(v >= lo && v <= hi) {
-                return Err(JobRejection::invalid(
-                    "settings",
-                    format!("{name} = {v} is outside {lo}..={hi}"),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.values().iter().all(|(_, v)| v.is_none())
-    }
-
-    /// The worker's settings with this job's overrides applied.
-    pub fn apply(&self, mut s: AnalysisSettings) -> AnalysisSettings {
-        if let Some(v) = self.sample_rate {
-            s.sample_rate = v;
-        }
-        if let Some(v) = self.min_reliable_face_px {
-            s.min_reliable_face_px = v as f32;
-        }
-        if let Some(v) = self.min_attribute_confidence {
-            s.min_attribute_confidence = v as f32;
-        }
-        if let Some(v) = self.detection_score_threshold {
-            s.detection_score_threshold = v as f32;
-        }
-        s
-    }
-}
+/// Per-job settings: which a job may override and within which bounds is declared in the
+/// settings table (`crate::config`), with the settings themselves.
+pub use crate::config::SettingsOverrides;
 
 /// One analysis to run, as parsed from a version 1 message.
 #[derive(Debug, Clone, PartialEq)]
@@ -395,7 +324,9 @@ impl Job {
     }
 
     fn from_wire(wire: WireJob) -> Result<Job, JobRejection> {
-        wire.settings.check()?;
+        wire.settings
+            .check()
+            .map_err(|reason| JobRejection::invalid("settings", reason))?;
         let festival = match wire.festival {
             None => None,
             Some(f) => Some(FestivalSelection {
@@ -454,6 +385,7 @@ impl Job {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::AnalysisSettings;
     use serde_json::json;
 
     fn base() -> serde_json::Value {
