@@ -152,7 +152,10 @@ mod tests {
         // The va_list reached the formatter intact: both arguments are in the line.
         assert!(text.contains("bad packet 42 in x.mp4"), "{text}");
         assert!(text.contains("WARN ffmpeg:"), "{text}");
-        assert!(text.contains(&format!("level={}", ffi::AV_LOG_ERROR)), "{text}");
+        assert!(
+            text.contains(&format!("level={}", ffi::AV_LOG_ERROR)),
+            "{text}"
+        );
         assert!(!text.contains("chatter"), "{text}");
     }
 }
