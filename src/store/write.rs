@@ -5,9 +5,12 @@
 use super::keys::{film_key, provenance_keys};
 use super::{AnalysisId, FailedMedia, RecordOutcome, Store, StoreError, Timings, validate_sha256};
 use crate::domain::{
-    Analysis, AttributeEstimate, BoundingBox, Face, Interval, MediaContext, MediaInfo, MediaRole,
-    Person, PosterAnalysis, Provenance, TrailerAnalysis, UNKNOWN, UnknownReason,
+    Analysis, AttributeEstimate, BoundingBox, Interval, MediaContext, MediaInfo, MediaRole, Person,
+    PosterAnalysis, Provenance, TrailerAnalysis, UNKNOWN,
 };
+use crate::stats::poster::{PosterAttributeFigures, recorded_poster_figures};
+use crate::stats::trailer::{TrailerAttributeFigures, recorded_trailer_figures};
+use crate::stats::{CoderLabels, SoftSums};
 use sqlx::{PgConnection, Postgres, Transaction};
 
 /// One `regard.person` row: a poster face or a trailer person as the models perceived it.
@@ -73,59 +76,6 @@ pub(crate) struct RepresentationRow {
     /// What pooled intervals over many films need (`None` for `unknown` and for attributes
     /// without probabilities).
     pub soft: Option<SoftSums>,
-}
-
-/// Sums over the items a soft share is computed over (see migration 0003): n, Σp, Σp(1−p),
-/// and with a weight w per item (face area, screen time) Σw, Σw·p, Σw²·p(1−p).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(crate) struct SoftSums {
-    pub n: f64,
-    pub sum: f64,
-    pub var: f64,
-    pub weight: f64,
-    pub weighted_sum: f64,
-    pub weighted_var: f64,
-}
-
-impl SoftSums {
-    /// `items` are (P(category), weight) of the eligible items only.
-    pub fn of(items: impl IntoIterator<Item = (f64, f64)>) -> SoftSums {
-        items
-            .into_iter()
-            .fold(SoftSums::default(), |mut s, (p, w)| {
-                let v = p * (1.0 - p);
-                s.n += 1.0;
-                s.sum += p;
-                s.var += v;
-                s.weight += w;
-                s.weighted_sum += w * p;
-                s.weighted_var += w * w * v;
-                s
-            })
-    }
-}
-
-/// P(category) of an item whose estimate the model can speak for (probabilities present, face
-/// big enough), as `stats::poster` / `stats::trailer` decide it; `None` otherwise.
-pub(crate) fn eligible_probability(est: Option<&AttributeEstimate>, category: &str) -> Option<f64> {
-    est.filter(|e| {
-        !e.probabilities.is_empty() && e.unknown_reason != Some(UnknownReason::FaceTooSmall)
-    })
-    .map(|e| f64::from(e.probabilities.get(category).copied().unwrap_or(0.0)))
-}
-
-/// The soft sums of one category over items given as (estimate, weight); `None` for `unknown`
-/// and when no item has an estimate of the attribute at all (e.g. age bands).
-pub(crate) fn soft_sums_of<'a>(
-    items: impl Iterator<Item = (Option<&'a AttributeEstimate>, f64)> + Clone,
-    category: &str,
-) -> Option<SoftSums> {
-    if category == UNKNOWN || items.clone().all(|(e, _)| e.is_none()) {
-        return None;
-    }
-    Some(SoftSums::of(items.filter_map(|(e, w)| {
-        eligible_probability(e, category).map(|p| (p, w))
-    })))
 }
 
 fn count(n: u32) -> i32 {
@@ -242,86 +192,98 @@ pub(crate) fn trailer_person_rows(trailer: &TrailerAnalysis) -> Vec<PersonRow> {
         .collect()
 }
 
-/// The face's decided label for `attribute`, `unknown` when the face has no such estimate.
-fn face_label<'a>(face: &'a Face, attribute: &str) -> &'a str {
-    face.attribute(attribute)
-        .map_or(UNKNOWN, |a| a.label.as_str())
+fn label_source(coded: u32) -> &'static str {
+    if coded > 0 { "coder" } else { "model" }
 }
 
-/// Representation rows from the statistics the pipeline computed. Absolute face area per
-/// category is added from the faces, because area shares cannot be pooled across posters.
-pub(crate) fn poster_representation_rows(poster: &PosterAnalysis) -> Vec<RepresentationRow> {
-    let mut rows = Vec::new();
-    for stats in &poster.statistics {
-        for c in &stats.categories {
-            let area: f64 = poster
-                .faces
-                .iter()
-                .filter(|f| face_label(f, &stats.attribute) == c.category)
-                .map(|f| f64::from(f.bbox.area()))
-                .sum();
-            rows.push(RepresentationRow {
-                attribute: stats.attribute.clone(),
-                category: c.category.clone(),
+/// The rows of one attribute's poster figures.
+pub(crate) fn poster_rows(f: &PosterAttributeFigures) -> Vec<RepresentationRow> {
+    f.categories
+        .iter()
+        .map(|c| {
+            let s = &c.stats;
+            RepresentationRow {
+                attribute: f.attribute.clone(),
+                category: s.category.clone(),
                 kind: "poster",
-                label_source: "model",
-                total_faces: Some(count(stats.total_faces)),
-                unknown_faces: Some(count(stats.unknown)),
-                faces: Some(count(c.faces)),
-                soft_faces: Some(c.soft_count),
-                face_area_px: Some(area),
-                face_area_share: Some(c.face_area_share),
-                has_largest_face: Some(c.has_largest_face),
-                faces_upper_third: Some(count(c.faces_upper_third)),
-                faces_central_third: Some(count(c.faces_central_third)),
-                faces_share_ci: c.share_interval,
-                face_area_share_ci: c.face_area_share_interval,
-                soft: soft_sums_of(
-                    poster
-                        .faces
-                        .iter()
-                        .map(|f| (f.attribute(&stats.attribute), f64::from(f.bbox.area()))),
-                    &c.category,
-                ),
+                label_source: label_source(f.coded),
+                coded_persons: count(f.coded),
+                total_faces: Some(count(f.total_faces)),
+                unknown_faces: Some(count(f.unknown)),
+                faces: Some(count(s.faces)),
+                soft_faces: Some(s.soft_count),
+                face_area_px: Some(c.face_area_px),
+                face_area_share: Some(s.face_area_share),
+                has_largest_face: Some(s.has_largest_face),
+                faces_upper_third: Some(count(s.faces_upper_third)),
+                faces_central_third: Some(count(s.faces_central_third)),
+                faces_share_ci: s.share_interval,
+                face_area_share_ci: s.face_area_share_interval,
+                soft: c.soft,
                 ..RepresentationRow::default()
-            });
-        }
-    }
-    rows
+            }
+        })
+        .collect()
+}
+
+/// The rows of one attribute's trailer figures.
+pub(crate) fn trailer_rows(f: &TrailerAttributeFigures) -> Vec<RepresentationRow> {
+    f.categories
+        .iter()
+        .map(|c| {
+            let s = &c.stats;
+            RepresentationRow {
+                attribute: f.attribute.clone(),
+                category: s.category.clone(),
+                kind: "trailer",
+                label_source: label_source(f.coded),
+                coded_persons: count(f.coded),
+                total_persons: Some(count(f.total_persons)),
+                unknown_persons: Some(count(f.unknown_persons)),
+                persons: Some(count(s.persons)),
+                soft_persons: Some(s.soft_persons),
+                screen_time_s: Some(s.screen_time_s),
+                person_seconds: Some(s.person_seconds),
+                frame_share: Some(s.frame_share),
+                prominence_s: Some(s.prominence_s),
+                first_appearance_s: s.first_appearance_s,
+                persons_share_ci: s.share_interval,
+                screen_time_share_ci: s.screen_time_share_interval,
+                soft: c.soft,
+                ..RepresentationRow::default()
+            }
+        })
+        .collect()
+}
+
+/// Representation rows of a new poster analysis: the figures of `stats` for every attribute its
+/// statistics list (no coder has seen it yet).
+pub(crate) fn poster_representation_rows(poster: &PosterAnalysis) -> Vec<RepresentationRow> {
+    poster
+        .statistics
+        .iter()
+        .flat_map(|s| {
+            poster_rows(&recorded_poster_figures(
+                poster,
+                &s.attribute,
+                &CoderLabels::none(),
+            ))
+        })
+        .collect()
 }
 
 pub(crate) fn trailer_representation_rows(trailer: &TrailerAnalysis) -> Vec<RepresentationRow> {
-    let mut rows = Vec::new();
-    for stats in &trailer.statistics {
-        for c in &stats.categories {
-            rows.push(RepresentationRow {
-                attribute: stats.attribute.clone(),
-                category: c.category.clone(),
-                kind: "trailer",
-                label_source: "model",
-                total_persons: Some(count(stats.total_persons)),
-                unknown_persons: Some(count(stats.unknown_persons)),
-                persons: Some(count(c.persons)),
-                soft_persons: Some(c.soft_persons),
-                screen_time_s: Some(c.screen_time_s),
-                person_seconds: Some(c.person_seconds),
-                frame_share: Some(c.frame_share),
-                prominence_s: Some(c.prominence_s),
-                first_appearance_s: c.first_appearance_s,
-                persons_share_ci: c.share_interval,
-                screen_time_share_ci: c.screen_time_share_interval,
-                soft: soft_sums_of(
-                    trailer
-                        .persons
-                        .iter()
-                        .map(|p| (p.attribute(&stats.attribute), p.screen_time_s)),
-                    &c.category,
-                ),
-                ..RepresentationRow::default()
-            });
-        }
-    }
-    rows
+    trailer
+        .statistics
+        .iter()
+        .flat_map(|s| {
+            trailer_rows(&recorded_trailer_figures(
+                trailer,
+                &s.attribute,
+                &CoderLabels::none(),
+            ))
+        })
+        .collect()
 }
 
 fn role_name(role: MediaRole) -> &'static str {
