@@ -166,6 +166,7 @@ mod tests {
     use crate::config::AnalysisSettings;
     use crate::domain::Face;
     use crate::domain::{AgeEstimate, AttributeEstimate, BoundingBox};
+    use crate::stats::poster::{AGE_BAND, ORIGIN};
     use crate::track::{FrameObservation, FrameSignature, track_persons};
     use std::collections::BTreeMap;
 
