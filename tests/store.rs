@@ -1074,7 +1074,13 @@ async fn a_down_server_is_a_clear_retryable_error() {
 
 /// A person as the tracker makes it on a variable-frame-rate trailer: its screen time counts
 /// the sampling slots of the frames it is seen in, not the frames.
-fn vfr_person(id: u32, p_female: f32, face_px: f32, seen: &[usize], tl: &[TimelineFrame]) -> Person {
+fn vfr_person(
+    id: u32,
+    p_female: f32,
+    face_px: f32,
+    seen: &[usize],
+    tl: &[TimelineFrame],
+) -> Person {
     let interval = 0.5;
     let slots: u32 = seen.iter().map(|&k| tl[k].slots).sum();
     let screen = f64::from(slots) * interval;
@@ -1254,6 +1260,29 @@ async fn coder_labels_equal_to_the_model_change_no_figure_of_a_vfr_trailer() {
         .collect();
     assert_eq!(stored, [trailer.clone(), poster.clone()]);
 
+    // The rows hold the figures the analysis itself reports (one engine for both).
+    let mut rows: Vec<(String, String, f64, f64, f64, Option<f64>)> = sqlx::query_as(
+        "SELECT attribute, category, screen_time_s, frame_share, soft_persons, persons_share_ci_low
+         FROM regard.representation WHERE kind = 'trailer'",
+    )
+    .fetch_all(s.pool())
+    .await
+    .unwrap();
+    rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let mut reported: Vec<(String, String, f64, f64, f64, Option<f64>)> = tr
+        .statistics
+        .iter()
+        .flat_map(|a| {
+            a.categories.iter().map(|c| {
+                let low = c.share_interval.map(|i| i.low);
+                let f = (c.screen_time_s, c.frame_share, c.soft_persons, low);
+                (a.attribute.clone(), c.category.clone(), f.0, f.1, f.2, f.3)
+            })
+        })
+        .collect();
+    reported.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    assert_eq!(rows, reported);
+
     let mut before = Vec::new();
     for relation in FIGURE_RELATIONS {
         before.push(snapshot(s, relation).await);
@@ -1274,7 +1303,11 @@ async fn coder_labels_equal_to_the_model_change_no_figure_of_a_vfr_trailer() {
             csv.serialize(&person).unwrap();
         }
     }
-    assert_eq!(decided, 3 + 2, "trailer: 2 women, 1 man; poster: 1 woman, 1 man");
+    assert_eq!(
+        decided,
+        3 + 2,
+        "trailer: 2 women, 1 man; poster: 1 woman, 1 man"
+    );
     let summary = s
         .import_labels(csv.into_inner().unwrap().as_slice(), "coder-1")
         .await

@@ -206,7 +206,8 @@ pub(crate) struct Soft {
 }
 
 /// Soft count, soft shares Σ w·p / Σ w over the eligible items and their intervals, and the
-/// sums that pool them. The `unknown` category has no soft share: the caller says what it is.
+/// sums that pool them. `unknown` has no soft share: its shares are those of the items left
+/// undecided, by count and by weight, without interval.
 pub(crate) fn soft_figures(
     attribute: &str,
     observations: &[Observation],
@@ -215,11 +216,18 @@ pub(crate) fn soft_figures(
 ) -> Soft {
     let count = observations.iter().map(|o| o.p(category)).sum();
     if category == UNKNOWN {
+        let undecided: Vec<f64> = observations
+            .iter()
+            .zip(weights)
+            .filter(|(o, _)| o.label == UNKNOWN)
+            .map(|(_, w)| *w)
+            .collect();
+        let all = observations.len() as f64;
         return Soft {
             count,
-            share: 0.0,
+            share: ratio(undecided.len() as f64, all),
             share_interval: None,
-            weighted_share: 0.0,
+            weighted_share: ratio(undecided.iter().sum(), weights.iter().sum()),
             weighted_interval: None,
             sums: None,
         };
@@ -323,7 +331,11 @@ mod tests {
     fn a_coder_label_wins_but_a_coder_unknown_does_not_erase_the_model() {
         let female = gender(0.9, 100.0);
         let labels = coder(&[(1, "male"), (2, UNKNOWN)], &[]);
-        let items = [(1, Some(&female), None), (2, Some(&female), None), (3, None, None)];
+        let items = [
+            (1, Some(&female), None),
+            (2, Some(&female), None),
+            (3, None, None),
+        ];
         let o = observe("gender", items.into_iter(), &labels);
         let seen: Vec<(&str, bool, f64)> = o
             .iter()

@@ -10,7 +10,9 @@
 use crate::domain::{
     BoundingBox, Face, PosterAnalysis, PosterAttributeStats, PosterCategoryStats, UNKNOWN,
 };
-use crate::stats::{CoderLabels, SoftSums, attribute_list, categories, observe, ratio, soft_figures};
+use crate::stats::{
+    CoderLabels, SoftSums, attribute_list, categories, observe, ratio, soft_figures,
+};
 
 /// The attribute name of the age-band statistics.
 pub const AGE_BAND: &str = "age_band";
@@ -119,12 +121,6 @@ pub fn poster_figures(
             let area: f64 = mine.iter().map(|&i| areas[i]).sum();
             // Area-weighted: a face counts by its share of the painted faces.
             let soft = soft_figures(name, &observations, &areas, &category);
-            let (share, area_share) = if category == UNKNOWN {
-                let share = ratio(f64::from(unknown_faces), faces.len() as f64);
-                (share, ratio(area, total_area))
-            } else {
-                (soft.share, soft.weighted_share)
-            };
             let stats = PosterCategoryStats {
                 faces: mine.len() as u32,
                 soft_count: soft.count,
@@ -138,9 +134,9 @@ pub fn poster_figures(
                     .iter()
                     .filter(|&&i| central_third(&faces[i].bbox, width, height))
                     .count() as u32,
-                share,
+                share: soft.share,
                 share_interval: soft.share_interval,
-                face_area_share_soft: area_share,
+                face_area_share_soft: soft.weighted_share,
                 face_area_share_interval: soft.weighted_interval,
                 category,
             };

@@ -12,7 +12,9 @@
 use crate::domain::{
     Person, TimelineFrame, TrailerAnalysis, TrailerAttributeStats, TrailerCategoryStats, UNKNOWN,
 };
-use crate::stats::{CoderLabels, SoftSums, attribute_list, categories, observe, ratio, soft_figures};
+use crate::stats::{
+    CoderLabels, SoftSums, attribute_list, categories, observe, ratio, soft_figures,
+};
 use std::collections::BTreeSet;
 
 /// One category's figures: the published statistics and what the store keeps beside them.
@@ -58,8 +60,7 @@ pub fn trailer_statistics(
         .iter()
         .map(|(name, labels)| {
             let none = CoderLabels::none();
-            trailer_figures(persons, timeline, sample_interval_s, name, labels, &none)
-                .into_stats()
+            trailer_figures(persons, timeline, sample_interval_s, name, labels, &none).into_stats()
         })
         .collect()
 }
@@ -105,7 +106,6 @@ pub fn trailer_figures(
     );
     let unknown_persons = observations.iter().filter(|o| o.label == UNKNOWN).count() as u32;
     let screen_times: Vec<f64> = persons.iter().map(|p| p.screen_time_s).collect();
-    let total_person_seconds: f64 = screen_times.iter().sum();
     let all_slots: u32 = timeline.iter().map(|f| f.slots).sum();
 
     let rows = categories(declared, coder, &observations)
@@ -125,12 +125,6 @@ pub fn trailer_figures(
                 .sum();
             let person_seconds: f64 = mine.iter().map(|p| p.screen_time_s).sum();
             let soft = soft_figures(name, &observations, &screen_times, &category);
-            let (share, screen_time_share) = if category == UNKNOWN {
-                let share = ratio(f64::from(unknown_persons), persons.len() as f64);
-                (share, ratio(person_seconds, total_person_seconds))
-            } else {
-                (soft.share, soft.weighted_share)
-            };
             let stats = TrailerCategoryStats {
                 persons: mine.len() as u32,
                 soft_persons: soft.count,
@@ -139,9 +133,9 @@ pub fn trailer_figures(
                 frame_share: ratio(f64::from(slots_seen), f64::from(all_slots)),
                 prominence_s: mine.iter().map(|p| p.prominence_s).sum(),
                 first_appearance_s: mine.iter().map(|p| p.first_seen_s).min_by(f64::total_cmp),
-                share,
+                share: soft.share,
                 share_interval: soft.share_interval,
-                screen_time_share,
+                screen_time_share: soft.weighted_share,
                 screen_time_share_interval: soft.weighted_interval,
                 category,
             };
@@ -395,6 +389,9 @@ mod tests {
         assert_eq!((m.screen_time_s, m.frame_share, m.share), (3.0, 1.0, 1.0));
         let i = m.share_interval.expect("interval");
         assert_eq!((i.low, i.high), (1.0, 1.0));
-        assert_eq!(moved.categories[1].soft.map(|s| (s.n, s.var)), Some((2.0, 0.0)));
+        assert_eq!(
+            moved.categories[1].soft.map(|s| (s.n, s.var)),
+            Some((2.0, 0.0))
+        );
     }
 }

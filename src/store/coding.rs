@@ -4,12 +4,10 @@
 //! return a CSV of labels from `regard.coding_scheme`, and the affected representation rows are
 //! recomputed by `stats` with the rule "coder's label, else model's label, else unknown".
 
-use super::write::{insert_representation, poster_rows, trailer_rows};
+use super::write::{attribute_rows, insert_representation};
 use super::{Store, StoreError};
 use crate::domain::Analysis;
 use crate::stats::CoderLabels;
-use crate::stats::poster::recorded_poster_figures;
-use crate::stats::trailer::recorded_trailer_figures;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use std::collections::{BTreeSet, HashMap};
@@ -332,12 +330,11 @@ async fn recompute_representation(
     analysis_id: i64,
     attribute: &str,
 ) -> Result<(), StoreError> {
-    let result: Option<serde_json::Value> = sqlx::query_scalar(
-        "SELECT result FROM regard.analysis WHERE analysis_id = $1 FOR UPDATE",
-    )
-    .bind(analysis_id)
-    .fetch_one(&mut **tx)
-    .await?;
+    let result: Option<serde_json::Value> =
+        sqlx::query_scalar("SELECT result FROM regard.analysis WHERE analysis_id = $1 FOR UPDATE")
+            .bind(analysis_id)
+            .fetch_one(&mut **tx)
+            .await?;
     let analysis: Analysis = result
         .ok_or_else(|| {
             StoreError::invalid(format!("analysis {analysis_id}"), "has no stored result")
@@ -373,10 +370,7 @@ async fn recompute_representation(
             .collect(),
         scheme,
     };
-    let rows = match &analysis {
-        Analysis::Poster(p) => poster_rows(&recorded_poster_figures(p, attribute, &coder)),
-        Analysis::Trailer(t) => trailer_rows(&recorded_trailer_figures(t, attribute, &coder)),
-    };
+    let rows = attribute_rows(&analysis, attribute, &coder);
     sqlx::query("DELETE FROM regard.representation WHERE analysis_id = $1 AND attribute = $2")
         .bind(analysis_id)
         .bind(attribute)

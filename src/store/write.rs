@@ -192,22 +192,24 @@ pub(crate) fn trailer_person_rows(trailer: &TrailerAnalysis) -> Vec<PersonRow> {
         .collect()
 }
 
-fn label_source(coded: u32) -> &'static str {
-    if coded > 0 { "coder" } else { "model" }
+/// The columns every row has; `coded` items make the row's labels come from a coder.
+fn row(attribute: &str, category: &str, kind: &'static str, coded: u32) -> RepresentationRow {
+    RepresentationRow {
+        attribute: attribute.to_string(),
+        category: category.to_string(),
+        kind,
+        label_source: if coded > 0 { "coder" } else { "model" },
+        coded_persons: count(coded),
+        ..RepresentationRow::default()
+    }
 }
 
-/// The rows of one attribute's poster figures.
-pub(crate) fn poster_rows(f: &PosterAttributeFigures) -> Vec<RepresentationRow> {
+fn poster_rows(f: &PosterAttributeFigures) -> Vec<RepresentationRow> {
     f.categories
         .iter()
         .map(|c| {
             let s = &c.stats;
             RepresentationRow {
-                attribute: f.attribute.clone(),
-                category: s.category.clone(),
-                kind: "poster",
-                label_source: label_source(f.coded),
-                coded_persons: count(f.coded),
                 total_faces: Some(count(f.total_faces)),
                 unknown_faces: Some(count(f.unknown)),
                 faces: Some(count(s.faces)),
@@ -220,24 +222,18 @@ pub(crate) fn poster_rows(f: &PosterAttributeFigures) -> Vec<RepresentationRow> 
                 faces_share_ci: s.share_interval,
                 face_area_share_ci: s.face_area_share_interval,
                 soft: c.soft,
-                ..RepresentationRow::default()
+                ..row(&f.attribute, &s.category, "poster", f.coded)
             }
         })
         .collect()
 }
 
-/// The rows of one attribute's trailer figures.
-pub(crate) fn trailer_rows(f: &TrailerAttributeFigures) -> Vec<RepresentationRow> {
+fn trailer_rows(f: &TrailerAttributeFigures) -> Vec<RepresentationRow> {
     f.categories
         .iter()
         .map(|c| {
             let s = &c.stats;
             RepresentationRow {
-                attribute: f.attribute.clone(),
-                category: s.category.clone(),
-                kind: "trailer",
-                label_source: label_source(f.coded),
-                coded_persons: count(f.coded),
                 total_persons: Some(count(f.total_persons)),
                 unknown_persons: Some(count(f.unknown_persons)),
                 persons: Some(count(s.persons)),
@@ -250,39 +246,34 @@ pub(crate) fn trailer_rows(f: &TrailerAttributeFigures) -> Vec<RepresentationRow
                 persons_share_ci: s.share_interval,
                 screen_time_share_ci: s.screen_time_share_interval,
                 soft: c.soft,
-                ..RepresentationRow::default()
+                ..row(&f.attribute, &s.category, "trailer", f.coded)
             }
         })
         .collect()
 }
 
-/// Representation rows of a new poster analysis: the figures of `stats` for every attribute its
-/// statistics list (no coder has seen it yet).
-pub(crate) fn poster_representation_rows(poster: &PosterAnalysis) -> Vec<RepresentationRow> {
-    poster
-        .statistics
-        .iter()
-        .flat_map(|s| {
-            poster_rows(&recorded_poster_figures(
-                poster,
-                &s.attribute,
-                &CoderLabels::none(),
-            ))
-        })
-        .collect()
+/// The rows of one attribute of a recorded analysis: the figures `stats` computes from its
+/// faces or persons and the coders' labels.
+pub(crate) fn attribute_rows(
+    analysis: &Analysis,
+    attribute: &str,
+    coder: &CoderLabels,
+) -> Vec<RepresentationRow> {
+    match analysis {
+        Analysis::Poster(p) => poster_rows(&recorded_poster_figures(p, attribute, coder)),
+        Analysis::Trailer(t) => trailer_rows(&recorded_trailer_figures(t, attribute, coder)),
+    }
 }
 
-pub(crate) fn trailer_representation_rows(trailer: &TrailerAnalysis) -> Vec<RepresentationRow> {
-    trailer
-        .statistics
-        .iter()
-        .flat_map(|s| {
-            trailer_rows(&recorded_trailer_figures(
-                trailer,
-                &s.attribute,
-                &CoderLabels::none(),
-            ))
-        })
+/// The rows of a new analysis: every attribute its statistics list, no coder label yet.
+fn representation_rows(analysis: &Analysis) -> Vec<RepresentationRow> {
+    let attributes: Vec<&str> = match analysis {
+        Analysis::Poster(p) => p.statistics.iter().map(|s| s.attribute.as_str()).collect(),
+        Analysis::Trailer(t) => t.statistics.iter().map(|s| s.attribute.as_str()).collect(),
+    };
+    attributes
+        .into_iter()
+        .flat_map(|a| attribute_rows(analysis, a, &CoderLabels::none()))
         .collect()
 }
 
@@ -324,18 +315,11 @@ impl Store {
         let provenance = analysis.provenance();
         validate_provenance(provenance)?;
         let keys = provenance_keys(provenance);
-        let (kind, persons, representation) = match analysis {
-            Analysis::Poster(p) => (
-                "poster",
-                poster_person_rows(p),
-                poster_representation_rows(p),
-            ),
-            Analysis::Trailer(t) => (
-                "trailer",
-                trailer_person_rows(t),
-                trailer_representation_rows(t),
-            ),
+        let (kind, persons) = match analysis {
+            Analysis::Poster(p) => ("poster", poster_person_rows(p)),
+            Analysis::Trailer(t) => ("trailer", trailer_person_rows(t)),
         };
+        let representation = representation_rows(analysis);
         let (analysed_duration_s, sampled_frames, sample_rate, shot_cuts, partial, decode) =
             match analysis {
                 Analysis::Poster(_) => (None, None, None, None, false, None),
