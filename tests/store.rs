@@ -1070,3 +1070,274 @@ async fn a_down_server_is_a_clear_retryable_error() {
     );
     assert!(err.is_retryable());
 }
+
+// ---------- coder labels equal to the model's change no figure ----------
+
+/// A person as the tracker makes it on a variable-frame-rate trailer: its screen time counts
+/// the sampling slots of the frames it is seen in, not the frames.
+fn vfr_person(
+    id: u32,
+    p_female: f32,
+    face_px: f32,
+    seen: &[usize],
+    tl: &[TimelineFrame],
+) -> Person {
+    let interval = 0.5;
+    let slots: u32 = seen.iter().map(|&k| tl[k].slots).sum();
+    let screen = f64::from(slots) * interval;
+    Person {
+        id,
+        attributes: vec![
+            gender(p_female, face_px),
+            AttributeEstimate::not_configured("origin"),
+        ],
+        age: Some(regard::domain::AgeEstimate {
+            years: 30.0 + id as f32,
+            band: "30-44".into(),
+        }),
+        first_seen_s: tl[seen[0]].t,
+        last_seen_s: tl[*seen.last().unwrap()].t,
+        screen_time_s: screen,
+        prominence_s: screen * 0.02 * f64::from(id),
+        frames: seen.len() as u32,
+        tracks: 1,
+        key_frame_s: tl[seen[0]].t,
+        key_box: BoundingBox {
+            x: 10.0 * id as f32,
+            y: 20.0,
+            width: face_px,
+            height: face_px,
+        },
+        median_face_px: face_px,
+    }
+}
+
+/// A trailer whose decoded frames stand for 1 to 4 sampling slots each (2 samples/s), with two
+/// certain women, a certain man, an ambiguous person and a face too small to judge. Its
+/// statistics are those of `stats` (as the pipeline writes them).
+fn vfr_trailer(prov: Provenance) -> Analysis {
+    let slots = [1u32, 3, 1, 2, 1, 4, 1, 1, 2, 1, 3, 1];
+    let mut t = 0.0;
+    let mut timeline: Vec<TimelineFrame> = slots
+        .iter()
+        .map(|&s| {
+            let frame = TimelineFrame {
+                t,
+                slots: s,
+                persons: vec![],
+                gender_counts: BTreeMap::new(),
+            };
+            t += f64::from(s) * 0.5;
+            frame
+        })
+        .collect();
+    let seen: [(u32, f32, f32, &[usize]); 5] = [
+        (1, 1.0, 90.0, &[0, 1, 2, 3]),
+        (2, 0.0, 120.0, &[1, 2, 5, 6, 7]),
+        (3, 0.6, 100.0, &[5, 8]),
+        (4, 0.95, 20.0, &[9, 10]),
+        (5, 1.0, 60.0, &[10, 11]),
+    ];
+    for (id, _, _, frames) in &seen {
+        for &k in *frames {
+            timeline[k].persons.push(*id);
+        }
+    }
+    let persons: Vec<Person> = seen
+        .iter()
+        .map(|(id, p, px, frames)| vfr_person(*id, *p, *px, frames, &timeline))
+        .collect();
+    let settings = regard::config::AnalysisSettings::default();
+    let statistics = regard::stats::trailer::trailer_statistics(
+        &persons,
+        &timeline,
+        0.5,
+        &[("gender".into(), vec!["female".into(), "male".into()])],
+        &settings.age_bands(),
+    );
+    let duration: f64 = slots.iter().map(|&s| f64::from(s) * 0.5).sum();
+    Analysis::Trailer(TrailerAnalysis {
+        media: media("vfr-trailer", 1280, 720, Some(duration)),
+        analysed_duration_s: duration,
+        sampled_frames: timeline.len() as u32,
+        sample_rate: 2.0,
+        shot_cuts_s: vec![],
+        decode: DecodeReport::default(),
+        persons,
+        statistics,
+        timeline,
+        provenance: prov,
+    })
+}
+
+/// A poster of the same film, statistics from `stats`: certain woman and man, an ambiguous
+/// face, a face too small to judge.
+fn certain_poster(prov: Provenance) -> Analysis {
+    let faces = vec![
+        face(400.0, 100.0, 200.0, 1.0),
+        face(100.0, 700.0, 120.0, 0.0),
+        face(600.0, 650.0, 90.0, 0.55),
+        face(900.0, 1400.0, 20.0, 1.0),
+    ];
+    let settings = regard::config::AnalysisSettings::default();
+    let statistics = regard::stats::poster::poster_statistics(
+        &faces,
+        1000,
+        1500,
+        &[("gender".into(), vec!["female".into(), "male".into()])],
+        &settings.age_bands(),
+    );
+    Analysis::Poster(PosterAnalysis {
+        media: media("certain-poster", 1000, 1500, None),
+        faces,
+        statistics,
+        provenance: prov,
+    })
+}
+
+/// Every row of `relation`, as JSON text without the columns that say who labelled.
+async fn snapshot(s: &Store, relation: &str) -> Vec<String> {
+    let sql = format!(
+        "SELECT (to_jsonb(v) - 'label_source' - 'coded_persons')::text AS row FROM {relation} v
+         ORDER BY 1"
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_all(s.pool())
+        .await
+        .unwrap_or_else(|e| panic!("{relation}: {e}"))
+}
+
+const FIGURE_RELATIONS: [&str; 6] = [
+    "regard.representation",
+    "regard.latest_representation",
+    "regard.film_representation",
+    "regard.festival_section_representation",
+    "regard.festival_edition_representation",
+    "regard.year_representation",
+];
+
+/// Rows of `before` and `after` that differ, paired by position, for a readable failure.
+fn differences(before: &[String], after: &[String]) -> String {
+    let mut out = String::new();
+    if before.len() != after.len() {
+        out += &format!("{} rows before, {} after\n", before.len(), after.len());
+    }
+    for b in before.iter().filter(|b| !after.contains(b)) {
+        out += &format!("- {b}\n");
+    }
+    for a in after.iter().filter(|a| !before.contains(a)) {
+        out += &format!("+ {a}\n");
+    }
+    out
+}
+
+#[tokio::test]
+async fn coder_labels_equal_to_the_model_change_no_figure_of_a_vfr_trailer() {
+    let db = TestDb::migrated().await;
+    let s = &db.store;
+    let t = Timings::default();
+    let p = provenance("yunet-2023mar");
+    let ctx = ctx("Omega", 2026, None, Some((CANNES, 2026, "Compétition")));
+    let trailer = vfr_trailer(p.clone());
+    let Analysis::Trailer(tr) = &trailer else {
+        unreachable!()
+    };
+    assert!(
+        tr.timeline.iter().any(|f| f.slots > 1),
+        "the fixture must be variable frame rate"
+    );
+    let poster = certain_poster(p);
+    s.record_analysis(&trailer, &ctx, &t).await.unwrap();
+    s.record_analysis(&poster, &ctx, &t).await.unwrap();
+    // The stored result is what coder labels are recomputed from: it must read back as it was.
+    let stored: Vec<serde_json::Value> =
+        sqlx::query_scalar("SELECT result FROM regard.analysis ORDER BY analysis_id")
+            .fetch_all(s.pool())
+            .await
+            .unwrap();
+    let stored: Vec<Analysis> = stored
+        .into_iter()
+        .map(|v| serde_json::from_value(v).unwrap())
+        .collect();
+    assert_eq!(stored, [trailer.clone(), poster.clone()]);
+
+    // The rows hold the figures the analysis itself reports (one engine for both).
+    let mut rows: Vec<(String, String, f64, f64, f64, Option<f64>)> = sqlx::query_as(
+        "SELECT attribute, category, screen_time_s, frame_share, soft_persons, persons_share_ci_low
+         FROM regard.representation WHERE kind = 'trailer'",
+    )
+    .fetch_all(s.pool())
+    .await
+    .unwrap();
+    rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let mut reported: Vec<(String, String, f64, f64, f64, Option<f64>)> = tr
+        .statistics
+        .iter()
+        .flat_map(|a| {
+            a.categories.iter().map(|c| {
+                let low = c.share_interval.map(|i| i.low);
+                let f = (c.screen_time_s, c.frame_share, c.soft_persons, low);
+                (a.attribute.clone(), c.category.clone(), f.0, f.1, f.2, f.3)
+            })
+        })
+        .collect();
+    reported.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    assert_eq!(rows, reported);
+
+    let mut before = Vec::new();
+    for relation in FIGURE_RELATIONS {
+        before.push(snapshot(s, relation).await);
+    }
+    assert!(before.iter().all(|rows| !rows.is_empty()));
+
+    // Each person gets, from a coder, exactly the label the model gave (`unknown` included).
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    let mut decided = 0;
+    for attribute in ["gender", "origin"] {
+        for mut person in s
+            .persons_to_code(&FilmFilter::default(), attribute)
+            .await
+            .unwrap()
+        {
+            person.label = person.model_label.clone();
+            decided += usize::from(person.label != "unknown");
+            csv.serialize(&person).unwrap();
+        }
+    }
+    assert_eq!(
+        decided,
+        3 + 2,
+        "trailer: 2 women, 1 man; poster: 1 woman, 1 man"
+    );
+    let summary = s
+        .import_labels(csv.into_inner().unwrap().as_slice(), "coder-1")
+        .await
+        .unwrap();
+    assert_eq!((summary.labels, summary.recomputed), (2 * 9, 4));
+
+    for (relation, before) in FIGURE_RELATIONS.iter().zip(&before) {
+        let after = snapshot(s, relation).await;
+        assert!(
+            before == &after,
+            "{relation} changed:\n{}",
+            differences(before, &after)
+        );
+    }
+    // What did change: who labelled. Gender is coded (a coder decided), origin is not (every
+    // coder label is `unknown`, which never erases the model).
+    let sources: Vec<(String, String, String, i32)> = sqlx::query_as(
+        "SELECT DISTINCT kind, attribute, label_source, coded_persons FROM regard.representation
+         WHERE attribute IN ('gender', 'origin') ORDER BY 1, 2",
+    )
+    .fetch_all(s.pool())
+    .await
+    .unwrap();
+    let expected = [
+        ("poster", "gender", "coder", 2),
+        ("poster", "origin", "model", 0),
+        ("trailer", "gender", "coder", 3),
+        ("trailer", "origin", "model", 0),
+    ]
+    .map(|(k, a, l, n)| (k.to_string(), a.to_string(), l.to_string(), n));
+    assert_eq!(sources, expected);
+}

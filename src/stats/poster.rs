@@ -2,27 +2,53 @@
 //!
 //! Hard numbers (`faces`, area, placement) use decided labels, so a face left `unknown` is
 //! counted under `unknown`, never guessed. `soft_count` sums P(category) over every face with
-//! probabilities. `share` is Σ P / n over the faces the model can speak for: faces with
-//! probabilities that are not too small (tiny faces come out "female" whatever the truth, so
-//! their probabilities are known to be biased and are left out of the share, counted as
-//! unknown instead). Its interval carries per-face classification uncertainty only (one poster).
+//! probabilities. `share` is Σ P / n over the faces the model (or a coder) can speak for: faces
+//! with probabilities that are not too small (see [`Observation`](super::Observation)), counted
+//! as unknown otherwise. Its interval carries per-face classification uncertainty only (one
+//! poster).
 
 use crate::domain::{
-    BoundingBox, Face, PosterAttributeStats, PosterCategoryStats, UNKNOWN, UnknownReason,
+    BoundingBox, Face, PosterAnalysis, PosterAttributeStats, PosterCategoryStats, UNKNOWN,
 };
-use crate::stats::soft_share;
+use crate::stats::{
+    CoderLabels, SoftSums, attribute_list, categories, observe, ratio, soft_figures,
+};
 
 /// The attribute name of the age-band statistics.
 pub const AGE_BAND: &str = "age_band";
 /// Perceived origin is always reported, as `unknown` unless a classifier was configured.
 pub const ORIGIN: &str = "origin";
 
-/// One face as an attribute's statistics see it.
-struct Observation {
-    label: String,
-    probabilities: Option<Vec<(String, f64)>>,
-    /// Whether the face's probabilities may enter the share (big enough, model configured).
-    eligible: bool,
+/// One category's figures: the published statistics and what the store keeps beside them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PosterCategoryFigures {
+    pub stats: PosterCategoryStats,
+    /// Face area of this category in pixels (area shares cannot be pooled across posters).
+    pub face_area_px: f64,
+    /// `None` for `unknown` and for attributes without probabilities (age bands).
+    pub soft: Option<SoftSums>,
+}
+
+/// One attribute's figures on a poster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PosterAttributeFigures {
+    pub attribute: String,
+    pub total_faces: u32,
+    pub unknown: u32,
+    /// Faces whose label comes from a coder.
+    pub coded: u32,
+    pub categories: Vec<PosterCategoryFigures>,
+}
+
+impl PosterAttributeFigures {
+    pub fn into_stats(self) -> PosterAttributeStats {
+        PosterAttributeStats {
+            attribute: self.attribute,
+            total_faces: self.total_faces,
+            unknown: self.unknown,
+            categories: self.categories.into_iter().map(|c| c.stats).collect(),
+        }
+    }
 }
 
 /// Statistics per attribute: every `(name, labels)` given, then "origin" if absent, then
@@ -35,140 +61,71 @@ pub fn poster_statistics(
     attributes: &[(String, Vec<String>)],
     age_bands: &[String],
 ) -> Vec<PosterAttributeStats> {
-    let mut stats = Vec::new();
-    let mut names: Vec<(String, Vec<String>)> = attributes.to_vec();
-    if !names.iter().any(|(n, _)| n == ORIGIN) {
-        names.push((ORIGIN.to_string(), Vec::new()));
-    }
-    for (name, labels) in &names {
-        let observations: Vec<Observation> = faces
-            .iter()
-            .map(|face| match face.attribute(name) {
-                Some(est) => Observation {
-                    label: est.label.clone(),
-                    eligible: !est.probabilities.is_empty()
-                        && est.unknown_reason != Some(UnknownReason::FaceTooSmall),
-                    probabilities: Some(
-                        est.probabilities
-                            .iter()
-                            .map(|(l, p)| (l.clone(), f64::from(*p)))
-                            .collect(),
-                    ),
-                },
-                None => Observation {
-                    label: UNKNOWN.to_string(),
-                    probabilities: None,
-                    eligible: false,
-                },
-            })
-            .collect();
-        stats.push(attribute_stats(
-            name,
-            labels,
-            faces,
-            &observations,
-            width,
-            height,
-            true,
-        ));
-    }
-    // Age has no per-band probabilities on a face: soft = hard, and no interval is claimed
-    // (the age model's jitter is real but not quantified here).
-    let observations: Vec<Observation> = faces
+    attribute_list(attributes, age_bands)
         .iter()
-        .map(|face| {
-            let band = face
-                .age
-                .as_ref()
-                .map_or(UNKNOWN.to_string(), |a| a.band.clone());
-            let known = band != UNKNOWN;
-            Observation {
-                probabilities: known.then(|| vec![(band.clone(), 1.0)]),
-                label: band,
-                eligible: known,
-            }
+        .map(|(name, labels)| {
+            poster_figures(faces, width, height, name, labels, &CoderLabels::none()).into_stats()
         })
-        .collect();
-    stats.push(attribute_stats(
-        AGE_BAND,
-        age_bands,
-        faces,
-        &observations,
-        width,
-        height,
-        false,
-    ));
-    stats
+        .collect()
 }
 
-fn attribute_stats(
-    name: &str,
-    declared: &[String],
+/// The figures of one attribute of a recorded poster, with coders' labels (face numbers from
+/// 1): its rows are those its statistics declared, plus what [`CoderLabels`] adds.
+pub fn recorded_poster_figures(
+    poster: &PosterAnalysis,
+    attribute: &str,
+    coder: &CoderLabels,
+) -> PosterAttributeFigures {
+    let declared: Vec<String> = poster
+        .statistics
+        .iter()
+        .filter(|s| s.attribute == attribute)
+        .flat_map(|s| s.categories.iter().map(|c| c.category.clone()))
+        .collect();
+    let (width, height) = (poster.media.width, poster.media.height);
+    poster_figures(&poster.faces, width, height, attribute, &declared, coder)
+}
+
+/// One attribute's figures over `faces` (face `i` is number `i + 1` for the coders).
+pub fn poster_figures(
     faces: &[Face],
-    observations: &[Observation],
     width: u32,
     height: u32,
-    with_interval: bool,
-) -> PosterAttributeStats {
-    let mut categories: Vec<String> = declared.iter().filter(|l| *l != UNKNOWN).cloned().collect();
-    // A label the faces carry but the caller did not declare still gets its row: never drop it.
-    for obs in observations {
-        if obs.label != UNKNOWN && !categories.contains(&obs.label) {
-            categories.push(obs.label.clone());
-        }
-    }
-    categories.push(UNKNOWN.to_string());
-
-    let total_area: f64 = faces.iter().map(|f| f64::from(f.bbox.area())).sum();
+    name: &str,
+    declared: &[String],
+    coder: &CoderLabels,
+) -> PosterAttributeFigures {
+    let observations = observe(
+        name,
+        faces.iter().enumerate().map(|(i, f)| {
+            let number = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            (number, f.attribute(name), f.age.as_ref())
+        }),
+        coder,
+    );
+    let areas: Vec<f64> = faces.iter().map(|f| f64::from(f.bbox.area())).collect();
+    let total_area: f64 = areas.iter().sum();
     let largest = faces
         .iter()
         .enumerate()
         .max_by(|a, b| a.1.bbox.area().total_cmp(&b.1.bbox.area()))
         .map(|(i, _)| i);
-    let eligible: Vec<usize> = (0..observations.len())
-        .filter(|&i| observations[i].eligible)
-        .collect();
-    let excluded = (observations.len() - eligible.len()) as u32;
     let unknown_faces = observations.iter().filter(|o| o.label == UNKNOWN).count() as u32;
 
-    let rows = categories
-        .iter()
+    let rows = categories(declared, coder, &observations)
+        .into_iter()
         .map(|category| {
             let mine: Vec<usize> = (0..faces.len())
-                .filter(|&i| observations[i].label == *category)
+                .filter(|&i| observations[i].label == category)
                 .collect();
-            let area: f64 = mine.iter().map(|&i| f64::from(faces[i].bbox.area())).sum();
-            let soft_count: f64 = observations.iter().map(|o| probability(o, category)).sum();
-            let (share, share_interval, area_share, area_interval) = if category == UNKNOWN {
-                (
-                    ratio(unknown_faces as f64, faces.len() as f64),
-                    None,
-                    ratio(area, total_area),
-                    None,
-                )
-            } else {
-                let p: Vec<f64> = eligible
-                    .iter()
-                    .map(|&i| probability(&observations[i], category))
-                    .collect();
-                // Area-weighted: a face counts by its share of the painted faces.
-                let w: Vec<f64> = eligible
-                    .iter()
-                    .map(|&i| f64::from(faces[i].bbox.area()))
-                    .collect();
-                let context = (name, category.as_str());
-                let (share, interval) =
-                    soft_share(p.clone(), None, excluded, with_interval, context);
-                let (area_share, area_interval) =
-                    soft_share(p, Some(w), excluded, with_interval, context);
-                (share, interval, area_share, area_interval)
-            };
-            PosterCategoryStats {
-                category: category.clone(),
+            let area: f64 = mine.iter().map(|&i| areas[i]).sum();
+            // Area-weighted: a face counts by its share of the painted faces.
+            let soft = soft_figures(name, &observations, &areas, &category);
+            let stats = PosterCategoryStats {
                 faces: mine.len() as u32,
-                soft_count,
+                soft_count: soft.count,
                 face_area_share: ratio(area, total_area),
-                has_largest_face: largest.is_some_and(|i| observations[i].label == *category),
+                has_largest_face: largest.is_some_and(|i| observations[i].label == category),
                 faces_upper_third: mine
                     .iter()
                     .filter(|&&i| upper_third(&faces[i].bbox, height))
@@ -177,31 +134,26 @@ fn attribute_stats(
                     .iter()
                     .filter(|&&i| central_third(&faces[i].bbox, width, height))
                     .count() as u32,
-                share,
-                share_interval,
-                face_area_share_soft: area_share,
-                face_area_share_interval: area_interval,
+                share: soft.share,
+                share_interval: soft.share_interval,
+                face_area_share_soft: soft.weighted_share,
+                face_area_share_interval: soft.weighted_interval,
+                category,
+            };
+            PosterCategoryFigures {
+                stats,
+                face_area_px: area,
+                soft: soft.sums,
             }
         })
         .collect();
-    PosterAttributeStats {
+    PosterAttributeFigures {
         attribute: name.to_string(),
         total_faces: faces.len() as u32,
         unknown: unknown_faces,
+        coded: observations.iter().filter(|o| o.coded).count() as u32,
         categories: rows,
     }
-}
-
-fn probability(obs: &Observation, category: &str) -> f64 {
-    obs.probabilities.as_ref().map_or(0.0, |ps| {
-        ps.iter()
-            .find(|(l, _)| l == category)
-            .map_or(0.0, |(_, p)| *p)
-    })
-}
-
-fn ratio(num: f64, den: f64) -> f64 {
-    if den > 0.0 { num / den } else { 0.0 }
 }
 
 fn upper_third(b: &BoundingBox, height: u32) -> bool {

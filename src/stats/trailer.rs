@@ -2,27 +2,48 @@
 //! prominence, first appearance, and soft shares with their intervals.
 //!
 //! Hard numbers use each person's decided (fused) label, so undecided persons are counted under
-//! `unknown`. `share` is the soft share of distinct persons, Σ P / n over persons the model can
-//! speak for (probabilities present, median face big enough); `screen_time_share` weights the
-//! same persons by their screen time (a share of person-seconds). Intervals carry per-person
+//! `unknown`. `share` is the soft share of distinct persons, Σ P / n over persons the model (or
+//! a coder) can speak for (probabilities present, median face big enough);
+//! `screen_time_share` weights the same persons by their screen time (a share of
+//! person-seconds). Screen time counts the sampling slots each frame stands for, so a
+//! variable-frame-rate trailer is timed like a constant one. Intervals carry per-person
 //! classification uncertainty only: one trailer is not a sample of films.
 
-use crate::domain::{Person, TimelineFrame, TrailerAttributeStats, TrailerCategoryStats};
-use crate::domain::{UNKNOWN, UnknownReason};
-use crate::stats::poster::{AGE_BAND, ORIGIN};
-use crate::stats::soft_share;
-use std::collections::{BTreeMap, BTreeSet};
+use crate::domain::{
+    Person, TimelineFrame, TrailerAnalysis, TrailerAttributeStats, TrailerCategoryStats, UNKNOWN,
+};
+use crate::stats::{
+    CoderLabels, SoftSums, attribute_list, categories, observe, ratio, soft_figures,
+};
+use std::collections::BTreeSet;
 
-/// One person as an attribute's statistics see it.
-struct Observation {
-    label: String,
-    probabilities: BTreeMap<String, f64>,
-    eligible: bool,
+/// One category's figures: the published statistics and what the store keeps beside them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrailerCategoryFigures {
+    pub stats: TrailerCategoryStats,
+    /// `None` for `unknown` and for attributes without probabilities (age bands).
+    pub soft: Option<SoftSums>,
 }
 
-impl Observation {
-    fn p(&self, category: &str) -> f64 {
-        self.probabilities.get(category).copied().unwrap_or(0.0)
+/// One attribute's figures on a trailer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrailerAttributeFigures {
+    pub attribute: String,
+    pub total_persons: u32,
+    pub unknown_persons: u32,
+    /// Persons whose label comes from a coder.
+    pub coded: u32,
+    pub categories: Vec<TrailerCategoryFigures>,
+}
+
+impl TrailerAttributeFigures {
+    pub fn into_stats(self) -> TrailerAttributeStats {
+        TrailerAttributeStats {
+            attribute: self.attribute,
+            total_persons: self.total_persons,
+            unknown_persons: self.unknown_persons,
+            categories: self.categories.into_iter().map(|c| c.stats).collect(),
+        }
     }
 }
 
@@ -35,177 +56,102 @@ pub fn trailer_statistics(
     attributes: &[(String, Vec<String>)],
     age_bands: &[String],
 ) -> Vec<TrailerAttributeStats> {
-    let mut names: Vec<(String, Vec<String>)> = attributes.to_vec();
-    if !names.iter().any(|(n, _)| n == ORIGIN) {
-        names.push((ORIGIN.to_string(), Vec::new()));
-    }
-    let mut stats: Vec<TrailerAttributeStats> = names
+    attribute_list(attributes, age_bands)
         .iter()
         .map(|(name, labels)| {
-            let observations: Vec<Observation> = persons
-                .iter()
-                .map(|person| match person.attribute(name) {
-                    Some(est) => Observation {
-                        label: est.label.clone(),
-                        eligible: !est.probabilities.is_empty()
-                            && est.unknown_reason != Some(UnknownReason::FaceTooSmall),
-                        probabilities: est
-                            .probabilities
-                            .iter()
-                            .map(|(l, p)| (l.clone(), f64::from(*p)))
-                            .collect(),
-                    },
-                    None => Observation {
-                        label: UNKNOWN.to_string(),
-                        probabilities: BTreeMap::new(),
-                        eligible: false,
-                    },
-                })
-                .collect();
-            let view = View {
-                persons,
-                observations: &observations,
-                timeline,
-                interval_s: sample_interval_s,
-            };
-            view.attribute_stats(name, labels, true)
+            let none = CoderLabels::none();
+            trailer_figures(persons, timeline, sample_interval_s, name, labels, &none).into_stats()
         })
-        .collect();
-    // Age has no per-band probabilities: soft = hard, and no interval is claimed.
-    let observations: Vec<Observation> = persons
+        .collect()
+}
+
+/// The figures of one attribute of a recorded trailer, with coders' labels (by person id): its
+/// rows are those its statistics declared, plus what [`CoderLabels`] adds.
+pub fn recorded_trailer_figures(
+    trailer: &TrailerAnalysis,
+    attribute: &str,
+    coder: &CoderLabels,
+) -> TrailerAttributeFigures {
+    let declared: Vec<String> = trailer
+        .statistics
         .iter()
-        .map(|person| {
-            let band = person
-                .age
-                .as_ref()
-                .map_or(UNKNOWN.to_string(), |a| a.band.clone());
-            let known = band != UNKNOWN;
-            Observation {
-                probabilities: if known {
-                    BTreeMap::from([(band.clone(), 1.0)])
-                } else {
-                    BTreeMap::new()
-                },
-                label: band,
-                eligible: known,
+        .filter(|s| s.attribute == attribute)
+        .flat_map(|s| s.categories.iter().map(|c| c.category.clone()))
+        .collect();
+    // The pipeline samples every 1 / sample_rate seconds.
+    let interval = if trailer.sample_rate > 0.0 {
+        1.0 / trailer.sample_rate
+    } else {
+        0.0
+    };
+    let (persons, timeline) = (&trailer.persons, &trailer.timeline);
+    trailer_figures(persons, timeline, interval, attribute, &declared, coder)
+}
+
+/// One attribute's figures over `persons` seen along `timeline`.
+pub fn trailer_figures(
+    persons: &[Person],
+    timeline: &[TimelineFrame],
+    sample_interval_s: f64,
+    name: &str,
+    declared: &[String],
+    coder: &CoderLabels,
+) -> TrailerAttributeFigures {
+    let observations = observe(
+        name,
+        persons
+            .iter()
+            .map(|p| (p.id, p.attribute(name), p.age.as_ref())),
+        coder,
+    );
+    let unknown_persons = observations.iter().filter(|o| o.label == UNKNOWN).count() as u32;
+    let screen_times: Vec<f64> = persons.iter().map(|p| p.screen_time_s).collect();
+    let all_slots: u32 = timeline.iter().map(|f| f.slots).sum();
+
+    let rows = categories(declared, coder, &observations)
+        .into_iter()
+        .map(|category| {
+            let mine: Vec<&Person> = persons
+                .iter()
+                .zip(&observations)
+                .filter(|(_, o)| o.label == category)
+                .map(|(p, _)| p)
+                .collect();
+            let ids: BTreeSet<u32> = mine.iter().map(|p| p.id).collect();
+            let slots_seen: u32 = timeline
+                .iter()
+                .filter(|f| f.persons.iter().any(|id| ids.contains(id)))
+                .map(|f| f.slots)
+                .sum();
+            let person_seconds: f64 = mine.iter().map(|p| p.screen_time_s).sum();
+            let soft = soft_figures(name, &observations, &screen_times, &category);
+            let stats = TrailerCategoryStats {
+                persons: mine.len() as u32,
+                soft_persons: soft.count,
+                screen_time_s: f64::from(slots_seen) * sample_interval_s,
+                person_seconds,
+                frame_share: ratio(f64::from(slots_seen), f64::from(all_slots)),
+                prominence_s: mine.iter().map(|p| p.prominence_s).sum(),
+                first_appearance_s: mine.iter().map(|p| p.first_seen_s).min_by(f64::total_cmp),
+                share: soft.share,
+                share_interval: soft.share_interval,
+                screen_time_share: soft.weighted_share,
+                screen_time_share_interval: soft.weighted_interval,
+                category,
+            };
+            TrailerCategoryFigures {
+                stats,
+                soft: soft.sums,
             }
         })
         .collect();
-    let view = View {
-        persons,
-        observations: &observations,
-        timeline,
-        interval_s: sample_interval_s,
-    };
-    stats.push(view.attribute_stats(AGE_BAND, age_bands, false));
-    stats
-}
-
-struct View<'a> {
-    persons: &'a [Person],
-    observations: &'a [Observation],
-    timeline: &'a [TimelineFrame],
-    interval_s: f64,
-}
-
-impl View<'_> {
-    fn attribute_stats(
-        &self,
-        name: &str,
-        declared: &[String],
-        with_interval: bool,
-    ) -> TrailerAttributeStats {
-        let mut categories: Vec<String> =
-            declared.iter().filter(|l| *l != UNKNOWN).cloned().collect();
-        for obs in self.observations {
-            if obs.label != UNKNOWN && !categories.contains(&obs.label) {
-                categories.push(obs.label.clone());
-            }
-        }
-        categories.push(UNKNOWN.to_string());
-
-        let eligible: Vec<usize> = (0..self.persons.len())
-            .filter(|&i| self.observations[i].eligible)
-            .collect();
-        let excluded = (self.persons.len() - eligible.len()) as u32;
-        let unknown_persons = self
-            .observations
-            .iter()
-            .filter(|o| o.label == UNKNOWN)
-            .count() as u32;
-        let total_person_seconds: f64 = self.persons.iter().map(|p| p.screen_time_s).sum();
-
-        let rows = categories
-            .iter()
-            .map(|category| {
-                let mine: Vec<&Person> = self
-                    .persons
-                    .iter()
-                    .zip(self.observations)
-                    .filter(|(_, o)| o.label == *category)
-                    .map(|(p, _)| p)
-                    .collect();
-                let ids: BTreeSet<u32> = mine.iter().map(|p| p.id).collect();
-                let slots_seen: u32 = self
-                    .timeline
-                    .iter()
-                    .filter(|f| f.persons.iter().any(|id| ids.contains(id)))
-                    .map(|f| f.slots)
-                    .sum();
-                let all_slots: u32 = self.timeline.iter().map(|f| f.slots).sum();
-                let person_seconds: f64 = mine.iter().map(|p| p.screen_time_s).sum();
-                let (share, share_interval, screen_time_share, screen_time_share_interval) =
-                    if category == UNKNOWN {
-                        let share = ratio(unknown_persons as f64, self.persons.len() as f64);
-                        (
-                            share,
-                            None,
-                            ratio(person_seconds, total_person_seconds),
-                            None,
-                        )
-                    } else {
-                        let p: Vec<f64> = eligible
-                            .iter()
-                            .map(|&i| self.observations[i].p(category))
-                            .collect();
-                        let w: Vec<f64> = eligible
-                            .iter()
-                            .map(|&i| self.persons[i].screen_time_s)
-                            .collect();
-                        let context = (name, category.as_str());
-                        let (share, interval) =
-                            soft_share(p.clone(), None, excluded, with_interval, context);
-                        let (time_share, time_interval) =
-                            soft_share(p, Some(w), excluded, with_interval, context);
-                        (share, interval, time_share, time_interval)
-                    };
-                TrailerCategoryStats {
-                    category: category.clone(),
-                    persons: mine.len() as u32,
-                    soft_persons: self.observations.iter().map(|o| o.p(category)).sum(),
-                    screen_time_s: f64::from(slots_seen) * self.interval_s,
-                    person_seconds,
-                    frame_share: ratio(f64::from(slots_seen), f64::from(all_slots)),
-                    prominence_s: mine.iter().map(|p| p.prominence_s).sum(),
-                    first_appearance_s: mine.iter().map(|p| p.first_seen_s).min_by(f64::total_cmp),
-                    share,
-                    share_interval,
-                    screen_time_share,
-                    screen_time_share_interval,
-                }
-            })
-            .collect();
-        TrailerAttributeStats {
-            attribute: name.to_string(),
-            total_persons: self.persons.len() as u32,
-            unknown_persons,
-            categories: rows,
-        }
+    TrailerAttributeFigures {
+        attribute: name.to_string(),
+        total_persons: persons.len() as u32,
+        unknown_persons,
+        coded: observations.iter().filter(|o| o.coded).count() as u32,
+        categories: rows,
     }
-}
-
-fn ratio(num: f64, den: f64) -> f64 {
-    if den > 0.0 { num / den } else { 0.0 }
 }
 
 #[cfg(test)]
@@ -214,7 +160,9 @@ mod tests {
     use crate::config::AnalysisSettings;
     use crate::domain::Face;
     use crate::domain::{AgeEstimate, AttributeEstimate, BoundingBox};
+    use crate::stats::poster::{AGE_BAND, ORIGIN};
     use crate::track::{FrameObservation, FrameSignature, track_persons};
+    use std::collections::BTreeMap;
 
     fn person(id: u32, p_male: f32, frames: &[usize], face_px: f32) -> Person {
         let s = AnalysisSettings::default();
@@ -405,5 +353,45 @@ mod tests {
         assert!((m.frame_share - 0.8).abs() < 1e-12);
         assert!((m.prominence_s - 4.0 * 0.5 * 0.02).abs() < 1e-12);
         assert_eq!(row(&s, AGE_BAND, UNKNOWN).persons, 1);
+    }
+
+    #[test]
+    fn coders_who_agree_change_nothing_and_screen_time_counts_slots() {
+        // Three decoded frames standing for 1, 3 and 2 sampling slots (variable frame rate).
+        let mut tl = timeline(&[(1, &[0, 1]), (2, &[1, 2])], 3);
+        for (frame, slots) in tl.iter_mut().zip([1, 3, 2]) {
+            frame.slots = slots;
+        }
+        let persons = vec![
+            person(1, 0.0, &[0, 1], 100.0),
+            person(2, 1.0, &[1, 2], 100.0),
+        ];
+        let declared = vec!["female".to_string(), "male".to_string()];
+        let figures = |labels: &[(u32, &str)]| {
+            let coder = CoderLabels {
+                labels: labels.iter().map(|(n, l)| (*n, l.to_string())).collect(),
+                scheme: declared.clone(),
+            };
+            trailer_figures(&persons, &tl, 0.5, "gender", &declared, &coder)
+        };
+        let model = figures(&[]);
+        let agreed = figures(&[(1, "female"), (2, "male")]);
+        assert_eq!((model.coded, agreed.coded), (0, 2));
+        assert_eq!(model.categories, agreed.categories);
+        let f = &agreed.categories[0].stats;
+        assert_eq!((f.category.as_str(), f.screen_time_s), ("female", 2.0));
+        assert!((f.frame_share - 4.0 / 6.0).abs() < 1e-12);
+
+        // A coder who says person 1 is a man: both men, certainly.
+        let moved = figures(&[(1, "male")]);
+        let m = &moved.categories[1].stats;
+        assert_eq!((m.category.as_str(), m.persons), ("male", 2));
+        assert_eq!((m.screen_time_s, m.frame_share, m.share), (3.0, 1.0, 1.0));
+        let i = m.share_interval.expect("interval");
+        assert_eq!((i.low, i.high), (1.0, 1.0));
+        assert_eq!(
+            moved.categories[1].soft.map(|s| (s.n, s.var)),
+            Some((2.0, 0.0))
+        );
     }
 }

@@ -6,9 +6,12 @@ use super::films::resolve_film;
 use super::keys::provenance_keys;
 use super::{AnalysisId, FailedMedia, RecordOutcome, Store, StoreError, Timings, validate_sha256};
 use crate::domain::{
-    Analysis, AttributeEstimate, BoundingBox, Face, Interval, MediaContext, MediaInfo, MediaRole,
-    Person, PosterAnalysis, Provenance, TrailerAnalysis, UNKNOWN, UnknownReason,
+    Analysis, AttributeEstimate, BoundingBox, Interval, MediaContext, MediaInfo, MediaRole, Person,
+    PosterAnalysis, Provenance, TrailerAnalysis, UNKNOWN,
 };
+use crate::stats::poster::{PosterAttributeFigures, recorded_poster_figures};
+use crate::stats::trailer::{TrailerAttributeFigures, recorded_trailer_figures};
+use crate::stats::{CoderLabels, SoftSums};
 use sqlx::{PgConnection, Postgres, Transaction};
 
 /// One `regard.person` row: a poster face or a trailer person as the models perceived it.
@@ -74,59 +77,6 @@ pub(crate) struct RepresentationRow {
     /// What pooled intervals over many films need (`None` for `unknown` and for attributes
     /// without probabilities).
     pub soft: Option<SoftSums>,
-}
-
-/// Sums over the items a soft share is computed over (see migration 0003): n, Σp, Σp(1−p),
-/// and with a weight w per item (face area, screen time) Σw, Σw·p, Σw²·p(1−p).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(crate) struct SoftSums {
-    pub n: f64,
-    pub sum: f64,
-    pub var: f64,
-    pub weight: f64,
-    pub weighted_sum: f64,
-    pub weighted_var: f64,
-}
-
-impl SoftSums {
-    /// `items` are (P(category), weight) of the eligible items only.
-    pub fn of(items: impl IntoIterator<Item = (f64, f64)>) -> SoftSums {
-        items
-            .into_iter()
-            .fold(SoftSums::default(), |mut s, (p, w)| {
-                let v = p * (1.0 - p);
-                s.n += 1.0;
-                s.sum += p;
-                s.var += v;
-                s.weight += w;
-                s.weighted_sum += w * p;
-                s.weighted_var += w * w * v;
-                s
-            })
-    }
-}
-
-/// P(category) of an item whose estimate the model can speak for (probabilities present, face
-/// big enough), as `stats::poster` / `stats::trailer` decide it; `None` otherwise.
-pub(crate) fn eligible_probability(est: Option<&AttributeEstimate>, category: &str) -> Option<f64> {
-    est.filter(|e| {
-        !e.probabilities.is_empty() && e.unknown_reason != Some(UnknownReason::FaceTooSmall)
-    })
-    .map(|e| f64::from(e.probabilities.get(category).copied().unwrap_or(0.0)))
-}
-
-/// The soft sums of one category over items given as (estimate, weight); `None` for `unknown`
-/// and when no item has an estimate of the attribute at all (e.g. age bands).
-pub(crate) fn soft_sums_of<'a>(
-    items: impl Iterator<Item = (Option<&'a AttributeEstimate>, f64)> + Clone,
-    category: &str,
-) -> Option<SoftSums> {
-    if category == UNKNOWN || items.clone().all(|(e, _)| e.is_none()) {
-        return None;
-    }
-    Some(SoftSums::of(items.filter_map(|(e, w)| {
-        eligible_probability(e, category).map(|p| (p, w))
-    })))
 }
 
 fn count(n: u32) -> i32 {
@@ -243,86 +193,89 @@ pub(crate) fn trailer_person_rows(trailer: &TrailerAnalysis) -> Vec<PersonRow> {
         .collect()
 }
 
-/// The face's decided label for `attribute`, `unknown` when the face has no such estimate.
-fn face_label<'a>(face: &'a Face, attribute: &str) -> &'a str {
-    face.attribute(attribute)
-        .map_or(UNKNOWN, |a| a.label.as_str())
+/// The columns every row has; `coded` items make the row's labels come from a coder.
+fn row(attribute: &str, category: &str, kind: &'static str, coded: u32) -> RepresentationRow {
+    RepresentationRow {
+        attribute: attribute.to_string(),
+        category: category.to_string(),
+        kind,
+        label_source: if coded > 0 { "coder" } else { "model" },
+        coded_persons: count(coded),
+        ..RepresentationRow::default()
+    }
 }
 
-/// Representation rows from the statistics the pipeline computed. Absolute face area per
-/// category is added from the faces, because area shares cannot be pooled across posters.
-pub(crate) fn poster_representation_rows(poster: &PosterAnalysis) -> Vec<RepresentationRow> {
-    let mut rows = Vec::new();
-    for stats in &poster.statistics {
-        for c in &stats.categories {
-            let area: f64 = poster
-                .faces
-                .iter()
-                .filter(|f| face_label(f, &stats.attribute) == c.category)
-                .map(|f| f64::from(f.bbox.area()))
-                .sum();
-            rows.push(RepresentationRow {
-                attribute: stats.attribute.clone(),
-                category: c.category.clone(),
-                kind: "poster",
-                label_source: "model",
-                total_faces: Some(count(stats.total_faces)),
-                unknown_faces: Some(count(stats.unknown)),
-                faces: Some(count(c.faces)),
-                soft_faces: Some(c.soft_count),
-                face_area_px: Some(area),
-                face_area_share: Some(c.face_area_share),
-                has_largest_face: Some(c.has_largest_face),
-                faces_upper_third: Some(count(c.faces_upper_third)),
-                faces_central_third: Some(count(c.faces_central_third)),
-                faces_share_ci: c.share_interval,
-                face_area_share_ci: c.face_area_share_interval,
-                soft: soft_sums_of(
-                    poster
-                        .faces
-                        .iter()
-                        .map(|f| (f.attribute(&stats.attribute), f64::from(f.bbox.area()))),
-                    &c.category,
-                ),
-                ..RepresentationRow::default()
-            });
-        }
-    }
-    rows
+fn poster_rows(f: &PosterAttributeFigures) -> Vec<RepresentationRow> {
+    f.categories
+        .iter()
+        .map(|c| {
+            let s = &c.stats;
+            RepresentationRow {
+                total_faces: Some(count(f.total_faces)),
+                unknown_faces: Some(count(f.unknown)),
+                faces: Some(count(s.faces)),
+                soft_faces: Some(s.soft_count),
+                face_area_px: Some(c.face_area_px),
+                face_area_share: Some(s.face_area_share),
+                has_largest_face: Some(s.has_largest_face),
+                faces_upper_third: Some(count(s.faces_upper_third)),
+                faces_central_third: Some(count(s.faces_central_third)),
+                faces_share_ci: s.share_interval,
+                face_area_share_ci: s.face_area_share_interval,
+                soft: c.soft,
+                ..row(&f.attribute, &s.category, "poster", f.coded)
+            }
+        })
+        .collect()
 }
 
-pub(crate) fn trailer_representation_rows(trailer: &TrailerAnalysis) -> Vec<RepresentationRow> {
-    let mut rows = Vec::new();
-    for stats in &trailer.statistics {
-        for c in &stats.categories {
-            rows.push(RepresentationRow {
-                attribute: stats.attribute.clone(),
-                category: c.category.clone(),
-                kind: "trailer",
-                label_source: "model",
-                total_persons: Some(count(stats.total_persons)),
-                unknown_persons: Some(count(stats.unknown_persons)),
-                persons: Some(count(c.persons)),
-                soft_persons: Some(c.soft_persons),
-                screen_time_s: Some(c.screen_time_s),
-                person_seconds: Some(c.person_seconds),
-                frame_share: Some(c.frame_share),
-                prominence_s: Some(c.prominence_s),
-                first_appearance_s: c.first_appearance_s,
-                persons_share_ci: c.share_interval,
-                screen_time_share_ci: c.screen_time_share_interval,
-                soft: soft_sums_of(
-                    trailer
-                        .persons
-                        .iter()
-                        .map(|p| (p.attribute(&stats.attribute), p.screen_time_s)),
-                    &c.category,
-                ),
-                ..RepresentationRow::default()
-            });
-        }
+fn trailer_rows(f: &TrailerAttributeFigures) -> Vec<RepresentationRow> {
+    f.categories
+        .iter()
+        .map(|c| {
+            let s = &c.stats;
+            RepresentationRow {
+                total_persons: Some(count(f.total_persons)),
+                unknown_persons: Some(count(f.unknown_persons)),
+                persons: Some(count(s.persons)),
+                soft_persons: Some(s.soft_persons),
+                screen_time_s: Some(s.screen_time_s),
+                person_seconds: Some(s.person_seconds),
+                frame_share: Some(s.frame_share),
+                prominence_s: Some(s.prominence_s),
+                first_appearance_s: s.first_appearance_s,
+                persons_share_ci: s.share_interval,
+                screen_time_share_ci: s.screen_time_share_interval,
+                soft: c.soft,
+                ..row(&f.attribute, &s.category, "trailer", f.coded)
+            }
+        })
+        .collect()
+}
+
+/// The rows of one attribute of a recorded analysis: the figures `stats` computes from its
+/// faces or persons and the coders' labels.
+pub(crate) fn attribute_rows(
+    analysis: &Analysis,
+    attribute: &str,
+    coder: &CoderLabels,
+) -> Vec<RepresentationRow> {
+    match analysis {
+        Analysis::Poster(p) => poster_rows(&recorded_poster_figures(p, attribute, coder)),
+        Analysis::Trailer(t) => trailer_rows(&recorded_trailer_figures(t, attribute, coder)),
     }
-    rows
+}
+
+/// The rows of a new analysis: every attribute its statistics list, no coder label yet.
+fn representation_rows(analysis: &Analysis) -> Vec<RepresentationRow> {
+    let attributes: Vec<&str> = match analysis {
+        Analysis::Poster(p) => p.statistics.iter().map(|s| s.attribute.as_str()).collect(),
+        Analysis::Trailer(t) => t.statistics.iter().map(|s| s.attribute.as_str()).collect(),
+    };
+    attributes
+        .into_iter()
+        .flat_map(|a| attribute_rows(analysis, a, &CoderLabels::none()))
+        .collect()
 }
 
 fn role_name(role: MediaRole) -> &'static str {
@@ -363,18 +316,11 @@ impl Store {
         let provenance = analysis.provenance();
         validate_provenance(provenance)?;
         let keys = provenance_keys(provenance);
-        let (kind, persons, representation) = match analysis {
-            Analysis::Poster(p) => (
-                "poster",
-                poster_person_rows(p),
-                poster_representation_rows(p),
-            ),
-            Analysis::Trailer(t) => (
-                "trailer",
-                trailer_person_rows(t),
-                trailer_representation_rows(t),
-            ),
+        let (kind, persons) = match analysis {
+            Analysis::Poster(p) => ("poster", poster_person_rows(p)),
+            Analysis::Trailer(t) => ("trailer", trailer_person_rows(t)),
         };
+        let representation = representation_rows(analysis);
         let (analysed_duration_s, sampled_frames, sample_rate, shot_cuts, partial, decode) =
             match analysis {
                 Analysis::Poster(_) => (None, None, None, None, false, None),
