@@ -55,6 +55,8 @@ fn main() -> ExitCode {
                 regard::cli::persons::run_import(args).await
             }
             Command::Retention(args) => regard::cli::persons::run_retention(args).await,
+            Command::Jobs(command) => regard::cli::jobs::run(command).await,
+            Command::Films(command) => regard::cli::jobs::run_films(command).await,
             Command::Evaluate(args) => regard::cli::evaluate::run(args).await,
             Command::Bench(regard::cli::BenchCommand::Posters(args)) => {
                 regard::cli::bench::run_posters(args).await.map(|_| true)

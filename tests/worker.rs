@@ -712,13 +712,20 @@ async fn bad_messages_corrupt_media_and_private_urls_are_dead_lettered_with_a_re
     }
     let events = by_job(
         &w.broker
-            .events(4, Duration::from_secs(60), "four jobs")
+            .events(5, Duration::from_secs(60), "four jobs and the malformed message")
             .await,
     );
     assert_eq!(
         events["good"]["outcome"], "completed",
         "the worker carried on"
     );
+    let malformed: Vec<&Value> = events
+        .values()
+        .filter(|e| e["outcome"] == "malformed")
+        .collect();
+    assert_eq!(malformed.len(), 1, "{events:#?}");
+    assert_eq!(malformed[0]["error_code"], "job_not_json");
+    assert_eq!(malformed[0]["dead_lettered"], true);
     let expected = [
         ("corrupt", "corrupt_media"),
         ("private", "private_address"),
@@ -816,6 +823,122 @@ async fn the_same_job_delivered_twice_leaves_one_analysis() {
         1
     );
     assert_eq!(worker.metric("regard_ack_failures_total"), Some(0.0));
+    worker.stop(Duration::from_secs(20)).await;
+    w.finish().await;
+}
+
+/// The ledger keeps every job id: six duplicate jobs of one poster are six rows sharing one
+/// analysis; a job whose file is of the other kind fails, links nothing to its film, and the
+/// film appears in no representation view; a malformed message has a row too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_job_has_a_ledger_row_and_a_failed_job_links_nothing() {
+    let _turn = SERIAL.lock().await;
+    let mut w = World::new("ledger").await;
+    let poster = w.media("posters/women_1000x1500.jpg");
+    let trailer = w.media("trailers/t1_640x360.mp4");
+    let mut lines: Vec<String> = (1..=6)
+        .map(|i| {
+            serde_json::json!({
+                "version": 1, "job_id": format!("dup-{i}"), "kind": "poster", "source": poster,
+                "film": {"title": "Duplicates", "year": 2025}
+            })
+            .to_string()
+        })
+        .collect();
+    lines.push(
+        serde_json::json!({
+            "version": 1, "job_id": "wrong-kind", "kind": "poster", "source": trailer,
+            "film": {"title": "Mismatch", "year": 2025, "imdb_id": "tt7000001"},
+            "festival": {"festival": "Festival de Test", "edition": 2025, "section": "Compétition"}
+        })
+        .to_string(),
+    );
+    let file = w.setup.logs.join("ledger.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let mut worker = w.setup.worker("w1", &[]);
+    worker.ready().await;
+    assert!(w.setup.enqueue(&["--file", file.to_str().unwrap()]).status.success());
+    w.broker.publish_raw(b"{\"version\": 1, \"job_id\": \"broken-1\", \"kind\": 7}").await;
+    let events = by_job(&w.broker.events(8, Duration::from_secs(90), "eight messages").await);
+    assert_eq!(events["wrong-kind"]["error_code"], "kind_mismatch", "{events:#?}");
+    assert_eq!(events["broken-1"]["outcome"], "malformed", "{events:#?}");
+
+    // Six rows, one analysis, each found by `regard jobs show`.
+    let analyses: Vec<(String, Option<i64>)> = sqlx::query_as(
+        "SELECT status, analysis_id FROM regard.job WHERE job_id LIKE 'dup-%' ORDER BY job_id",
+    )
+    .fetch_all(w.pool())
+    .await
+    .unwrap();
+    assert_eq!(analyses.len(), 6);
+    assert!(analyses.iter().all(|(s, a)| s == "succeeded" && *a == analyses[0].1 && a.is_some()), "{analyses:?}");
+    assert_eq!(
+        scalar_i64(w.pool(), "SELECT count(*) FROM regard.analysis WHERE status = 'succeeded'").await,
+        1
+    );
+    for i in 1..=6 {
+        let out = w.setup.command(&["jobs", "show", &format!("dup-{i}")]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert!(text.contains("succeeded"), "{text}");
+        assert!(text.contains(&format!("analysis      {}", analyses[0].1.unwrap())), "{text}");
+    }
+    let out = w.setup.command(&["jobs", "list", "--status", "dead_lettered"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("wrong-kind") && text.contains("broken-1"), "{text}");
+    assert!(text.contains("2 job(s)"), "{text}");
+    let missing = w.setup.command(&["jobs", "show", "no-such-job"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+
+    // The kind-mismatch job: a failed, dead-lettered row, no film link, no figure.
+    let (status, code, analysis): (String, String, Option<i64>) = sqlx::query_as(
+        "SELECT status, error_code, analysis_id FROM regard.job WHERE job_id = 'wrong-kind'",
+    )
+    .fetch_one(w.pool())
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), code.as_str()), ("dead_lettered", "kind_mismatch"));
+    let failed: String = sqlx::query_scalar("SELECT status FROM regard.analysis WHERE analysis_id = $1")
+        .bind(analysis.expect("the failure is recorded"))
+        .fetch_one(w.pool())
+        .await
+        .unwrap();
+    assert_eq!(failed, "failed");
+    assert_eq!(
+        scalar_i64(w.pool(), "SELECT count(*) FROM regard.film_media fm JOIN regard.film f USING (film_id) WHERE f.title = 'Mismatch'").await,
+        0
+    );
+    assert_eq!(
+        scalar_i64(w.pool(), "SELECT count(*) FROM regard.film_selection").await,
+        0,
+        "no festival selection either"
+    );
+    let media_kind: Option<String> = sqlx::query_scalar(
+        "SELECT m.kind FROM regard.media m JOIN regard.analysis a USING (media_id) WHERE a.analysis_id = $1",
+    )
+    .bind(analysis.unwrap())
+    .fetch_one(w.pool())
+    .await
+    .unwrap();
+    assert_ne!(media_kind.as_deref(), Some("poster"), "the claimed kind is not the media's");
+    assert_eq!(
+        scalar_i64(w.pool(), "SELECT count(*) FROM regard.film_representation WHERE film_title = 'Mismatch'").await,
+        0
+    );
+    assert_eq!(
+        scalar_i64(w.pool(), "SELECT count(*) FROM regard.festival_section_representation").await,
+        0
+    );
+    let films: i64 = scalar_i64(w.pool(), "SELECT count(*) FROM regard.film_representation").await;
+    assert!(films > 0, "the duplicates' film is there");
+    let (unresolved,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM regard.quality_failed_jobs WHERE NOT resolved",
+    )
+    .fetch_one(w.pool())
+    .await
+    .unwrap();
+    assert_eq!(unresolved, 2, "the kind mismatch and the malformed message");
     worker.stop(Duration::from_secs(20)).await;
     w.finish().await;
 }

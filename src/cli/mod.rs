@@ -4,6 +4,7 @@
 pub mod analyze;
 pub mod bench;
 pub mod evaluate;
+pub mod jobs;
 pub mod persons;
 pub mod worker;
 
@@ -61,6 +62,12 @@ pub enum Command {
     /// Delete per-person rows (faces, persons, their coder labels) of analyses older than an
     /// age; the representation figures and every aggregate view keep their values.
     Retention(RetentionArgs),
+    /// The job ledger: every job id received (queue or CLI) and what became of it.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Film identity: merge two film rows the identity rules could not tell apart.
+    #[command(subcommand)]
+    Films(FilmsCommand),
     /// Measure accuracy over a labelled set and write EVALUATION.md.
     Evaluate(EvaluateArgs),
     /// Benchmarks whose figures go into BENCHMARKS.md.
@@ -101,6 +108,60 @@ impl ModelArgs {
 /// The flags of the settings (recorded with every result) and of the limits, generated from the
 /// one table in `crate::config`.
 pub use crate::config::{LimitArgs, SettingsArgs};
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// One job: source, film, status, attempts, times, error and the analysis it resolved to.
+    Show(JobsShowArgs),
+    /// Jobs, newest first.
+    List(JobsListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JobsShowArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The job id.
+    pub job_id: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JobsListArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Only jobs in this state.
+    #[arg(long, value_parser = ["queued", "running", "retrying", "succeeded", "failed", "dead_lettered"])]
+    pub status: Option<String>,
+    /// Only jobs received since this time (RFC 3339, e.g. 2026-05-12T00:00:00Z, or a date).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// At most this many jobs.
+    #[arg(long, default_value_t = 100)]
+    pub limit: i64,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FilmsCommand {
+    /// Merge film DROP into film KEEP: every media link and festival selection moves, ids and
+    /// titles are folded in (titles as aliases). Refused when their IMDb or TMDb ids differ.
+    Merge(FilmsMergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FilmsMergeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The film id that stays.
+    pub keep: i64,
+    /// The film id merged into it and removed.
+    pub drop: i64,
+}
 
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {

@@ -50,7 +50,7 @@ fn imdb(film: &Film) -> Option<String> {
         .map(str::to_lowercase)
 }
 
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 struct FilmRow {
     film_id: i64,
     imdb_id: Option<String>,
@@ -80,13 +80,17 @@ pub(super) async fn resolve_film(
     let external = serde_json::to_value(&film.external_ids).unwrap_or_default();
     let key = title_key(film);
     let strength = strength(film);
-    // Films this one names by an id; with no id, the films of the same title and year.
-    let matches: Vec<FilmRow> = sqlx::query_as(
-        "SELECT film_id, imdb_id, tmdb_id, title_strength FROM regard.film
+    // Films this one names by an id, and films of the same title and year.
+    let rows: Vec<(FilmRow, bool)> = sqlx::query_as::<_, (i64, Option<String>, Option<i64>, i16, bool)>(
+        "SELECT film_id, imdb_id, tmdb_id, title_strength,
+                (($1::text IS NOT NULL AND lower(imdb_id) = $1)
+                 OR ($2::bigint IS NOT NULL AND tmdb_id = $2)
+                 OR ($3::jsonb <> '{}'::jsonb AND external_ids @> $3)) AS by_id
+         FROM regard.film
          WHERE ($1::text IS NOT NULL AND lower(imdb_id) = $1)
             OR ($2::bigint IS NOT NULL AND tmdb_id = $2)
-            OR ($3::jsonb <> '{}'::jsonb AND external_ids @> $3 AND $3 @> external_ids AND external_ids <> '{}'::jsonb)
-            OR (title_key = $4 AND (title_strength = 0 OR $5 = 0))
+            OR ($3::jsonb <> '{}'::jsonb AND external_ids @> $3)
+            OR title_key = $4
          ORDER BY title_strength DESC, film_id
          FOR UPDATE",
     )
@@ -94,46 +98,24 @@ pub(super) async fn resolve_film(
     .bind(film.tmdb_id)
     .bind(&external)
     .bind(&key)
-    .bind(strength)
     .fetch_all(&mut **tx)
-    .await?;
-
+    .await?
+    .into_iter()
+    .map(|(film_id, imdb_id, tmdb_id, title_strength, by_id)| {
+        (FilmRow { film_id, imdb_id, tmdb_id, title_strength }, by_id)
+    })
+    .collect();
     let incoming = FilmRow {
         film_id: 0,
         imdb_id: imdb.clone(),
         tmdb_id: film.tmdb_id,
         title_strength: strength,
     };
-    // The strongest compatible match is the film; other compatible matches are the same film
-    // known under weaker or other ids, and are merged into it. A title-only job that matches
-    // several identified films cannot choose: it gets (or reuses) a title-only row.
-    let compatible_matches: Vec<&FilmRow> = matches
-        .iter()
-        .filter(|m| compatible(m, &incoming))
-        .collect();
-    let identified = compatible_matches
-        .iter()
-        .filter(|m| m.title_strength > 0)
-        .count();
-    let keep = match compatible_matches.first() {
-        Some(first) if strength > 0 || identified <= 1 => Some(first.film_id),
-        _ => compatible_matches
-            .iter()
-            .find(|m| m.title_strength == 0)
-            .map(|m| m.film_id),
-    };
+    let (keep, absorb) = choose(&incoming, &rows);
     let film_id = match keep {
         Some(id) => {
-            if strength > 0 || identified <= 1 {
-                for other in compatible_matches.iter().skip(1) {
-                    let pair_ok = matches
-                        .iter()
-                        .find(|m| m.film_id == id)
-                        .is_some_and(|k| compatible(k, other));
-                    if pair_ok {
-                        merge_into(tx, id, other.film_id).await?;
-                    }
-                }
+            for other in absorb {
+                merge_into(tx, id, other).await?;
             }
             update_film(tx, id, film, &imdb, &external, &key, strength).await?;
             id
@@ -141,6 +123,41 @@ pub(super) async fn resolve_film(
         None => insert_film(tx, film, &imdb, &external, &key, strength).await?,
     };
     Ok(film_id)
+}
+
+/// Which row the incoming film is, and which other rows it shows to be the same film.
+/// `rows` are sorted strongest first; `true` marks a row matched by an id, `false` one matched
+/// by title and year only. Pure.
+fn choose(incoming: &FilmRow, rows: &[(FilmRow, bool)]) -> (Option<i64>, Vec<i64>) {
+    let ok: Vec<&(FilmRow, bool)> = rows.iter().filter(|(r, _)| compatible(r, incoming)).collect();
+    let by_id: Vec<&FilmRow> = ok.iter().filter(|(_, id)| *id).map(|(r, _)| r).collect();
+    let title_only: Vec<&FilmRow> = ok
+        .iter()
+        .filter(|(r, id)| !*id && r.title_strength == 0)
+        .map(|(r, _)| r)
+        .collect();
+    let identified_by_title: Vec<&FilmRow> = ok
+        .iter()
+        .filter(|(r, id)| !*id && r.title_strength > 0)
+        .map(|(r, _)| r)
+        .collect();
+    let keep = match (by_id.first(), identified_by_title.as_slice()) {
+        (Some(first), _) => *first,
+        // No id matched: one identified film of that title and year is this film; two or more
+        // cannot be told apart by title (a title-only row stands for the title).
+        (None, [only]) => *only,
+        (None, _) => match title_only.first() {
+            Some(first) => *first,
+            None => return (None, Vec::new()),
+        },
+    };
+    let absorb = by_id
+        .iter()
+        .chain(title_only.iter())
+        .filter(|r| r.film_id != keep.film_id && compatible(r, keep))
+        .map(|r| r.film_id)
+        .collect();
+    (Some(keep.film_id), absorb)
 }
 
 async fn insert_film(
@@ -323,6 +340,39 @@ mod tests {
         assert_eq!(strength(&f), 2);
         f.imdb_id = Some(" TT14540444 ".into());
         assert_eq!((strength(&f), imdb(&f)), (3, Some("tt14540444".into())));
+    }
+
+    fn row(id: i64, imdb: Option<&str>, tmdb: Option<i64>, strength: i16) -> FilmRow {
+        FilmRow {
+            film_id: id,
+            imdb_id: imdb.map(String::from),
+            tmdb_id: tmdb,
+            title_strength: strength,
+        }
+    }
+
+    #[test]
+    fn the_strongest_compatible_match_is_the_film_and_absorbs_the_others() {
+        let incoming = row(0, Some("tt1"), Some(9), 3);
+        let rows = [
+            (row(1, Some("tt1"), None, 3), true),
+            (row(2, None, Some(9), 2), true),
+            (row(3, None, None, 0), false),
+        ];
+        assert_eq!(choose(&incoming, &rows), (Some(1), vec![2, 3]));
+        // A title-only job among two identified films of that title: no choice, a title row.
+        let title = row(0, None, None, 0);
+        let two = [
+            (row(1, Some("tt1"), None, 3), false),
+            (row(2, Some("tt2"), None, 3), false),
+        ];
+        assert_eq!(choose(&title, &two), (None, vec![]));
+        let with_title_row = [two[0].clone(), two[1].clone(), (row(3, None, None, 0), false)];
+        assert_eq!(choose(&title, &with_title_row), (Some(3), vec![]));
+        // One identified film of that title and year, with no contradicting id: this film.
+        assert_eq!(choose(&row(0, None, Some(7), 2), &two[..1]), (Some(1), vec![]));
+        // A contradicting id is another film.
+        assert_eq!(choose(&row(0, Some("tt9"), None, 3), &two[..1]), (None, vec![]));
     }
 
     #[test]
