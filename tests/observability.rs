@@ -194,7 +194,11 @@ impl World {
             if let Some((200, _)) = http_get(w.port, "/readyz") {
                 break;
             }
-            assert!(Instant::now() < until, "worker not ready:\n{}", w.worker.log());
+            assert!(
+                Instant::now() < until,
+                "worker not ready:\n{}",
+                w.worker.log()
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         w
@@ -383,11 +387,15 @@ async fn prometheus_scrapes_jobs_by_outcome_and_kind_and_readiness_drops_while_d
     w.enqueue("poster", &w.media("duo_1000x1500.jpg"), "obs-poster");
     w.publish_raw(b"{\"version\": 1, \"this is\": not json")
         .await;
-    eventually(Duration::from_secs(60), "poster and malformed settled", || {
-        let done = w.sample("regard_jobs_total{outcome=\"completed\",kind=\"poster\"}")?;
-        let bad = w.sample("regard_jobs_total{outcome=\"malformed\",kind=\"unknown\"}")?;
-        (done == 1.0 && bad == 1.0).then_some(())
-    })
+    eventually(
+        Duration::from_secs(60),
+        "poster and malformed settled",
+        || {
+            let done = w.sample("regard_jobs_total{outcome=\"completed\",kind=\"poster\"}")?;
+            let bad = w.sample("regard_jobs_total{outcome=\"malformed\",kind=\"unknown\"}")?;
+            (done == 1.0 && bad == 1.0).then_some(())
+        },
+    )
     .await;
 
     let prometheus = Prometheus::start(w.port).await;
@@ -422,11 +430,14 @@ async fn prometheus_scrapes_jobs_by_outcome_and_kind_and_readiness_drops_while_d
         7 * 3,
         "every outcome × kind series exists, at zero"
     );
-    let by_kind =
-        prometheus.query("sum by (kind) (regard_jobs_total{outcome=\"completed\"})");
+    let by_kind = prometheus.query("sum by (kind) (regard_jobs_total{outcome=\"completed\"})");
     assert_eq!(by_kind.len(), 3, "{by_kind:#?}");
     for s in &by_kind {
-        let want = if s["metric"]["kind"] == "poster" { 1.0 } else { 0.0 };
+        let want = if s["metric"]["kind"] == "poster" {
+            1.0
+        } else {
+            0.0
+        };
         assert_eq!(value_of(s), want, "{s}");
     }
 
@@ -480,7 +491,13 @@ async fn prometheus_scrapes_jobs_by_outcome_and_kind_and_readiness_drops_while_d
     .await;
     assert_eq!(http_get(w.port, "/readyz").map(|r| r.0), Some(200));
     let pid = w.worker.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let (status, body) = eventually(Duration::from_secs(5), "readiness drops", || {
         http_get(w.port, "/readyz").filter(|r| r.0 == 503)
     })
@@ -494,7 +511,11 @@ async fn prometheus_scrapes_jobs_by_outcome_and_kind_and_readiness_drops_while_d
         if let Some(status) = w.worker.child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < until, "worker still draining:\n{}", w.worker.log());
+        assert!(
+            Instant::now() < until,
+            "worker still draining:\n{}",
+            w.worker.log()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(exit.code(), Some(0), "{}", w.worker.log());
@@ -520,14 +541,18 @@ async fn every_metric_the_dashboard_and_the_alerts_name_is_exported() {
     // the queue gauges appear with the first poll.
     w.enqueue("poster", &w.media("duo_1000x1500.jpg"), "dash-poster");
     w.publish_raw(b"not a job").await;
-    let exported = eventually(Duration::from_secs(60), "jobs settled and queues read", || {
-        let text = w.metrics();
-        let names = sample_names(&text);
-        (w.sample("regard_jobs_total{outcome=\"completed\",kind=\"poster\"}") == Some(1.0)
-            && names.contains("regard_job_errors_total")
-            && names.contains("regard_queue_messages"))
-        .then_some(names)
-    })
+    let exported = eventually(
+        Duration::from_secs(60),
+        "jobs settled and queues read",
+        || {
+            let text = w.metrics();
+            let names = sample_names(&text);
+            (w.sample("regard_jobs_total{outcome=\"completed\",kind=\"poster\"}") == Some(1.0)
+                && names.contains("regard_job_errors_total")
+                && names.contains("regard_queue_messages"))
+            .then_some(names)
+        },
+    )
     .await;
 
     let root = common::root();
@@ -546,7 +571,10 @@ async fn every_metric_the_dashboard_and_the_alerts_name_is_exported() {
     let mut named = BTreeSet::new();
     for e in &exprs {
         let names = regard_names(e);
-        assert!(!names.is_empty(), "a query that names no regard metric: {e}");
+        assert!(
+            !names.is_empty(),
+            "a query that names no regard metric: {e}"
+        );
         named.extend(names);
     }
     let rules = std::fs::read_to_string(root.join("deploy/prometheus/regard.rules.yaml")).unwrap();

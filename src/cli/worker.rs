@@ -350,6 +350,7 @@ impl Processor for PipelineProcessor {
             }
         })?;
         let fetch_s = t.elapsed().as_secs_f64();
+        ctx.stage("fetch", fetch_s);
         self.remember_hash(job, &media.sha256);
         check_kind(job, &media)?;
 
@@ -366,6 +367,7 @@ impl Processor for PipelineProcessor {
             .await?
             .map_err(|e| pipeline_error(&e))?;
         let analyse_s = t.elapsed().as_secs_f64();
+        ctx.stage("analyse", analyse_s);
         let work = output.work;
         ctx.metrics.frames_decoded(work.frames);
         ctx.metrics.faces_found(work.faces);
@@ -380,9 +382,11 @@ impl Processor for PipelineProcessor {
                 ("inference".to_string(), work.inference_s),
             ]),
         };
+        let t = Instant::now();
         let outcome = self
             .commit(&output.analysis, &media_context(job), &timings)
             .await?;
+        ctx.stage("commit", t.elapsed().as_secs_f64());
         lock(&self.hashes).remove(job.id.as_str());
         tracing::info!(
             analysis_id = outcome.analysis_id.0,
@@ -475,7 +479,9 @@ pub async fn run(args: WorkerCommandArgs) -> anyhow::Result<bool> {
         tokio::task::spawn_blocking(move || PipelineProcessor::load(&processor_config, store))
             .await
             .context("model loading task failed")??;
+    let model_set = crate::store::provenance_keys(&processor.provenance(&processor.settings));
     let mut worker = Worker::new(config, Arc::new(processor))?;
+    worker.metrics().set_build_info(&model_set.model_set_sha256);
     worker.serve_http(args.queue.http_listen).await?;
     let (trigger, shutdown) = shutdown_channel();
     let signals = trigger.on_signals();
