@@ -587,10 +587,10 @@ mod tests {
             text.contains("regard_job_duration_seconds_bucket{kind=\"poster\",le=\"0.5\"} 1\n")
         );
         assert!(
-            text.contains("regard_job_duration_seconds_bucket{kind=\"trailer\",le=\"5.0\"} 0\n")
+            text.contains("regard_job_duration_seconds_bucket{kind=\"trailer\",le=\"5\"} 0\n")
         );
         assert!(
-            text.contains("regard_job_duration_seconds_bucket{kind=\"trailer\",le=\"10.0\"} 1\n")
+            text.contains("regard_job_duration_seconds_bucket{kind=\"trailer\",le=\"10\"} 1\n")
         );
         assert!(
             text.contains("regard_job_duration_seconds_bucket{kind=\"trailer\",le=\"+Inf\"} 1\n")
@@ -619,7 +619,7 @@ mod tests {
         assert!(text.contains("regard_job_slots 2\n"));
         assert!(text.contains("regard_worker_draining 1\n"));
         assert!(text.contains("regard_job_wait_seconds_count{kind=\"trailer\"} 1\n"));
-        assert!(text.contains("regard_job_wait_seconds_bucket{kind=\"trailer\",le=\"60.0\"} 0\n"));
+        assert!(text.contains("regard_job_wait_seconds_bucket{kind=\"trailer\",le=\"60\"} 0\n"));
         assert!(
             text.contains("regard_job_stage_seconds_count{kind=\"trailer\",stage=\"fetch\"} 1\n")
         );
