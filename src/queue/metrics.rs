@@ -586,9 +586,7 @@ mod tests {
         assert!(
             text.contains("regard_job_duration_seconds_bucket{kind=\"poster\",le=\"0.5\"} 1\n")
         );
-        assert!(
-            text.contains("regard_job_duration_seconds_bucket{kind=\"trailer\",le=\"5\"} 0\n")
-        );
+        assert!(text.contains("regard_job_duration_seconds_bucket{kind=\"trailer\",le=\"5\"} 0\n"));
         assert!(
             text.contains("regard_job_duration_seconds_bucket{kind=\"trailer\",le=\"10\"} 1\n")
         );
