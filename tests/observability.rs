@@ -262,6 +262,9 @@ impl World {
 
     async fn finish(mut self) {
         self.worker.assert_alive("worker");
+        // Stopped first: a running worker would re-declare the queues deleted under it.
+        self.worker.child.kill().expect("kill the worker");
+        self.worker.child.wait().expect("reap the worker");
         self.topology.delete(&self.channel).await.unwrap();
         self.conn.close(200, "test done".into()).await.unwrap();
         self.pool.close().await;
