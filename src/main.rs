@@ -39,9 +39,7 @@ fn main() -> ExitCode {
             Command::Analyze(args) => regard::cli::analyze::run(args).await,
             Command::Worker(args) => regard::cli::worker::run(*args).await,
             Command::Enqueue(args) => regard::cli::worker::enqueue(*args).await,
-            Command::Queue(QueueCommand::Setup(args)) => {
-                regard::cli::worker::queue_setup(args).await
-            }
+            Command::Queue(QueueCommand::Setup(args)) => regard::cli::worker::queue_setup(args).await,
             Command::Migrate(args) => regard::store::Store::connect(&args.database_url)
                 .await?
                 .migrate()
