@@ -25,7 +25,8 @@ pub mod stage {
     pub const ANALYSE: &str = "analyse";
     /// Seconds inside ONNX Runtime, a part of [`ANALYSE`].
     pub const INFERENCE: &str = "inference";
-    pub const RECORD: &str = "record";
+    /// Writing the result (and the job ledger) to the database.
+    pub const COMMIT: &str = "commit";
 }
 
 /// Longest wait for the database's answer to the pre-flight ping. A server that is down
@@ -319,7 +320,7 @@ impl Runner {
                     Ok(outcome) => {
                         timings
                             .stages_s
-                            .insert(stage::RECORD.to_string(), clock.elapsed().as_secs_f64());
+                            .insert(stage::COMMIT.to_string(), clock.elapsed().as_secs_f64());
                         Some(outcome)
                     }
                     Err(e) => {

@@ -815,10 +815,10 @@ async fn health_readiness_and_metrics_answer_over_http() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("regard_jobs_total{outcome=\"completed\"} 1\n"),
+        metrics.contains("regard_jobs_total{outcome=\"completed\",kind=\"poster\"} 1\n"),
         "{metrics}"
     );
-    assert!(metrics.contains("regard_job_duration_seconds_count 1\n"));
+    assert!(metrics.contains("regard_job_duration_seconds_count{kind=\"poster\"} 1\n"));
     assert!(metrics.contains("regard_faces_found_total 2\n"));
     assert!(metrics.contains("regard_broker_connected 1\n"));
     assert!(get(addr, "/nothing").await.starts_with("HTTP/1.1 404"));

@@ -666,10 +666,15 @@ async fn posters_and_trailers_enqueued_from_a_file_end_in_the_database_and_as_ev
     assert_eq!(n, 6, "the events name the stored analyses");
 
     // Processor counters reach /metrics.
-    assert_eq!(
-        worker.metric("regard_jobs_total{outcome=\"completed\"}"),
-        Some(6.0)
-    );
+    for kind in ["poster", "trailer"] {
+        assert_eq!(
+            worker.metric(&format!(
+                "regard_jobs_total{{outcome=\"completed\",kind=\"{kind}\"}}"
+            )),
+            Some(3.0),
+            "{kind}"
+        );
+    }
     let frames = worker.metric("regard_frames_decoded_total").unwrap();
     assert!(
         frames > 3.0 + 60.0,

@@ -58,8 +58,11 @@ pub async fn run(args: WorkerCommandArgs) -> anyhow::Result<bool> {
     .await
     .context("model loading task failed")??;
     tracing::info!(slots, "models loaded");
-    let processor = JobProcessor::new(Runner::new(pipelines, policy, Some(store)))?;
+    let runner = Runner::new(pipelines, policy, Some(store));
+    let model_set = crate::store::provenance_keys(&runner.provenance(runner.settings()));
+    let processor = JobProcessor::new(runner)?;
     let mut worker = Worker::new(config, Arc::new(processor))?;
+    worker.metrics().set_build_info(&model_set.model_set_sha256);
     worker.serve_http(args.queue.http_listen).await?;
     let (trigger, shutdown) = shutdown_channel();
     let signals = trigger.on_signals();

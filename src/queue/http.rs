@@ -4,7 +4,7 @@
 //! hyper, tower and their dependencies to every build for no feature we use. Each connection
 //! answers one request and closes; heads are bounded in size and time.
 
-use super::metrics::Metrics;
+use super::metrics::{CONTENT_TYPE, Metrics};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,6 +136,10 @@ where
     match path {
         "/healthz" => Response::text(200, "alive\n"),
         "/readyz" => {
+            // Draining first: a stopping worker still holds its channel while it finishes.
+            if metrics.draining() {
+                return Response::text(503, "not ready: draining after a shutdown request\n");
+            }
             if !metrics.connected() {
                 return Response::text(503, "not ready: broker not connected\n");
             }
@@ -147,7 +151,7 @@ where
         }
         "/metrics" => Response {
             status: 200,
-            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            content_type: CONTENT_TYPE,
             body: metrics.render(),
         },
         _ => Response::text(404, "not found: try /healthz, /readyz or /metrics\n"),
@@ -181,5 +185,10 @@ mod tests {
         assert_eq!(r.status, 503);
         assert!(r.body.contains("database unreachable"));
         assert_eq!(route("/nope", &m, &ok).await.status, 404);
+        m.set_draining();
+        let r = route("/readyz", &m, &ok).await;
+        assert_eq!(r.status, 503, "draining is not ready");
+        assert!(r.body.contains("draining"), "{}", r.body);
+        assert_eq!(route("/healthz", &m, &ok).await.status, 200, "but alive");
     }
 }

@@ -1,9 +1,26 @@
-//! Worker metrics in the Prometheus text format, kept with atomics: a handful of counters and one
-//! histogram do not justify a metrics crate.
+//! Worker metrics for `/metrics`, in the Prometheus text format (0.0.4).
+//!
+//! Kept with `prometheus-client` (the Prometheus project's own Rust client): labelled families,
+//! histograms and a standard encoder, instead of hand-written atomics and string formatting that
+//! grew with every label. Every series a dashboard or an alert names exists from start-up (at
+//! zero), so `rate()` and the dashboard test see it before the first job.
 
-use std::fmt::Write as _;
+use super::topology::Topology;
+use super::{BROKER_TIMEOUT, broker_op};
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use prometheus_client::encoding::{EncodeLabelSet, prometheus_text};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
+
+/// The `Content-Type` of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// How one delivery ended. Each is one label value of `regard_jobs_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,10 +64,6 @@ impl JobOutcome {
         }
     }
 
-    fn index(self) -> usize {
-        JobOutcome::ALL.iter().position(|o| *o == self).unwrap_or(0)
-    }
-
     /// Whether the message ended in the dead letters.
     pub fn is_dead_letter(self) -> bool {
         matches!(
@@ -60,237 +73,472 @@ impl JobOutcome {
     }
 }
 
-/// Upper bounds of the job duration histogram, in seconds: posters take under a second,
-/// trailers minutes.
+/// Values of the `kind` label: the job kinds, and `unknown` for messages that are not jobs.
+pub const KINDS: [&str; 3] = ["poster", "trailer", "unknown"];
+
+/// Stages of a job timed by the processor (`regard_job_stage_seconds{stage}`).
+pub const STAGES: [&str; 3] = ["fetch", "analyse", "commit"];
+
+/// Upper bounds of the job and stage duration histograms, in seconds: posters take under a
+/// second, trailers minutes.
 pub const DURATION_BUCKETS: [f64; 12] = [
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0,
 ];
 
-#[derive(Debug, Default)]
-struct F64Counter(AtomicU64);
+/// Upper bounds of the queue-wait histogram, in seconds: from "picked at once" to hours behind.
+pub const WAIT_BUCKETS: [f64; 11] = [
+    1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0,
+];
 
-impl F64Counter {
-    fn add(&self, v: f64) {
-        if !v.is_finite() || v <= 0.0 {
-            return;
-        }
-        let mut current = self.0.load(Ordering::Relaxed);
-        loop {
-            let next = (f64::from_bits(current) + v).to_bits();
-            match self
-                .0
-                .compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => return,
-                Err(seen) => current = seen,
-            }
-        }
-    }
-    fn get(&self) -> f64 {
-        f64::from_bits(self.0.load(Ordering::Relaxed))
-    }
+/// How often the worker reads the depth and consumers of its queues.
+pub const QUEUE_POLL: Duration = Duration::from_secs(15);
+
+/// A known kind label, so a stray value cannot add series.
+fn kind_label(kind: &str) -> &'static str {
+    KINDS
+        .iter()
+        .copied()
+        .find(|k| *k == kind)
+        .unwrap_or("unknown")
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    outcome: &'static str,
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    kind: &'static str,
+    stage: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    code: String,
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    queue: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    algorithm: String,
+    model_set: String,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
 /// Everything `/metrics` shows. Shared by the worker loop, the HTTP server and the processor.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    jobs: [AtomicU64; 7],
-    duration_buckets: [AtomicU64; DURATION_BUCKETS.len()],
-    duration_count: AtomicU64,
-    duration_sum: F64Counter,
-    in_flight: AtomicU64,
-    ack_failures: AtomicU64,
-    reconnects: AtomicU64,
-    connected: AtomicBool,
-    frames_decoded: AtomicU64,
-    faces_found: AtomicU64,
-    inference_seconds: F64Counter,
+    registry: Registry,
+    jobs: Family<JobLabels, Counter>,
+    errors: Family<ErrorLabels, Counter>,
+    retries: Counter,
+    dead_letters: Counter,
+    duration: Histograms<KindLabels>,
+    stages: Histograms<StageLabels>,
+    wait: Histograms<KindLabels>,
+    in_flight: Gauge,
+    slots: Gauge,
+    connected: Gauge,
+    draining: Gauge,
+    draining_flag: AtomicBool,
+    ack_failures: Counter,
+    reconnects: Counter,
+    frames_decoded: Counter,
+    faces_found: Counter,
+    inference_seconds: Counter<f64, AtomicU64>,
+    queue_messages: Family<QueueLabels, Gauge>,
+    queue_consumers: Family<QueueLabels, Gauge>,
+    build_info: Family<BuildLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Metrics {
     pub fn new() -> Self {
-        Self::default()
+        fn durations() -> Histogram {
+            Histogram::new(DURATION_BUCKETS)
+        }
+        fn waits() -> Histogram {
+            Histogram::new(WAIT_BUCKETS)
+        }
+        let m = Metrics {
+            registry: Registry::default(),
+            jobs: Family::default(),
+            errors: Family::default(),
+            retries: Counter::default(),
+            dead_letters: Counter::default(),
+            duration: Family::new_with_constructor(durations as fn() -> Histogram),
+            stages: Family::new_with_constructor(durations as fn() -> Histogram),
+            wait: Family::new_with_constructor(waits as fn() -> Histogram),
+            in_flight: Gauge::default(),
+            slots: Gauge::default(),
+            connected: Gauge::default(),
+            draining: Gauge::default(),
+            draining_flag: AtomicBool::new(false),
+            ack_failures: Counter::default(),
+            reconnects: Counter::default(),
+            frames_decoded: Counter::default(),
+            faces_found: Counter::default(),
+            inference_seconds: Counter::default(),
+            queue_messages: Family::default(),
+            queue_consumers: Family::default(),
+            build_info: Family::default(),
+        };
+        // Series exist at zero from the start.
+        // (get_or_create returns a read guard; dropping it at once releases the family.)
+        for kind in KINDS {
+            for outcome in JobOutcome::ALL {
+                drop(m.jobs.get_or_create(&JobLabels {
+                    outcome: outcome.label(),
+                    kind,
+                }));
+            }
+        }
+        for kind in ["poster", "trailer"] {
+            drop(m.duration.get_or_create(&KindLabels { kind }));
+            drop(m.wait.get_or_create(&KindLabels { kind }));
+            for stage in STAGES {
+                drop(m.stages.get_or_create(&StageLabels { kind, stage }));
+            }
+        }
+        m.register()
     }
 
-    /// One delivery settled. `duration` is the processing time, when the processor ran.
-    pub fn job_finished(&self, outcome: JobOutcome, duration: Option<Duration>) {
-        self.jobs[outcome.index()].fetch_add(1, Ordering::Relaxed);
+    fn register(mut self) -> Self {
+        let r = &mut self.registry;
+        // Counters get `_total` from the encoder; units append `_seconds`.
+        r.register(
+            "regard_jobs",
+            "Job deliveries settled, by outcome and kind (unknown: not a job)",
+            self.jobs.clone(),
+        );
+        r.register(
+            "regard_job_errors",
+            "Failed attempts by error code and kind, retried or final (codes are the program's own, a bounded set)",
+            self.errors.clone(),
+        );
+        r.register(
+            "regard_job_retries",
+            "Jobs sent to a retry queue after a transient failure",
+            self.retries.clone(),
+        );
+        r.register(
+            "regard_dead_letters",
+            "Messages the worker sent to the dead letters",
+            self.dead_letters.clone(),
+        );
+        r.register_with_unit(
+            "regard_job_duration",
+            "Processing time of one job, by kind",
+            Unit::Seconds,
+            self.duration.clone(),
+        );
+        r.register_with_unit(
+            "regard_job_stage",
+            "Time spent in one stage of a job (fetch, analyse, commit), by kind",
+            Unit::Seconds,
+            self.stages.clone(),
+        );
+        r.register_with_unit(
+            "regard_job_wait",
+            "Time from enqueueing (the message timestamp, kept across retries) to the start of processing",
+            Unit::Seconds,
+            self.wait.clone(),
+        );
+        r.register(
+            "regard_jobs_in_flight",
+            "Jobs being processed now",
+            self.in_flight.clone(),
+        );
+        r.register(
+            "regard_job_slots",
+            "Jobs this worker processes at once (prefetch and CPU slots)",
+            self.slots.clone(),
+        );
+        r.register(
+            "regard_broker_connected",
+            "1 while the worker holds a consuming channel",
+            self.connected.clone(),
+        );
+        r.register(
+            "regard_worker_draining",
+            "1 once shutdown began: no new jobs, in-flight ones finishing",
+            self.draining.clone(),
+        );
+        r.register(
+            "regard_ack_failures",
+            "Acks or settling publishes that could not be sent (the broker redelivers)",
+            self.ack_failures.clone(),
+        );
+        r.register(
+            "regard_broker_reconnects",
+            "Connections re-established after the broker was lost",
+            self.reconnects.clone(),
+        );
+        r.register(
+            "regard_frames_decoded",
+            "Video frames decoded by the processor",
+            self.frames_decoded.clone(),
+        );
+        r.register(
+            "regard_faces_found",
+            "Faces detected by the processor",
+            self.faces_found.clone(),
+        );
+        r.register_with_unit(
+            "regard_inference",
+            "Time spent in model inference",
+            Unit::Seconds,
+            self.inference_seconds.clone(),
+        );
+        r.register(
+            "regard_queue_messages",
+            "Messages ready in each queue of the topology, as the broker reported at the last poll",
+            self.queue_messages.clone(),
+        );
+        r.register(
+            "regard_queue_consumers",
+            "Consumers of each queue of the topology, as the broker reported at the last poll",
+            self.queue_consumers.clone(),
+        );
+        r.register(
+            "regard_build_info",
+            "Always 1: the pipeline version, algorithm version and model-set sha256 results are keyed on",
+            self.build_info.clone(),
+        );
+        self
+    }
+
+    /// One delivery settled. `kind` is the job's kind (`unknown` for anything else);
+    /// `duration` is the processing time, when the processor ran.
+    pub fn job_finished(&self, outcome: JobOutcome, kind: &str, duration: Option<Duration>) {
+        let kind = kind_label(kind);
+        self.jobs
+            .get_or_create(&JobLabels {
+                outcome: outcome.label(),
+                kind,
+            })
+            .inc();
+        if outcome == JobOutcome::Retried {
+            self.retries.inc();
+        }
+        if outcome.is_dead_letter() {
+            self.dead_letters.inc();
+        }
         if let Some(d) = duration {
-            let s = d.as_secs_f64();
-            for (i, upper) in DURATION_BUCKETS.iter().enumerate() {
-                if s <= *upper {
-                    self.duration_buckets[i].fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            self.duration_count.fetch_add(1, Ordering::Relaxed);
-            self.duration_sum.add(s);
+            self.duration
+                .get_or_create(&KindLabels { kind })
+                .observe(d.as_secs_f64());
         }
     }
 
-    pub fn jobs(&self, outcome: JobOutcome) -> u64 {
-        self.jobs[outcome.index()].load(Ordering::Relaxed)
+    /// One attempt failed with `code` (a transient one may still be retried).
+    pub fn job_error(&self, kind: &str, code: &str) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                code: code.to_string(),
+                kind: kind_label(kind),
+            })
+            .inc();
     }
 
-    pub fn dead_letters(&self) -> u64 {
-        JobOutcome::ALL
+    /// Settled deliveries with this outcome, all kinds together.
+    pub fn jobs(&self, outcome: JobOutcome) -> u64 {
+        KINDS
             .iter()
-            .filter(|o| o.is_dead_letter())
-            .map(|o| self.jobs(*o))
+            .filter_map(|kind| {
+                self.jobs
+                    .get(&JobLabels {
+                        outcome: outcome.label(),
+                        kind,
+                    })
+                    .map(|c| c.get())
+            })
             .sum()
     }
 
-    pub(crate) fn job_started(&self) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    pub fn dead_letters(&self) -> u64 {
+        self.dead_letters.get()
+    }
+
+    /// A job of `kind` began after waiting `wait` since it was enqueued.
+    pub(crate) fn job_started(&self, kind: &str, wait: Option<Duration>) {
+        self.in_flight.inc();
+        if let Some(w) = wait {
+            self.wait
+                .get_or_create(&KindLabels {
+                    kind: kind_label(kind),
+                })
+                .observe(w.as_secs_f64());
+        }
     }
 
     pub(crate) fn job_left(&self) {
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.in_flight.dec();
+    }
+
+    /// Jobs being processed now.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.get()
+    }
+
+    /// One stage of a job of `kind` took `seconds`.
+    pub fn stage(&self, kind: &str, stage: &'static str, seconds: f64) {
+        if seconds.is_finite() && seconds >= 0.0 {
+            self.stages
+                .get_or_create(&StageLabels {
+                    kind: kind_label(kind),
+                    stage,
+                })
+                .observe(seconds);
+        }
+    }
+
+    pub(crate) fn set_slots(&self, slots: u16) {
+        self.slots.set(i64::from(slots));
     }
 
     /// An ack, or a publish that precedes it, could not be sent.
     pub fn ack_failed(&self) {
-        self.ack_failures.fetch_add(1, Ordering::Relaxed);
+        self.ack_failures.inc();
     }
 
     pub fn ack_failures(&self) -> u64 {
-        self.ack_failures.load(Ordering::Relaxed)
+        self.ack_failures.get()
     }
 
     pub(crate) fn reconnected(&self) {
-        self.reconnects.fetch_add(1, Ordering::Relaxed);
+        self.reconnects.inc();
     }
 
     pub fn reconnects(&self) -> u64 {
-        self.reconnects.load(Ordering::Relaxed)
+        self.reconnects.get()
     }
 
     pub(crate) fn set_connected(&self, connected: bool) {
-        self.connected.store(connected, Ordering::Relaxed);
+        self.connected.set(i64::from(connected));
     }
 
     /// The worker holds a consuming channel right now.
     pub fn connected(&self) -> bool {
-        self.connected.load(Ordering::Relaxed)
+        self.connected.get() == 1
+    }
+
+    /// Shutdown began: readiness fails from now on, so no new traffic is sent this way.
+    pub(crate) fn set_draining(&self) {
+        self.draining_flag.store(true, Ordering::Relaxed);
+        self.draining.set(1);
+    }
+
+    pub fn draining(&self) -> bool {
+        self.draining_flag.load(Ordering::Relaxed)
+    }
+
+    /// Names the build in `regard_build_info`: the model-set sha256 the store keys results on
+    /// (`store::provenance_keys`), next to the pipeline and algorithm versions.
+    pub fn set_build_info(&self, model_set_sha256: &str) {
+        self.build_info.clear();
+        self.build_info
+            .get_or_create(&BuildLabels {
+                version: crate::PIPELINE_VERSION.to_string(),
+                algorithm: crate::ALGORITHM_VERSION.to_string(),
+                model_set: model_set_sha256.to_string(),
+            })
+            .set(1);
+    }
+
+    fn set_queue(&self, queue: &str, messages: u32, consumers: u32) {
+        let labels = QueueLabels {
+            queue: queue.to_string(),
+        };
+        self.queue_messages
+            .get_or_create(&labels)
+            .set(i64::from(messages));
+        self.queue_consumers
+            .get_or_create(&labels)
+            .set(i64::from(consumers));
     }
 
     /// Processor counters.
     pub fn frames_decoded(&self, n: u64) {
-        self.frames_decoded.fetch_add(n, Ordering::Relaxed);
+        self.frames_decoded.inc_by(n);
     }
     pub fn faces_found(&self, n: u64) {
-        self.faces_found.fetch_add(n, Ordering::Relaxed);
+        self.faces_found.inc_by(n);
     }
     pub fn inference_seconds(&self, s: f64) {
-        self.inference_seconds.add(s);
+        if s.is_finite() && s > 0.0 {
+            self.inference_seconds.inc_by(s);
+        }
     }
 
-    /// The Prometheus text exposition (format 0.0.4).
+    /// The Prometheus text exposition (format 0.0.4, [`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        // Writing to a String cannot fail.
-        let _ = writeln!(
-            out,
-            "# HELP regard_jobs_total Job deliveries settled, by outcome."
-        );
-        let _ = writeln!(out, "# TYPE regard_jobs_total counter");
-        for o in JobOutcome::ALL {
-            let _ = writeln!(
-                out,
-                "regard_jobs_total{{outcome=\"{}\"}} {}",
-                o.label(),
-                self.jobs(o)
-            );
+        if let Err(error) = prometheus_text::encode(&mut out, &self.registry) {
+            // Only a failing writer errs, and a String does not fail; say so if it ever does.
+            tracing::error!(%error, "metrics encoding failed");
         }
-        let _ = writeln!(
-            out,
-            "# HELP regard_job_retries_total Jobs sent to a retry queue after a transient failure."
-        );
-        let _ = writeln!(out, "# TYPE regard_job_retries_total counter");
-        let _ = writeln!(
-            out,
-            "regard_job_retries_total {}",
-            self.jobs(JobOutcome::Retried)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP regard_dead_letters_total Messages the worker sent to the dead letters."
-        );
-        let _ = writeln!(out, "# TYPE regard_dead_letters_total counter");
-        let _ = writeln!(out, "regard_dead_letters_total {}", self.dead_letters());
-        let _ = writeln!(
-            out,
-            "# HELP regard_job_duration_seconds Processing time of one job."
-        );
-        let _ = writeln!(out, "# TYPE regard_job_duration_seconds histogram");
-        for (i, upper) in DURATION_BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "regard_job_duration_seconds_bucket{{le=\"{upper}\"}} {}",
-                load(&self.duration_buckets[i])
-            );
-        }
-        let count = load(&self.duration_count);
-        let _ = writeln!(
-            out,
-            "regard_job_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            out,
-            "regard_job_duration_seconds_sum {}",
-            self.duration_sum.get()
-        );
-        let _ = writeln!(out, "regard_job_duration_seconds_count {count}");
-        let gauges = [
-            (
-                "regard_jobs_in_flight",
-                "Jobs being processed now.",
-                load(&self.in_flight),
-            ),
-            (
-                "regard_broker_connected",
-                "1 while the worker holds a consuming channel.",
-                self.connected() as u64,
-            ),
-        ];
-        for (name, help, v) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        }
-        let counters = [
-            (
-                "regard_ack_failures_total",
-                "Acks or settling publishes that could not be sent (the broker redelivers).",
-                load(&self.ack_failures),
-            ),
-            (
-                "regard_broker_reconnects_total",
-                "Connections re-established after the broker was lost.",
-                load(&self.reconnects),
-            ),
-            (
-                "regard_frames_decoded_total",
-                "Video frames decoded by the processor.",
-                load(&self.frames_decoded),
-            ),
-            (
-                "regard_faces_found_total",
-                "Faces detected by the processor.",
-                load(&self.faces_found),
-            ),
-        ];
-        for (name, help, v) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-            );
-        }
-        let name = "regard_inference_seconds_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Time spent in model inference.\n# TYPE {name} counter\n{name} {}",
-            self.inference_seconds.get()
-        );
         out
+    }
+}
+
+/// Reads ready messages and consumers of the jobs, retry and dead-letter queues every
+/// [`QUEUE_POLL`] with passive declares on `channel` (its own: a queue deleted under us closes
+/// the channel it was asked on). Runs until aborted or the channel fails.
+pub(crate) async fn watch_queues(
+    channel: lapin::Channel,
+    topology: Topology,
+    metrics: Arc<Metrics>,
+) {
+    let mut queues = vec![topology.jobs_queue()];
+    let mut delays = topology.retry_delays.clone();
+    delays.sort();
+    delays.dedup();
+    queues.extend(delays.into_iter().map(|d| topology.retry_queue(d)));
+    queues.push(topology.dead_queue());
+    let mut tick = tokio::time::interval(QUEUE_POLL);
+    loop {
+        tick.tick().await;
+        for queue in &queues {
+            let declared = broker_op(
+                "queue.declare (passive)",
+                channel.queue_declare(
+                    queue.as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                ),
+            )
+            .await;
+            match declared {
+                Ok(q) => metrics.set_queue(queue, q.message_count(), q.consumer_count()),
+                Err(error) => {
+                    tracing::warn!(%queue, %error, timeout = ?BROKER_TIMEOUT, "cannot read queue depth; queue metrics stop until the next connection");
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -299,22 +547,94 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histogram_buckets_are_cumulative() {
+    fn jobs_are_counted_by_outcome_and_kind() {
         let m = Metrics::new();
-        m.job_finished(JobOutcome::Completed, Some(Duration::from_millis(300)));
-        m.job_finished(JobOutcome::Completed, Some(Duration::from_secs(7)));
-        m.job_finished(JobOutcome::Malformed, None);
+        m.job_finished(
+            JobOutcome::Completed,
+            "poster",
+            Some(Duration::from_millis(300)),
+        );
+        m.job_finished(
+            JobOutcome::Completed,
+            "trailer",
+            Some(Duration::from_secs(7)),
+        );
+        m.job_finished(JobOutcome::Malformed, "unknown", None);
+        m.job_finished(JobOutcome::Retried, "nonsense", None);
+        m.job_error("trailer", "media_corrupt");
+        m.job_error("trailer", "media_corrupt");
         let text = m.render();
         assert!(
-            text.contains("regard_job_duration_seconds_bucket{le=\"0.25\"} 0\n"),
+            text.contains("regard_job_errors_total{code=\"media_corrupt\",kind=\"trailer\"} 2\n")
+        );
+        assert!(
+            text.contains("regard_jobs_total{outcome=\"completed\",kind=\"poster\"} 1\n"),
             "{text}"
         );
-        assert!(text.contains("regard_job_duration_seconds_bucket{le=\"0.5\"} 1\n"));
-        assert!(text.contains("regard_job_duration_seconds_bucket{le=\"10\"} 2\n"));
-        assert!(text.contains("regard_job_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
-        assert!(text.contains("regard_job_duration_seconds_sum 7.3\n"));
-        assert!(text.contains("regard_jobs_total{outcome=\"completed\"} 2\n"));
+        assert!(text.contains("regard_jobs_total{outcome=\"completed\",kind=\"trailer\"} 1\n"));
+        assert!(text.contains("regard_jobs_total{outcome=\"malformed\",kind=\"unknown\"} 1\n"));
+        assert!(
+            text.contains("regard_jobs_total{outcome=\"retried\",kind=\"unknown\"} 1\n"),
+            "a stray kind is folded into unknown: {text}"
+        );
         assert!(text.contains("regard_dead_letters_total 1\n"));
+        assert!(text.contains("regard_job_retries_total 1\n"));
+        assert_eq!(m.jobs(JobOutcome::Completed), 2);
+        assert!(
+            text.contains("regard_job_duration_seconds_bucket{kind=\"poster\",le=\"0.25\"} 0\n")
+        );
+        assert!(
+            text.contains("regard_job_duration_seconds_bucket{kind=\"poster\",le=\"0.5\"} 1\n")
+        );
+        assert!(text.contains("regard_job_duration_seconds_bucket{kind=\"trailer\",le=\"5\"} 0\n"));
+        assert!(
+            text.contains("regard_job_duration_seconds_bucket{kind=\"trailer\",le=\"10\"} 1\n")
+        );
+        assert!(
+            text.contains("regard_job_duration_seconds_bucket{kind=\"trailer\",le=\"+Inf\"} 1\n")
+        );
+        assert!(text.contains("regard_job_duration_seconds_sum{kind=\"trailer\"} 7.0\n"));
+        assert!(text.contains("regard_job_duration_seconds_count{kind=\"poster\"} 1\n"));
+        assert!(text.contains("# TYPE regard_jobs_total counter\n"));
+        assert!(text.contains("# TYPE regard_job_duration_seconds histogram\n"));
+    }
+
+    #[test]
+    fn gauges_stages_and_build_info_render() {
+        let m = Metrics::new();
+        m.set_slots(2);
+        m.job_started("trailer", Some(Duration::from_secs(90)));
+        m.job_started("poster", None);
+        m.job_left();
+        m.stage("trailer", "fetch", 0.2);
+        m.stage("trailer", "commit", f64::NAN);
+        m.set_queue("regard.jobs", 12, 3);
+        m.set_build_info("ab12");
+        assert!(!m.draining());
+        m.set_draining();
+        let text = m.render();
+        assert!(text.contains("regard_jobs_in_flight 1\n"), "{text}");
+        assert!(text.contains("regard_job_slots 2\n"));
+        assert!(text.contains("regard_worker_draining 1\n"));
+        assert!(text.contains("regard_job_wait_seconds_count{kind=\"trailer\"} 1\n"));
+        assert!(text.contains("regard_job_wait_seconds_bucket{kind=\"trailer\",le=\"60\"} 0\n"));
+        assert!(
+            text.contains("regard_job_stage_seconds_count{kind=\"trailer\",stage=\"fetch\"} 1\n")
+        );
+        assert!(
+            text.contains("regard_job_stage_seconds_count{kind=\"trailer\",stage=\"commit\"} 0\n"),
+            "NaN is not observed"
+        );
+        assert!(text.contains("regard_queue_messages{queue=\"regard.jobs\"} 12\n"));
+        assert!(text.contains("regard_queue_consumers{queue=\"regard.jobs\"} 3\n"));
+        let build = format!(
+            "regard_build_info{{version=\"{}\",algorithm=\"{}\",model_set=\"ab12\"}} 1\n",
+            crate::PIPELINE_VERSION,
+            crate::ALGORITHM_VERSION
+        );
+        assert!(text.contains(&build), "{text}");
+        m.set_build_info("cd34");
+        assert!(!m.render().contains("ab12"), "one build_info series only");
     }
 
     #[test]
@@ -329,6 +649,9 @@ mod tests {
         let text = m.render();
         assert!(text.contains("regard_frames_decoded_total 125\n"));
         assert!(text.contains("regard_faces_found_total 3\n"));
-        assert!(text.contains("regard_inference_seconds_total 0.75\n"));
+        assert!(
+            text.contains("regard_inference_seconds_total 0.75\n"),
+            "{text}"
+        );
     }
 }

@@ -4,7 +4,7 @@
 use super::job::Job;
 use super::worker::{JobContext, JobDone, JobError, Processor};
 use crate::domain::{Analysis, Interval, MediaContext};
-use crate::runner::{Done, Failure, Runner};
+use crate::runner::{Done, Failure, Runner, stage};
 use crate::store::{FailedMedia, JobOrigin, RecordOutcome};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -83,6 +83,14 @@ impl Processor for JobProcessor {
             }
         };
         lock(&self.failed_media).remove(job.id.as_str());
+        for (stage, seconds) in &done.timings.stages_s {
+            if let Some(stage) = [stage::FETCH, stage::ANALYSE, stage::COMMIT]
+                .into_iter()
+                .find(|s| s == stage)
+            {
+                ctx.stage(stage, *seconds);
+            }
+        }
         let work = done.work;
         ctx.metrics.frames_decoded(work.frames);
         ctx.metrics.faces_found(work.faces);

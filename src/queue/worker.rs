@@ -143,6 +143,15 @@ pub struct JobContext {
     pub cpu: CpuSlots,
     /// Counters the processor bumps (frames decoded, faces found, inference seconds).
     pub metrics: Arc<Metrics>,
+    /// The job's kind, for the `kind` label of what the processor reports.
+    pub kind: &'static str,
+}
+
+impl JobContext {
+    /// One stage of this job (`fetch`, `analyse`, `commit`) took `seconds`.
+    pub fn stage(&self, stage: &'static str, seconds: f64) {
+        self.metrics.stage(self.kind, stage, seconds);
+    }
 }
 
 /// The work done for one job: analyse, commit results, report. Implemented by the pipeline +
@@ -338,6 +347,7 @@ impl<P: Processor> Worker<P> {
             metrics: Arc::new(Metrics::new()),
             cpu,
         };
+        shared.metrics.set_slots(shared.config.job_slots);
         Ok(Worker {
             shared: Arc::new(shared),
             http: None,
@@ -411,6 +421,19 @@ impl<P: Processor> Worker<P> {
                 slots = cfg.job_slots,
                 "consuming jobs"
             );
+            // Queue depth and consumers for /metrics, on a channel of their own; stops with
+            // the session.
+            let _queues = match broker_op("channel.open", session.conn.create_channel()).await {
+                Ok(channel) => Some(AbortOnDrop(tokio::spawn(super::metrics::watch_queues(
+                    channel,
+                    cfg.topology.clone(),
+                    shared.metrics.clone(),
+                )))),
+                Err(error) => {
+                    tracing::warn!(%error, "no channel for queue metrics");
+                    None
+                }
+            };
             let mut health = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tokio::select! {
@@ -446,6 +469,7 @@ impl<P: Processor> Worker<P> {
                         }
                     }
                     _ = shutdown.wait() => {
+                        shared.metrics.set_draining();
                         report.handed_back +=
                             session.stop_consuming(&mut consumer, &shared.metrics, &cfg.topology).await;
                         last_session = Some(session);
@@ -458,6 +482,7 @@ impl<P: Processor> Worker<P> {
         }
 
         // Draining: wait for in-flight jobs up to the deadline, then hand back the rest.
+        shared.metrics.set_draining();
         let deadline = Instant::now() + cfg.shutdown_deadline;
         tracing::info!(in_flight = lock(&registry).len(), deadline = ?cfg.shutdown_deadline, "shutting down");
         let drained = tokio::time::timeout_at(deadline.into(), async {
@@ -510,11 +535,21 @@ impl Pending {
         }
     }
 
+    /// Time since the job was first enqueued (the message timestamp, in seconds; retries and
+    /// hand-backs keep it).
+    fn queued_for(&self) -> Option<Duration> {
+        let enqueued = (*self.properties.timestamp())?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        now.checked_sub(Duration::from_secs(enqueued))
+    }
+
     fn headers(&self) -> Option<&FieldTable> {
         self.properties.headers().as_ref()
     }
 
-    fn context(&self, shared: &Shared<impl Processor>) -> JobContext {
+    fn context(&self, shared: &Shared<impl Processor>, kind: &'static str) -> JobContext {
         let failures = topology::header_u32(self.headers(), HEADER_ATTEMPT).unwrap_or(0);
         JobContext {
             attempt: failures.saturating_add(1),
@@ -524,6 +559,7 @@ impl Pending {
             interrupted: topology::header_u32(self.headers(), HEADER_INTERRUPTED).unwrap_or(0),
             cpu: shared.cpu.clone(),
             metrics: shared.metrics.clone(),
+            kind,
         }
     }
 
@@ -668,7 +704,8 @@ async fn hand_back(metrics: &Metrics, topology: &Topology, pending: &Pending) ->
             JobOutcome::Interrupted,
         )
         .await;
-    metrics.job_finished(outcome, None);
+    let kind = Job::parse(&pending.data).map_or("unknown", |job| job.kind_name());
+    metrics.job_finished(outcome, kind, None);
     tracing::info!(job_id = ?pending.job_id, outcome = outcome.label(), "job handed back at shutdown");
     outcome == JobOutcome::Interrupted
 }
@@ -717,6 +754,7 @@ async fn handle<P: Processor>(shared: &Shared<P>, pending: &Pending) {
             {
                 tracing::warn!(error = %e, "malformed-message event not published");
             }
+            metrics.job_error("unknown", rejection.code());
             let headers = pending.copy_headers(&[
                 (HEADER_ERROR_CODE, text_header(rejection.code())),
                 (HEADER_ERROR, text_header(&message)),
@@ -730,15 +768,15 @@ async fn handle<P: Processor>(shared: &Shared<P>, pending: &Pending) {
                     JobOutcome::Malformed,
                 )
                 .await;
-            metrics.job_finished(outcome, None);
+            metrics.job_finished(outcome, "unknown", None);
             return;
         }
     };
-    let ctx = pending.context(shared);
+    let ctx = pending.context(shared, job.kind_name());
     let span =
         tracing::info_span!("job", job_id = %job.id, kind = job.kind_name(), attempt = ctx.attempt);
     async {
-        metrics.job_started();
+        metrics.job_started(job.kind_name(), pending.queued_for());
         let started = Instant::now();
         // The processor runs in its own task so that a panic fails this job only.
         let task = {
@@ -786,7 +824,7 @@ async fn handle<P: Processor>(shared: &Shared<P>, pending: &Pending) {
             }
             Err(error) => settle_failure(shared, pending, &job, &ctx, error).await,
         };
-        metrics.job_finished(outcome, Some(duration));
+        metrics.job_finished(outcome, job.kind_name(), Some(duration));
         tracing::info!(outcome = outcome.label(), seconds = duration.as_secs_f64(), "job settled");
     }
     .instrument(span)
@@ -804,6 +842,7 @@ async fn settle_failure<P: Processor>(
     let metrics = &shared.metrics;
     let topology = &shared.config.topology;
     let failures = ctx.attempt;
+    metrics.job_error(job.kind_name(), error.code());
     let error_headers = |attempts: u32| {
         vec![
             (HEADER_ATTEMPT, AMQPValue::LongUInt(attempts)),
