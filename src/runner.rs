@@ -395,16 +395,23 @@ impl Runner {
             message,
             next_attempt_at: next,
         };
-        if let Err(e) = store.job_update(job_id, &update).await {
-            tracing::warn!(job_id = %job_id, error = %e, "job ledger not updated");
+        // Often the database itself is why the job is retried: never wait for it long.
+        match tokio::time::timeout(DB_PING_TIMEOUT, store.job_update(job_id, &update)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(job_id = %job_id, error = %e, "job ledger not updated"),
+            Err(_) => tracing::warn!(job_id = %job_id, "job ledger not updated: database too slow"),
         }
     }
 
     /// A message that is not a job, recorded under `job_id` as dead-lettered.
     pub async fn ledger_malformed(&self, job_id: &str, code: &str, message: &str) {
         let Some(store) = &self.store else { return };
-        if let Err(e) = store.job_malformed(job_id, code, message).await {
-            tracing::warn!(job_id = %job_id, error = %e, "job ledger not updated");
+        match tokio::time::timeout(DB_PING_TIMEOUT, store.job_malformed(job_id, code, message))
+            .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(job_id = %job_id, error = %e, "job ledger not updated"),
+            Err(_) => tracing::warn!(job_id = %job_id, "job ledger not updated: database too slow"),
         }
     }
 

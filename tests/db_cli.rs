@@ -276,7 +276,7 @@ async fn analyze_db_fills_the_views_then_coding_and_retention_do_their_part() {
         count(
             s,
             "SELECT count(*) FROM regard.analysis
-             WHERE status = 'succeeded' AND started_at IS NOT NULL AND stage_timings_s ? 'analyze'"
+             WHERE status = 'succeeded' AND started_at IS NOT NULL AND stage_timings_s ? 'analyse'"
         )
         .await,
         3

@@ -445,12 +445,27 @@ async fn malformed_and_permanently_failing_jobs_are_dead_lettered_with_reasons()
         processor.completed().contains(&"ok-after".to_string())
     })
     .await;
+    // The malformed message has its event too, under an id derived from its bytes.
+    let (key, event) = next_event(&mut results).await;
+    assert_eq!(key, "analysis.unknown.malformed");
+    assert_eq!(
+        (
+            event["error_code"].as_str(),
+            event["dead_lettered"].as_bool()
+        ),
+        (Some("job_not_json"), Some(true))
+    );
+    assert!(
+        event["job_id"].as_str().unwrap().starts_with("malformed-"),
+        "{event}"
+    );
     let (key, event) = next_event(&mut results).await;
     assert_eq!(key, "analysis.poster.failed");
     assert_eq!(
         (event["job_id"].as_str(), event["error_code"].as_str()),
         (Some("perm-1"), Some("media_corrupt"))
     );
+    assert_eq!(event["dead_lettered"], true);
     assert_eq!(
         next_event(&mut results).await.0,
         "analysis.poster.completed"

@@ -506,7 +506,7 @@ async fn migrations_apply_to_empty_then_migrated_database_and_concurrently() {
         "SELECT count(*) FROM regard._sqlx_migrations WHERE success",
     )
     .await;
-    assert_eq!(applied, 3);
+    assert_eq!(applied, 4);
     let outside: i64 = scalar_i64(
         &db.store,
         "SELECT count(*) FROM information_schema.tables WHERE table_schema NOT IN ('regard', 'pg_catalog', 'information_schema')",
@@ -540,7 +540,7 @@ async fn every_view_and_saved_question_returns_the_seeded_figures() {
     .fetch_all(s.pool())
     .await
     .unwrap();
-    assert_eq!(views.len(), 10, "{views:?}");
+    assert_eq!(views.len(), 11, "{views:?}");
     for v in &views {
         sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM regard.{v}")))
             .fetch_all(s.pool())
@@ -1390,12 +1390,21 @@ async fn an_id_that_arrives_later_attaches_to_the_film_already_known() {
     let p = provenance("yunet-2023mar");
     let one = vec![face(400.0, 100.0, 100.0, 0.95)];
     // TMDb only, then IMDb + TMDb (another poster of the same film).
-    s.record_analysis(&poster("id-a", one.clone(), p.clone()), &film_ctx("Zeta", Some(2024), None, Some(999)), &t)
-        .await
-        .unwrap();
+    s.record_analysis(
+        &poster("id-a", one.clone(), p.clone()),
+        &film_ctx("Zeta", Some(2024), None, Some(999)),
+        &t,
+    )
+    .await
+    .unwrap();
     s.record_analysis(
         &poster("id-b", one.clone(), p.clone()),
-        &film_ctx("Zeta (director's cut)", Some(2024), Some("tt0999"), Some(999)),
+        &film_ctx(
+            "Zeta (director's cut)",
+            Some(2024),
+            Some("tt0999"),
+            Some(999),
+        ),
         &t,
     )
     .await
@@ -1404,83 +1413,152 @@ async fn an_id_that_arrives_later_attaches_to_the_film_already_known() {
     assert_eq!(rows.len(), 1, "one film: {rows:?}");
     let (_, title, imdb, tmdb, aliases) = &rows[0];
     assert_eq!((imdb.as_deref(), *tmdb), (Some("tt0999"), Some(999)));
-    assert_eq!(title, "Zeta (director's cut)", "the title given with the IMDb id wins");
+    assert_eq!(
+        title, "Zeta (director's cut)",
+        "the title given with the IMDb id wins"
+    );
     assert_eq!(aliases, r#"["Zeta"]"#, "the other title is kept");
     assert_eq!(posters, 2, "each poster counted once");
 
     // Title only, then the same title and year with an IMDb id.
-    s.record_analysis(&poster("id-c", one.clone(), p.clone()), &film_ctx("  Eta ", Some(2025), None, None), &t)
-        .await
-        .unwrap();
-    s.record_analysis(&poster("id-d", one.clone(), p.clone()), &film_ctx("eta", Some(2025), Some("tt0777"), None), &t)
-        .await
-        .unwrap();
+    s.record_analysis(
+        &poster("id-c", one.clone(), p.clone()),
+        &film_ctx("  Eta ", Some(2025), None, None),
+        &t,
+    )
+    .await
+    .unwrap();
+    s.record_analysis(
+        &poster("id-d", one.clone(), p.clone()),
+        &film_ctx("eta", Some(2025), Some("tt0777"), None),
+        &t,
+    )
+    .await
+    .unwrap();
     // A later title-only job of that film finds it too (no new row), and a job that names
     // the film by TMDb id only after it is known by IMDb joins it as well.
-    s.record_analysis(&poster("id-e", one.clone(), p.clone()), &film_ctx("ETA", Some(2025), None, None), &t)
-        .await
-        .unwrap();
+    s.record_analysis(
+        &poster("id-e", one.clone(), p.clone()),
+        &film_ctx("ETA", Some(2025), None, None),
+        &t,
+    )
+    .await
+    .unwrap();
     let (rows, posters) = films(s).await;
     assert_eq!(rows.len(), 2, "Zeta and Eta: {rows:?}");
-    let eta = rows.iter().find(|r| r.2.as_deref() == Some("tt0777")).expect("Eta");
+    let eta = rows
+        .iter()
+        .find(|r| r.2.as_deref() == Some("tt0777"))
+        .expect("Eta");
     assert_eq!(eta.1, "eta", "the title given with the IMDb id wins");
     assert_eq!(posters, 5);
-    let media_of_eta: i64 = sqlx::query_scalar("SELECT count(*) FROM regard.film_media WHERE film_id = $1")
-        .bind(eta.0)
-        .fetch_one(s.pool())
-        .await
-        .unwrap();
+    let media_of_eta: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM regard.film_media WHERE film_id = $1")
+            .bind(eta.0)
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
     assert_eq!(media_of_eta, 3);
 
     // Two rows a job shows to be one film are merged, keeping every link.
-    s.record_analysis(&poster("id-f", one.clone(), p.clone()), &film_ctx("Theta", Some(2023), Some("tt0555"), None), &t)
-        .await
-        .unwrap();
-    s.record_analysis(&poster("id-g", one.clone(), p.clone()), &film_ctx("Theta", Some(2023), None, Some(555)), &t)
-        .await
-        .unwrap();
+    s.record_analysis(
+        &poster("id-f", one.clone(), p.clone()),
+        &film_ctx("Theta", Some(2023), Some("tt0555"), None),
+        &t,
+    )
+    .await
+    .unwrap();
+    s.record_analysis(
+        &poster("id-g", one.clone(), p.clone()),
+        &film_ctx("Theta", Some(2023), None, Some(555)),
+        &t,
+    )
+    .await
+    .unwrap();
     // (Title+year match attached the TMDb-only job to the IMDb film already.)
-    s.record_analysis(&poster("id-h", one.clone(), p.clone()), &film_ctx("Iota", Some(2023), None, Some(444)), &t)
-        .await
-        .unwrap();
-    s.record_analysis(&poster("id-i", one.clone(), p.clone()), &film_ctx("Iota", Some(2022), Some("tt0444"), None), &t)
-        .await
-        .unwrap();
+    s.record_analysis(
+        &poster("id-h", one.clone(), p.clone()),
+        &film_ctx("Iota", Some(2023), None, Some(444)),
+        &t,
+    )
+    .await
+    .unwrap();
+    s.record_analysis(
+        &poster("id-i", one.clone(), p.clone()),
+        &film_ctx("Iota", Some(2022), Some("tt0444"), None),
+        &t,
+    )
+    .await
+    .unwrap();
     let before = films(s).await.0.len();
-    s.record_analysis(&poster("id-j", one.clone(), p.clone()), &film_ctx("Iota", Some(2023), Some("tt0444"), Some(444)), &t)
-        .await
-        .unwrap();
+    s.record_analysis(
+        &poster("id-j", one.clone(), p.clone()),
+        &film_ctx("Iota", Some(2023), Some("tt0444"), Some(444)),
+        &t,
+    )
+    .await
+    .unwrap();
     let (rows, posters) = films(s).await;
-    assert_eq!(rows.len(), before - 1, "the IMDb row and the TMDb row became one: {rows:?}");
-    let iota = rows.iter().find(|r| r.2.as_deref() == Some("tt0444")).expect("Iota");
+    assert_eq!(
+        rows.len(),
+        before - 1,
+        "the IMDb row and the TMDb row became one: {rows:?}"
+    );
+    let iota = rows
+        .iter()
+        .find(|r| r.2.as_deref() == Some("tt0444"))
+        .expect("Iota");
     assert_eq!(iota.3, Some(444));
-    let media_of_iota: i64 = sqlx::query_scalar("SELECT count(*) FROM regard.film_media WHERE film_id = $1")
-        .bind(iota.0)
-        .fetch_one(s.pool())
-        .await
-        .unwrap();
+    let media_of_iota: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM regard.film_media WHERE film_id = $1")
+            .bind(iota.0)
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
     assert_eq!(media_of_iota, 3, "every link kept");
     assert_eq!(posters, 10, "ten posters, each counted once");
 
     // Contradicting ids are never merged, by the rules or by hand.
     let kappa = film_ctx("Kappa", Some(2020), Some("tt0111"), None);
-    s.record_analysis(&poster("id-k", one.clone(), p.clone()), &kappa, &t).await.unwrap();
-    s.record_analysis(&poster("id-l", one.clone(), p.clone()), &film_ctx("Kappa", Some(2020), Some("tt0112"), None), &t)
+    s.record_analysis(&poster("id-k", one.clone(), p.clone()), &kappa, &t)
         .await
         .unwrap();
+    s.record_analysis(
+        &poster("id-l", one.clone(), p.clone()),
+        &film_ctx("Kappa", Some(2020), Some("tt0112"), None),
+        &t,
+    )
+    .await
+    .unwrap();
     let (rows, _) = films(s).await;
-    let kappas: Vec<i64> = rows.iter().filter(|r| r.1 == "Kappa").map(|r| r.0).collect();
-    assert_eq!(kappas.len(), 2, "a remake with its own IMDb id is another film");
+    let kappas: Vec<i64> = rows
+        .iter()
+        .filter(|r| r.1 == "Kappa")
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(
+        kappas.len(),
+        2,
+        "a remake with its own IMDb id is another film"
+    );
     let refused = s.merge_films(kappas[0], kappas[1]).await.unwrap_err();
     assert!(refused.to_string().contains("different IMDb"), "{refused}");
 
     // What the rules cannot decide, `films merge` does.
-    s.record_analysis(&poster("id-m", one.clone(), p.clone()), &film_ctx("Lambda", Some(2021), None, None), &t)
-        .await
-        .unwrap();
-    s.record_analysis(&poster("id-n", one, p), &film_ctx("Lambda: la suite", Some(2021), None, Some(333)), &t)
-        .await
-        .unwrap();
+    s.record_analysis(
+        &poster("id-m", one.clone(), p.clone()),
+        &film_ctx("Lambda", Some(2021), None, None),
+        &t,
+    )
+    .await
+    .unwrap();
+    s.record_analysis(
+        &poster("id-n", one, p),
+        &film_ctx("Lambda: la suite", Some(2021), None, Some(333)),
+        &t,
+    )
+    .await
+    .unwrap();
     let (rows, posters_before) = films(s).await;
     let lambda = rows.iter().find(|r| r.1 == "Lambda").unwrap().0;
     let suite = rows.iter().find(|r| r.1 == "Lambda: la suite").unwrap().0;

@@ -25,9 +25,10 @@ pub async fn run(command: JobsCommand) -> anyhow::Result<bool> {
             }
         }
         JobsCommand::List(args) => {
-            let status = args.status.as_deref().map(|s| {
-                JobStatus::parse(s).expect("clap only lets the ledger's states through")
-            });
+            let status = args
+                .status
+                .as_deref()
+                .map(|s| JobStatus::parse(s).expect("clap only lets the ledger's states through"));
             let since = args.since.as_deref().map(parse_since).transpose()?;
             let store = Store::connect(&args.db.database_url).await?;
             let jobs = store.jobs(status, since, args.limit.max(1)).await?;
@@ -62,10 +63,7 @@ fn parse_since(s: &str) -> anyhow::Result<DateTime<Utc>> {
     }
     let day = NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .with_context(|| format!("--since {s:?}: give an RFC 3339 time or a YYYY-MM-DD date"))?;
-    Ok(day
-        .and_hms_opt(0, 0, 0)
-        .expect("midnight exists")
-        .and_utc())
+    Ok(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
 }
 
 fn or_dash<T: ToString>(v: &Option<T>) -> String {
@@ -93,7 +91,10 @@ pub fn show(job: &JobRecord) -> String {
         ("attempts", job.attempts.to_string()),
         ("received", job.received_at.to_rfc3339()),
         ("started", or_dash(&job.started_at.map(|t| t.to_rfc3339()))),
-        ("finished", or_dash(&job.finished_at.map(|t| t.to_rfc3339()))),
+        (
+            "finished",
+            or_dash(&job.finished_at.map(|t| t.to_rfc3339())),
+        ),
         (
             "next attempt",
             or_dash(&job.next_attempt_at.map(|t| t.to_rfc3339())),
@@ -102,9 +103,7 @@ pub fn show(job: &JobRecord) -> String {
         ("message", or_dash(&job.error_message)),
         ("analysis", or_dash(&job.analysis_id)),
     ];
-    rows.iter()
-        .map(|(k, v)| format!("{k:<13} {v}\n"))
-        .collect()
+    rows.iter().map(|(k, v)| format!("{k:<13} {v}\n")).collect()
 }
 
 /// The table of `regard jobs list`. Pure.
@@ -140,7 +139,9 @@ mod tests {
             "2026-05-12T00:00:00+00:00"
         );
         assert_eq!(
-            parse_since("2026-05-12T10:30:00+02:00").unwrap().to_rfc3339(),
+            parse_since("2026-05-12T10:30:00+02:00")
+                .unwrap()
+                .to_rfc3339(),
             "2026-05-12T08:30:00+00:00"
         );
         assert!(parse_since("last tuesday").is_err());

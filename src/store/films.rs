@@ -81,11 +81,12 @@ pub(super) async fn resolve_film(
     let key = title_key(film);
     let strength = strength(film);
     // Films this one names by an id, and films of the same title and year.
-    let rows: Vec<(FilmRow, bool)> = sqlx::query_as::<_, (i64, Option<String>, Option<i64>, i16, bool)>(
-        "SELECT film_id, imdb_id, tmdb_id, title_strength,
-                (($1::text IS NOT NULL AND lower(imdb_id) = $1)
+    let rows: Vec<(FilmRow, bool)> =
+        sqlx::query_as::<_, (i64, Option<String>, Option<i64>, i16, bool)>(
+            "SELECT film_id, imdb_id, tmdb_id, title_strength,
+                coalesce(($1::text IS NOT NULL AND lower(imdb_id) = $1)
                  OR ($2::bigint IS NOT NULL AND tmdb_id = $2)
-                 OR ($3::jsonb <> '{}'::jsonb AND external_ids @> $3)) AS by_id
+                 OR ($3::jsonb <> '{}'::jsonb AND external_ids @> $3), false) AS by_id
          FROM regard.film
          WHERE ($1::text IS NOT NULL AND lower(imdb_id) = $1)
             OR ($2::bigint IS NOT NULL AND tmdb_id = $2)
@@ -93,18 +94,26 @@ pub(super) async fn resolve_film(
             OR title_key = $4
          ORDER BY title_strength DESC, film_id
          FOR UPDATE",
-    )
-    .bind(&imdb)
-    .bind(film.tmdb_id)
-    .bind(&external)
-    .bind(&key)
-    .fetch_all(&mut **tx)
-    .await?
-    .into_iter()
-    .map(|(film_id, imdb_id, tmdb_id, title_strength, by_id)| {
-        (FilmRow { film_id, imdb_id, tmdb_id, title_strength }, by_id)
-    })
-    .collect();
+        )
+        .bind(&imdb)
+        .bind(film.tmdb_id)
+        .bind(&external)
+        .bind(&key)
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(|(film_id, imdb_id, tmdb_id, title_strength, by_id)| {
+            (
+                FilmRow {
+                    film_id,
+                    imdb_id,
+                    tmdb_id,
+                    title_strength,
+                },
+                by_id,
+            )
+        })
+        .collect();
     let incoming = FilmRow {
         film_id: 0,
         imdb_id: imdb.clone(),
@@ -129,7 +138,10 @@ pub(super) async fn resolve_film(
 /// `rows` are sorted strongest first; `true` marks a row matched by an id, `false` one matched
 /// by title and year only. Pure.
 fn choose(incoming: &FilmRow, rows: &[(FilmRow, bool)]) -> (Option<i64>, Vec<i64>) {
-    let ok: Vec<&(FilmRow, bool)> = rows.iter().filter(|(r, _)| compatible(r, incoming)).collect();
+    let ok: Vec<&(FilmRow, bool)> = rows
+        .iter()
+        .filter(|(r, _)| compatible(r, incoming))
+        .collect();
     let by_id: Vec<&FilmRow> = ok.iter().filter(|(_, id)| *id).map(|(r, _)| r).collect();
     let title_only: Vec<&FilmRow> = ok
         .iter()
@@ -367,12 +379,22 @@ mod tests {
             (row(2, Some("tt2"), None, 3), false),
         ];
         assert_eq!(choose(&title, &two), (None, vec![]));
-        let with_title_row = [two[0].clone(), two[1].clone(), (row(3, None, None, 0), false)];
+        let with_title_row = [
+            two[0].clone(),
+            two[1].clone(),
+            (row(3, None, None, 0), false),
+        ];
         assert_eq!(choose(&title, &with_title_row), (Some(3), vec![]));
         // One identified film of that title and year, with no contradicting id: this film.
-        assert_eq!(choose(&row(0, None, Some(7), 2), &two[..1]), (Some(1), vec![]));
+        assert_eq!(
+            choose(&row(0, None, Some(7), 2), &two[..1]),
+            (Some(1), vec![])
+        );
         // A contradicting id is another film.
-        assert_eq!(choose(&row(0, Some("tt9"), None, 3), &two[..1]), (None, vec![]));
+        assert_eq!(
+            choose(&row(0, Some("tt9"), None, 3), &two[..1]),
+            (None, vec![])
+        );
     }
 
     #[test]
