@@ -1289,10 +1289,10 @@ async fn two_workers_share_200_poster_jobs_and_do_each_once() {
         n as i64
     );
     let done_a = a
-        .metric("regard_jobs_total{outcome=\"completed\"}")
+        .metric("regard_jobs_total{outcome=\"completed\",kind=\"poster\"}")
         .unwrap();
     let done_b = b
-        .metric("regard_jobs_total{outcome=\"completed\"}")
+        .metric("regard_jobs_total{outcome=\"completed\",kind=\"poster\"}")
         .unwrap();
     println!("worker a: {done_a} jobs, worker b: {done_b} jobs");
     assert_eq!(done_a + done_b, n as f64);
