@@ -1358,10 +1358,13 @@ fn film_ctx(title: &str, year: Option<i32>, imdb: Option<&str>, tmdb: Option<i64
     }
 }
 
-/// (film_id, title, imdb, tmdb, aliases) of every film, and the poster count per film of
-/// `year_representation` for gender/female.
-async fn films(store: &Store) -> (Vec<(i64, String, Option<String>, Option<i64>, String)>, i64) {
-    let rows: Vec<(i64, String, Option<String>, Option<i64>, serde_json::Value)> = sqlx::query_as(
+/// (film_id, title, imdb, tmdb, aliases as JSON text) of a film.
+type FilmLine = (i64, String, Option<String>, Option<i64>, String);
+type FilmRow = (i64, String, Option<String>, Option<i64>, serde_json::Value);
+
+/// Every film, and the poster count of `year_representation` for gender/female.
+async fn films(store: &Store) -> (Vec<FilmLine>, i64) {
+    let rows: Vec<FilmRow> = sqlx::query_as(
         "SELECT film_id, title, imdb_id, tmdb_id, aliases FROM regard.film ORDER BY film_id",
     )
     .fetch_all(store.pool())
