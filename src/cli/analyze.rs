@@ -237,7 +237,10 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
                         tracing::info!(path = %path.display(), "picture written");
                     }
                 }
-                let mut entry = serde_json::json!({"input": input, "status": "succeeded", "job_id": &request.context.job_id, "analysis": &done.analysis});
+                let mut entry = serde_json::json!({"input": input, "status": "succeeded", "analysis": &done.analysis});
+                if let Some(job_id) = &request.context.job_id {
+                    entry["job_id"] = serde_json::json!(job_id);
+                }
                 if let Some(outcome) = &done.stored {
                     entry["analysis_id"] = serde_json::json!(outcome.analysis_id.0);
                     tracing::info!(input = %input, analysis_id = outcome.analysis_id.0, new = outcome.new, reused = done.reused, "result stored");

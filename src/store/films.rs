@@ -10,24 +10,10 @@
 //! title only 0; the first one seen at equal strength stays); every other title is kept in
 //! `aliases`.
 
-use super::keys::film_key;
+use super::keys::{film_key, title_key};
 use super::{Store, StoreError};
 use crate::domain::Film;
 use sqlx::{PgConnection, Postgres, Transaction};
-
-/// The title-only identity: title with case and spacing folded, and the year.
-pub fn title_key(film: &Film) -> String {
-    let title = film
-        .title
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase();
-    match film.year {
-        Some(year) => format!("{title}|{year}"),
-        None => format!("{title}|"),
-    }
-}
 
 /// How strongly `film` is identified (see the module's title rule).
 pub fn strength(film: &Film) -> i16 {

@@ -98,6 +98,12 @@ pub fn film_key(film: &Film) -> String {
     if let Some(tmdb) = film.tmdb_id {
         return format!("tmdb:{tmdb}");
     }
+    format!("title:{}", title_key(film))
+}
+
+/// The title-only identity of a film: its title with case and spacing folded, and its year
+/// (`la chimera|2023`).
+pub fn title_key(film: &Film) -> String {
     let title = film
         .title
         .split_whitespace()
@@ -105,8 +111,8 @@ pub fn film_key(film: &Film) -> String {
         .join(" ")
         .to_lowercase();
     match film.year {
-        Some(year) => format!("title:{title}|{year}"),
-        None => format!("title:{title}|"),
+        Some(year) => format!("{title}|{year}"),
+        None => format!("{title}|"),
     }
 }
 

@@ -12,8 +12,8 @@ mod reuse;
 mod write;
 
 pub use coding::{FilmFilter, ImportSummary, LabelLineError, PersonToCode};
-pub use films::{strength as film_strength, title_key as film_title_key};
-pub use keys::{ProvenanceKeys, canonical_json, film_key, provenance_keys, sha256_hex};
+pub use films::strength as film_strength;
+pub use keys::{ProvenanceKeys, canonical_json, film_key, provenance_keys, sha256_hex, title_key};
 pub use ledger::{JobOrigin, JobReceipt, JobRecord, JobStatus, JobUpdate};
 
 use crate::domain::MediaRole;
