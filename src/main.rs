@@ -21,6 +21,7 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.global.log_format);
+    regard::cli::set_json_logs(cli.global.log_format == LogFormat::Json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -70,7 +71,8 @@ fn main() -> ExitCode {
         Ok(true) => 0,
         Ok(false) => 1,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // In JSON mode every line on stderr is a JSON log record, the last error too.
+            regard::cli::report_error(&format!("{e:#}"));
             2
         }
     };

@@ -135,3 +135,45 @@ fn a_missing_model_file_stops_regard_with_its_name() {
         "says how to fix it: {stderr}"
     );
 }
+
+/// With `--log-format json` every line on stderr is a JSON record: the models' and FFmpeg's
+/// messages, each failed input's error, and the final error of a run that cannot start.
+#[test]
+fn json_logs_are_json_lines_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("notes.jpg");
+    std::fs::write(&bad, b"this is not a picture\n").unwrap();
+    let out = regard(&[
+        "--log-format",
+        "json",
+        "analyze",
+        "fixtures/faces/astronaut.png",
+        "fixtures/trailers/t1_640x360.mp4",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "one input failed");
+    let cannot_start = regard(&[
+        "--log-format",
+        "json",
+        "analyze",
+        "--models",
+        "/nonexistent/manifest.toml",
+        "fixtures/faces/astronaut.png",
+    ]);
+    assert_eq!(cannot_start.status.code(), Some(2));
+    for (run, o) in [("a failed input", &out), ("no models", &cannot_start)] {
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(!lines.is_empty(), "{run}: the error is logged");
+        for line in &lines {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{run}: not a JSON line ({e}): {line:?}"));
+            assert!(v["level"].is_string(), "{run}: {line}");
+        }
+        assert!(
+            lines.iter().any(|l| l.contains("\"level\":\"ERROR\"")),
+            "{run}: an ERROR record: {stderr}"
+        );
+    }
+    assert!(String::from_utf8_lossy(&out.stderr).contains("notes.jpg"));
+}

@@ -338,7 +338,7 @@ fn analysis_table(analysis: &Analysis) -> String {
 fn say(bar: &Option<ProgressBar>, text: String, error: bool) {
     match bar {
         Some(bar) => bar.println(text),
-        None if error => eprintln!("{text}"),
+        None if error => crate::cli::report_error(text.strip_prefix("error: ").unwrap_or(&text)),
         None => println!("{text}"),
     }
 }

@@ -37,6 +37,23 @@ pub struct GlobalArgs {
     pub log_format: LogFormat,
 }
 
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Log records on stderr are JSON: user-facing error lines go through the log then, so that
+/// every stderr line stays a JSON record. Set once by `main`.
+pub fn set_json_logs(on: bool) {
+    JSON_LOGS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Print a user-facing error line: `error: …` on stderr, or a JSON log record in JSON mode.
+pub fn report_error(message: &str) {
+    if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::error!(error = %message, "error");
+    } else {
+        eprintln!("error: {message}");
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,

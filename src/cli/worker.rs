@@ -60,6 +60,13 @@ pub async fn run(args: WorkerCommandArgs) -> anyhow::Result<bool> {
     tracing::info!(slots, "models loaded");
     let runner = Runner::new(pipelines, policy, Some(store));
     let model_set = crate::store::provenance_keys(&runner.provenance(runner.settings()));
+    tracing::info!(
+        version = crate::PIPELINE_VERSION,
+        algorithm = crate::ALGORITHM_VERSION,
+        model_set = %model_set.model_set_sha256,
+        slots,
+        "regard worker starting"
+    );
     let processor = JobProcessor::new(runner)?;
     let mut worker = Worker::new(config, Arc::new(processor))?;
     worker.metrics().set_build_info(&model_set.model_set_sha256);

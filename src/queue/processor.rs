@@ -75,7 +75,13 @@ impl Processor for JobProcessor {
             settings: job.settings.apply(self.runner.settings().clone()),
             pictures: false,
         };
-        let done = match self.runner.run(&request, Arc::new(|_| {})).await {
+        tracing::info!(
+            source = %request.source,
+            kind = job.kind_name(),
+            attempt = ctx.attempt,
+            "job started"
+        );
+        let done = match self.runner.run(&request, progress_log()).await {
             Ok(done) => done,
             Err(failure) => {
                 self.remember(job, failure.media.clone());
@@ -164,6 +170,26 @@ impl Processor for JobProcessor {
     async fn malformed(&self, job_id: &str, code: &str, message: &str) {
         self.runner.ledger_malformed(job_id, code, message).await;
     }
+}
+
+/// Logs a trailer's progress at each quarter, so that a long job is visibly alive (posters
+/// report no progress).
+fn progress_log() -> Arc<dyn Fn(crate::pipeline::Progress) + Send + Sync> {
+    let logged = std::sync::atomic::AtomicU32::new(0);
+    Arc::new(move |p| {
+        if p.total_s <= 0.0 {
+            return;
+        }
+        let quarter = ((p.done_s / p.total_s) * 4.0).floor().clamp(0.0, 4.0) as u32;
+        if quarter > logged.fetch_max(quarter, std::sync::atomic::Ordering::Relaxed) {
+            tracing::info!(
+                done_s = p.done_s.round(),
+                total_s = p.total_s.round(),
+                percent = quarter * 25,
+                "trailer progress"
+            );
+        }
+    })
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -630,17 +630,23 @@ impl Pending {
             Ok(Ok(true)) => true,
             Ok(Ok(false)) => {
                 metrics.ack_failed();
-                tracing::warn!(job_id = ?self.job_id, "ack not sent: channel closed or already settled; the broker will redeliver");
+                tracing::warn!(
+                    job_id = self.job_id.as_deref().unwrap_or("-"),
+                    "ack not sent: channel closed or already settled; the broker will redeliver"
+                );
                 false
             }
             Ok(Err(error)) => {
                 metrics.ack_failed();
-                tracing::warn!(job_id = ?self.job_id, %error, "ack failed; the broker will redeliver");
+                tracing::warn!(job_id = self.job_id.as_deref().unwrap_or("-"), %error, "ack failed; the broker will redeliver");
                 false
             }
             Err(_) => {
                 metrics.ack_failed();
-                tracing::warn!(job_id = ?self.job_id, "ack timed out; the broker may redeliver");
+                tracing::warn!(
+                    job_id = self.job_id.as_deref().unwrap_or("-"),
+                    "ack timed out; the broker may redeliver"
+                );
                 false
             }
         }
@@ -666,7 +672,7 @@ impl Pending {
             }
             Err(error) => {
                 metrics.ack_failed();
-                tracing::warn!(job_id = ?self.job_id, %error, "could not forward the message; leaving it to the broker");
+                tracing::warn!(job_id = self.job_id.as_deref().unwrap_or("-"), %error, "could not forward the message; leaving it to the broker");
                 if let QueueError::Refused(_) = error {
                     // The channel is alive but refused: return the message rather than hold it.
                     if let Err(error) = self
@@ -706,7 +712,11 @@ async fn hand_back(metrics: &Metrics, topology: &Topology, pending: &Pending) ->
         .await;
     let kind = Job::parse(&pending.data).map_or("unknown", |job| job.kind_name());
     metrics.job_finished(outcome, kind, None);
-    tracing::info!(job_id = ?pending.job_id, outcome = outcome.label(), "job handed back at shutdown");
+    tracing::info!(
+        job_id = pending.job_id.as_deref().unwrap_or("-"),
+        outcome = outcome.label(),
+        "job handed back at shutdown"
+    );
     outcome == JobOutcome::Interrupted
 }
 
