@@ -43,6 +43,10 @@ fn main() -> ExitCode {
             Command::Queue(QueueCommand::Setup(args)) => {
                 regard::cli::worker::queue_setup(args).await
             }
+            Command::Queue(QueueCommand::Status(args)) => regard::cli::queue::status(args).await,
+            Command::Queue(QueueCommand::DeadLetters(command)) => {
+                regard::cli::queue::dead_letters(command).await
+            }
             Command::Migrate(args) => regard::store::Store::connect(&args.database_url)
                 .await?
                 .migrate()

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod evaluate;
 pub mod jobs;
 pub mod persons;
+pub mod queue;
 pub mod worker;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -337,6 +338,43 @@ pub struct EvaluateArgs {
 pub enum QueueCommand {
     /// Declare the exchanges and queues (idempotent), then exit.
     Setup(crate::queue::cli::QueueSetupArgs),
+    /// Messages and consumers of the jobs, retry and dead-letter queues.
+    Status(QueueStatusArgs),
+    /// List the dead letters, or send them back to the jobs queue.
+    #[command(subcommand)]
+    DeadLetters(DeadLettersCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct QueueStatusArgs {
+    #[command(flatten)]
+    pub topology: crate::queue::cli::TopologyArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    /// Job id, error code, error and attempts of each dead letter (they stay where they are).
+    List(DeadLettersArgs),
+    /// Send dead letters back to the jobs queue as first attempts (after fixing their cause).
+    Requeue(DeadLettersArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeadLettersArgs {
+    #[command(flatten)]
+    pub topology: crate::queue::cli::TopologyArgs,
+    /// Only dead letters with this error code (e.g. fetch_timeout).
+    #[arg(long)]
+    pub code: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `regard worker`: the queue options plus what the analysis needs.

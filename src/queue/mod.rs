@@ -9,6 +9,7 @@
 //! - [`http`] and [`metrics`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`cli`]: clap arguments for `worker`, `enqueue` and `queue setup`.
 
+pub mod admin;
 pub mod cli;
 pub mod enqueue;
 pub mod http;
@@ -105,9 +106,31 @@ pub async fn setup(url: &str, topology: &Topology) -> Result<(), QueueError> {
     topology.validate().map_err(QueueError::Config)?;
     let conn = connect(url, "regard queue setup").await?;
     let channel = broker_op("channel.open", conn.create_channel()).await?;
-    broker_op("declare topology", topology.declare(&channel)).await?;
+    broker_op("declare topology", topology.declare(&channel))
+        .await
+        .map_err(|e| explain_declare(e, topology))?;
     broker_op("connection.close", conn.close(200, "setup done".into())).await?;
     Ok(())
+}
+
+/// A queue declared before with other arguments (a changed `--delivery-limit` or retry
+/// delays) cannot be redeclared: the broker keeps the first declaration and answers
+/// PRECONDITION_FAILED. Say so, and what to do.
+pub fn explain_declare(e: QueueError, topology: &Topology) -> QueueError {
+    match &e {
+        QueueError::Broker { source, .. } if source.to_string().contains("PRECONDITION_FAILED") => {
+            QueueError::Config(format!(
+                "the broker already has the queues of prefix {:?} with other arguments ({source}). \
+                 RabbitMQ keeps a queue's first declaration: either keep the old values \
+                 (--delivery-limit, --retry-delays), or let the queue drain, delete it \
+                 (`rabbitmqctl delete_queue NAME`; dead letters: `regard queue dead-letters \
+                 requeue` first) and run `regard queue setup` again, or move to a new \
+                 --queue-prefix",
+                topology.prefix
+            ))
+        }
+        _ => e,
+    }
 }
 
 /// The URL without its password, for logs and errors.

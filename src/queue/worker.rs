@@ -1071,7 +1071,9 @@ impl Session {
         conn: &Connection,
     ) -> Result<(Channel, Channel, String, lapin::Consumer), QueueError> {
         let publish = broker_op("channel.open", conn.create_channel()).await?;
-        broker_op("declare topology", cfg.topology.declare(&publish)).await?;
+        broker_op("declare topology", cfg.topology.declare(&publish))
+            .await
+            .map_err(|e| super::explain_declare(e, &cfg.topology))?;
         broker_op(
             "confirm.select",
             publish.confirm_select(ConfirmSelectOptions::default()),
