@@ -1023,6 +1023,125 @@ async fn every_job_has_a_ledger_row_and_a_failed_job_links_nothing() {
     w.finish().await;
 }
 
+/// Neither a stalled download nor a locked table holds a slot for ever: the stalled source
+/// fails on the fetch deadline, a job meeting a locked table fails on the statement timeout
+/// and is retried, and once the lock is gone it completes; the one slot keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_source_and_a_locked_table_free_the_slot_on_time() {
+    let _turn = SERIAL.lock().await;
+    let mut w = World::new("stall").await;
+    // A server that accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    let mut worker = w.setup.worker(
+        "w1",
+        &[
+            ("REGARD_FETCH_TIMEOUT_SECONDS", "2"),
+            ("REGARD_DB_STATEMENT_TIMEOUT", "2"),
+            ("REGARD_ALLOW_PRIVATE", "127.0.0.1/32"),
+        ],
+    );
+    worker.ready().await;
+    let stalled = format!("http://127.0.0.1:{port}/poster.jpg");
+    let good = w.media("posters/duo_1000x1500.jpg");
+    let started = Instant::now();
+    for (id, source) in [
+        ("stalled", stalled.as_str()),
+        ("after-stall", good.as_str()),
+    ] {
+        let out = w.setup.enqueue(&[
+            "--kind", "poster", "--source", source, "--title", "S", "--job-id", id,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let first = w
+        .broker
+        .events(1, Duration::from_secs(30), "the stalled job")
+        .await;
+    assert_eq!(first[0]["job_id"], "stalled", "{first:#?}");
+    assert!(
+        first[0]["error_code"]
+            .as_str()
+            .is_some_and(|c| c.contains("timeout")),
+        "{first:#?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "on time: {:?}",
+        started.elapsed()
+    );
+    let done = w
+        .broker
+        .final_events(2, Duration::from_secs(60), "the job after the stall")
+        .await;
+    assert!(
+        done.iter()
+            .any(|e| e["job_id"] == "after-stall" && e["outcome"] == "completed"),
+        "the slot was freed: {done:#?}"
+    );
+
+    // Lock the results table, as a long migration or a stuck session would.
+    let mut locker = PgConnectOptions::from_str(&w.setup.db_url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
+    sqlx::query("LOCK TABLE regard.analysis IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let other = w.media("posters/women_1000x1500.jpg");
+    let locked_at = Instant::now();
+    let out = w.setup.enqueue(&[
+        "--kind", "poster", "--source", &other, "--title", "L", "--job-id", "locked",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let retrying = loop {
+        let e = w
+            .broker
+            .events(1, Duration::from_secs(30), "the locked job")
+            .await
+            .remove(0);
+        if e["job_id"] == "locked" {
+            break e;
+        }
+    };
+    assert_eq!(retrying["outcome"], "retrying", "{retrying:#}");
+    assert_eq!(
+        retrying["error_code"], "database_unavailable",
+        "{retrying:#}"
+    );
+    assert!(
+        locked_at.elapsed() < Duration::from_secs(20),
+        "on time: {:?}",
+        locked_at.elapsed()
+    );
+    sqlx::query("COMMIT").execute(&mut locker).await.unwrap();
+    locker.close().await.unwrap();
+    let after = loop {
+        let e = w
+            .broker
+            .final_events(1, Duration::from_secs(60), "the locked job, unlocked")
+            .await
+            .remove(0);
+        if e["job_id"] == "locked" {
+            break e;
+        }
+    };
+    assert_eq!(after["outcome"], "completed", "{after:#}");
+    worker.assert_alive();
+    server.abort();
+    worker.stop(Duration::from_secs(20)).await;
+    w.finish().await;
+}
+
 /// A redelivered trailer job finds its result in the store: the second delivery decodes no
 /// frame, runs no model, and its event reports the stored analysis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -186,6 +186,9 @@ pub struct DbArgs {
     /// PostgreSQL URL.
     #[arg(long = "db", env = "REGARD_DATABASE_URL")]
     pub database_url: String,
+    /// Longest one SQL statement may run or wait for a lock, in seconds.
+    #[arg(long = "db-statement-timeout", env = "REGARD_DB_STATEMENT_TIMEOUT", default_value = "60", value_parser = crate::queue::cli::parse_seconds)]
+    pub statement_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,12 +17,16 @@ use std::time::{Duration, Instant};
 /// Connects to the database and applies the migrations, retrying while the server is down
 /// (containers start in any order) for at most `wait`. Migrating from several workers at
 /// once is safe: the store serialises migrations with an advisory lock.
-pub async fn connect_and_migrate(url: &str, wait: Duration) -> anyhow::Result<Store> {
+pub async fn connect_and_migrate(
+    url: &str,
+    statement_timeout: Duration,
+    wait: Duration,
+) -> anyhow::Result<Store> {
     let give_up = Instant::now() + wait;
     let mut backoff = Duration::from_millis(250);
     loop {
         let attempt = async {
-            let store = Store::connect(url).await?;
+            let store = Store::connect_with_timeout(url, statement_timeout).await?;
             store.migrate().await?;
             Ok::<_, StoreError>(store)
         };
@@ -41,7 +45,12 @@ pub async fn connect_and_migrate(url: &str, wait: Duration) -> anyhow::Result<St
 /// Runs `regard worker` until SIGTERM/SIGINT. Returns whether it stopped cleanly.
 pub async fn run(args: WorkerCommandArgs) -> anyhow::Result<bool> {
     let config = args.queue.config();
-    let store = connect_and_migrate(&args.db.database_url, args.startup_wait).await?;
+    let store = connect_and_migrate(
+        &args.db.database_url,
+        args.db.statement_timeout,
+        args.startup_wait,
+    )
+    .await?;
     let settings = args.settings.apply(AnalysisSettings::default());
     let limits = args.limits.limits();
     let models = args.models.options();

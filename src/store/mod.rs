@@ -25,6 +25,9 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
+/// Longest any one SQL statement may run (or wait for a lock) by default.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The schema that holds every regard table and view.
 pub const SCHEMA: &str = "regard";
 
@@ -85,12 +88,16 @@ fn sqlx_retryable(e: &sqlx::Error) -> bool {
         | sqlx::Error::Tls(_) => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             // 08: connection exception; 40001 serialization; 40P01 deadlock; 53: resources;
-            // 57P01..03: server shutting down or restarting.
+            // 57P01..03: server shutting down or restarting; 57014: statement timeout (a
+            // locked table); 55P03: lock not available.
             code.starts_with("08")
                 || code == "40001"
                 || code == "40P01"
                 || code.starts_with("53")
-                || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+                || matches!(
+                    code.as_ref(),
+                    "57P01" | "57P02" | "57P03" | "57014" | "55P03"
+                )
         }),
         _ => false,
     }
@@ -145,8 +152,18 @@ impl Store {
     /// Connect to `url` (`postgres://user@host:port/db`). Fails fast with the host named (the
     /// password is never printed) when the server is down.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with_timeout(url, DEFAULT_STATEMENT_TIMEOUT).await
+    }
+
+    /// [`Store::connect`] with another bound on every statement (a locked table or a
+    /// runaway query fails in this time, as a retryable error, instead of holding a job slot).
+    pub async fn connect_with_timeout(
+        url: &str,
+        statement_timeout: Duration,
+    ) -> Result<Store, StoreError> {
         let options = PgConnectOptions::from_str(url).map_err(StoreError::InvalidUrl)?;
-        Store::connect_with(options).await
+        let ms = statement_timeout.as_millis().max(1).to_string();
+        Store::connect_with(options.options([("statement_timeout", ms)])).await
     }
 
     pub async fn connect_with(options: PgConnectOptions) -> Result<Store, StoreError> {
