@@ -36,7 +36,7 @@ pub(super) fn open_video(
         return Err(VideoError::Empty { input: name });
     }
 
-    let mut input = open_input(&name, path)?;
+    let mut input = open_input(&name, path, opts.deadline)?;
     // Headers first: a 16K stream is refused before FFmpeg probes (and decodes) anything.
     check_declared_sizes(&name, &input, opts.max_input_side)?;
     // SAFETY: the context is open and owned by `input`.
@@ -159,13 +159,52 @@ pub(super) fn open_video(
     })
 }
 
-fn open_input(name: &str, path: &Path) -> Result<ff::format::context::Input, VideoError> {
+/// The clock FFmpeg's interrupt callback reads: deadlines travel as milliseconds since this
+/// instant in the callback's opaque pointer, so no allocation has to outlive the context.
+static CLOCK: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+fn millis_since_clock(t: std::time::Instant) -> u64 {
+    let start = *CLOCK.get_or_init(std::time::Instant::now);
+    u64::try_from(t.saturating_duration_since(start).as_millis()).unwrap_or(u64::MAX)
+}
+
+/// FFmpeg asks this during blocking work (opening, probing, reading packets): a non-zero
+/// answer makes the call give up with AVERROR_EXIT, so a pathological file cannot hold a slot
+/// past the media deadline even inside one FFmpeg call.
+unsafe extern "C" fn interrupt_at_deadline(opaque: *mut std::ffi::c_void) -> std::ffi::c_int {
+    let deadline_ms = opaque as usize as u64;
+    std::ffi::c_int::from(
+        deadline_ms != 0 && millis_since_clock(std::time::Instant::now()) >= deadline_ms,
+    )
+}
+
+fn open_input(
+    name: &str,
+    path: &Path,
+    deadline: Option<std::time::Instant>,
+) -> Result<ff::format::context::Input, VideoError> {
     use std::os::unix::ffi::OsStrExt;
     let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| VideoError::Unreadable {
         input: name.to_string(),
         reason: "path contains a NUL byte".to_string(),
     })?;
-    let mut ctx: *mut ffi::AVFormatContext = std::ptr::null_mut();
+    // SAFETY: a fresh context; avformat_open_input takes it over (and frees it on failure).
+    let mut ctx: *mut ffi::AVFormatContext = unsafe { ffi::avformat_alloc_context() };
+    if ctx.is_null() {
+        return Err(VideoError::Unreadable {
+            input: name.to_string(),
+            reason: "out of memory".to_string(),
+        });
+    }
+    if let Some(deadline) = deadline {
+        // Non-zero even for a deadline at the clock's start (0 means "no deadline").
+        let ms = millis_since_clock(deadline).max(1);
+        // SAFETY: ctx is a valid, not yet opened context.
+        unsafe {
+            (*ctx).interrupt_callback.callback = Some(interrupt_at_deadline);
+            (*ctx).interrupt_callback.opaque = usize::try_from(ms).unwrap_or(usize::MAX) as *mut _;
+        }
+    }
     // SAFETY: standard avformat_open_input call; on failure FFmpeg frees the context.
     let r = unsafe {
         ffi::avformat_open_input(
@@ -288,6 +327,45 @@ pub(crate) fn iso_bmff_has_moov<R: Read + Seek>(reader: &mut R) -> Option<bool> 
 mod tests {
     use super::*;
     use std::io::Cursor;
+
+    /// The clock starts at its first use: let some time pass on it, so that "a moment ago" is
+    /// after its start.
+    fn start_the_clock_in_the_past() {
+        millis_since_clock(std::time::Instant::now());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    #[test]
+    fn the_interrupt_callback_answers_once_the_deadline_passed() {
+        start_the_clock_in_the_past();
+        let now = std::time::Instant::now();
+        let past = millis_since_clock(now).max(1);
+        let future = millis_since_clock(now + std::time::Duration::from_secs(60));
+        // SAFETY: the callback only reads its opaque value as a number.
+        unsafe {
+            assert_eq!(interrupt_at_deadline(past as usize as *mut _), 1);
+            assert_eq!(interrupt_at_deadline(future as usize as *mut _), 0);
+            assert_eq!(
+                interrupt_at_deadline(std::ptr::null_mut()),
+                0,
+                "no deadline"
+            );
+        }
+    }
+
+    #[test]
+    fn a_deadline_already_passed_stops_ffmpeg_before_it_reads_the_file() {
+        ff::init().unwrap();
+        start_the_clock_in_the_past();
+        let trailer =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/trailers/t1_640x360.mp4");
+        let late = Some(std::time::Instant::now() - std::time::Duration::from_millis(5));
+        assert!(
+            open_input("t1", &trailer, late).is_err(),
+            "interrupted at once"
+        );
+        assert!(open_input("t1", &trailer, None).is_ok());
+    }
 
     fn mp4_box(kind: &[u8; 4], payload: usize) -> Vec<u8> {
         let mut b = ((8 + payload) as u32).to_be_bytes().to_vec();
