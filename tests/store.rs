@@ -506,7 +506,7 @@ async fn migrations_apply_to_empty_then_migrated_database_and_concurrently() {
         "SELECT count(*) FROM regard._sqlx_migrations WHERE success",
     )
     .await;
-    assert_eq!(applied, 4);
+    assert_eq!(applied, 5);
     let outside: i64 = scalar_i64(
         &db.store,
         "SELECT count(*) FROM information_schema.tables WHERE table_schema NOT IN ('regard', 'pg_catalog', 'information_schema')",
@@ -660,6 +660,104 @@ async fn every_view_and_saved_question_returns_the_seeded_figures() {
     )
     .await;
     assert_eq!(model_decided, 10);
+}
+
+#[tokio::test]
+async fn every_column_of_every_view_has_a_comment() {
+    let db = TestDb::migrated().await;
+    let views: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT c.relname::text, obj_description(c.oid, 'pg_class')
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'regard' AND c.relkind = 'v' ORDER BY 1",
+    )
+    .fetch_all(db.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(views.len(), 11, "{views:?}");
+    let bare: Vec<&str> = views
+        .iter()
+        .filter(|(_, c)| c.as_deref().is_none_or(|c| c.trim().is_empty()))
+        .map(|(v, _)| v.as_str())
+        .collect();
+    assert!(bare.is_empty(), "views without a COMMENT: {bare:?}");
+
+    let (columns, bare): (i64, Vec<String>) = {
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT c.relname || '.' || a.attname, col_description(c.oid, a.attnum)
+             FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+             WHERE n.nspname = 'regard' AND c.relkind = 'v'
+             ORDER BY c.relname, a.attnum",
+        )
+        .fetch_all(db.store.pool())
+        .await
+        .unwrap();
+        let bare = rows
+            .iter()
+            .filter(|(_, c)| c.as_deref().is_none_or(|c| c.trim().is_empty()))
+            .map(|(col, _)| col.clone())
+            .collect();
+        (rows.len() as i64, bare)
+    };
+    assert!(columns > 250, "only {columns} view columns found");
+    assert!(
+        bare.is_empty(),
+        "{} of {columns} view columns have no COMMENT: {bare:?}",
+        bare.len()
+    );
+}
+
+#[tokio::test]
+async fn the_metabase_role_reads_the_views_and_no_table() {
+    let db = TestDb::migrated().await;
+    seed(&db.store).await;
+    let privileges: Vec<(String, String, bool, bool)> = sqlx::query_as(
+        "SELECT c.relname::text, c.relkind::text,
+                has_table_privilege('regard_metabase', c.oid, 'SELECT'),
+                has_table_privilege('regard_metabase', c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'regard' AND c.relkind IN ('r', 'v', 'm', 'p') ORDER BY 1",
+    )
+    .fetch_all(db.store.pool())
+    .await
+    .unwrap();
+    let views = privileges.iter().filter(|p| p.1 == "v").count();
+    assert_eq!(views, 11);
+    for (name, kind, select, write) in &privileges {
+        assert_eq!(
+            *select,
+            kind == "v",
+            "regard_metabase SELECT on {name} ({kind}) should be {}",
+            kind == "v"
+        );
+        assert!(!write, "regard_metabase can write to {name}");
+    }
+
+    // As Metabase would: on its own connection, the views answer and the tables refuse.
+    let mut conn = db.options.connect().await.unwrap();
+    sqlx::query("SET ROLE regard_metabase")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let women: i64 = sqlx::query_scalar(
+        "SELECT poster_faces FROM regard.festival_section_representation
+         WHERE festival = 'Festival de Cannes' AND edition = 2026 AND section = 'Compétition'
+           AND attribute = 'gender' AND category = 'female'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("regard_metabase reads a view");
+    assert_eq!(women, 2);
+    for table in ["regard.analysis", "regard.person", "regard.job"] {
+        let err = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM {table}")))
+            .fetch_all(&mut conn)
+            .await
+            .expect_err("regard_metabase must not read a table");
+        let code = err.as_database_error().and_then(|e| e.code());
+        assert_eq!(code.as_deref(), Some("42501"), "{table}: {err}");
+    }
+    conn.close().await.unwrap();
 }
 
 #[tokio::test]
