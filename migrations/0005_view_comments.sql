@@ -1,7 +1,9 @@
--- Every column of every analyst view has a COMMENT (Metabase shows them as descriptions).
--- Columns 0002-0004 already described keep their comment; the rest are described here.
--- A test (tests/store.rs) fails when a view column lacks one: a new view column needs its
--- COMMENT in the migration that creates it.
+-- Figures an analyst can publish: a COMMENT on every column of every analyst view (Metabase
+-- shows them as descriptions), the read-only role Metabase connects as, and French and English
+-- labels for attributes and categories.
+-- Columns 0002-0004 already described keep their comment; the rest are described here. A test
+-- (tests/store.rs) fails when a view column lacks one: a new view column needs its COMMENT in
+-- the migration that creates it.
 
 -- regard.latest_analysis
 COMMENT ON COLUMN regard.latest_analysis.analysis_id IS 'Id of the analysis (regard.analysis).';
@@ -278,3 +280,70 @@ GRANT SELECT ON
     regard.quality_media,
     regard.quality_summary
 TO regard_metabase;
+
+-- Labels in French and English for attributes and categories, so that a dashboard shows words
+-- rather than codes. French is the default (label); label_en beside it. The names of the
+-- attributes themselves are the categories of the pseudo-attribute 'attribute'. An association
+-- adds its own coding_scheme labels here.
+CREATE TABLE regard.label (
+    attribute text NOT NULL,
+    category  text NOT NULL,
+    lang      text NOT NULL CHECK (lang IN ('fr', 'en')),
+    label     text NOT NULL CHECK (btrim(label) <> ''),
+    PRIMARY KEY (attribute, category, lang)
+);
+COMMENT ON TABLE regard.label IS
+    'Display labels of attributes and categories, per language (fr, en). Read through regard.category_label.';
+
+INSERT INTO regard.label (attribute, category, lang, label) VALUES
+    ('attribute', 'gender', 'fr', 'Genre perçu'),
+    ('attribute', 'gender', 'en', 'Perceived gender'),
+    ('attribute', 'age_band', 'fr', 'Tranche d''âge apparente'),
+    ('attribute', 'age_band', 'en', 'Apparent age band'),
+    ('attribute', 'origin', 'fr', 'Origine perçue'),
+    ('attribute', 'origin', 'en', 'Perceived origin'),
+    ('gender', 'female', 'fr', 'Femme'),
+    ('gender', 'female', 'en', 'Woman'),
+    ('gender', 'male', 'fr', 'Homme'),
+    ('gender', 'male', 'en', 'Man'),
+    ('gender', 'unknown', 'fr', 'Inconnu'),
+    ('gender', 'unknown', 'en', 'Unknown'),
+    ('age_band', '0-17', 'fr', '0-17 ans'),
+    ('age_band', '0-17', 'en', '0-17 years'),
+    ('age_band', '18-29', 'fr', '18-29 ans'),
+    ('age_band', '18-29', 'en', '18-29 years'),
+    ('age_band', '30-44', 'fr', '30-44 ans'),
+    ('age_band', '30-44', 'en', '30-44 years'),
+    ('age_band', '45-59', 'fr', '45-59 ans'),
+    ('age_band', '45-59', 'en', '45-59 years'),
+    ('age_band', '60+', 'fr', '60 ans et plus'),
+    ('age_band', '60+', 'en', '60 years and over'),
+    ('age_band', 'unknown', 'fr', 'Inconnu'),
+    ('age_band', 'unknown', 'en', 'Unknown'),
+    ('origin', 'unknown', 'fr', 'Inconnu'),
+    ('origin', 'unknown', 'en', 'Unknown'),
+    ('origin', 'placeholder_a', 'fr', 'Catégorie A (à remplacer)'),
+    ('origin', 'placeholder_a', 'en', 'Category A (to replace)'),
+    ('origin', 'placeholder_b', 'fr', 'Catégorie B (à remplacer)'),
+    ('origin', 'placeholder_b', 'en', 'Category B (to replace)');
+
+-- One row per labelled (attribute, category): the French label by default, the English beside.
+-- A code without a label in a language shows the code itself.
+CREATE VIEW regard.category_label AS
+SELECT
+    k.attribute,
+    k.category,
+    coalesce(fr.label, en.label, k.category) AS label,
+    coalesce(en.label, fr.label, k.category) AS label_en
+FROM (SELECT DISTINCT attribute, category FROM regard.label) k
+LEFT JOIN regard.label fr ON fr.attribute = k.attribute AND fr.category = k.category AND fr.lang = 'fr'
+LEFT JOIN regard.label en ON en.attribute = k.attribute AND en.category = k.category AND en.lang = 'en';
+
+COMMENT ON VIEW regard.category_label IS
+    'Display labels: join on (attribute, category) to show label (French, the default) or label_en instead of the code. Attribute names are under attribute = ''attribute''.';
+COMMENT ON COLUMN regard.category_label.attribute IS 'The attribute (gender, age_band, origin), or ''attribute'' for the labels of the attributes themselves.';
+COMMENT ON COLUMN regard.category_label.category IS 'The category code as it appears in the representation views (e.g. female, 18-29, unknown).';
+COMMENT ON COLUMN regard.category_label.label IS 'French label (the default); the English one, or the code, when none is given.';
+COMMENT ON COLUMN regard.category_label.label_en IS 'English label; the French one, or the code, when none is given.';
+
+GRANT SELECT ON regard.category_label TO regard_metabase;

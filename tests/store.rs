@@ -675,7 +675,7 @@ async fn every_view_and_saved_question_returns_the_seeded_figures() {
     .fetch_all(s.pool())
     .await
     .unwrap();
-    assert_eq!(views.len(), 11, "{views:?}");
+    assert_eq!(views.len(), 12, "{views:?}");
     for v in &views {
         sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM regard.{v}")))
             .fetch_all(s.pool())
@@ -850,6 +850,31 @@ async fn every_view_and_saved_question_returns_the_seeded_figures() {
     assert_eq!(alpha[0].get::<i64, _>("poster_faces_unknown"), 4);
     assert_eq!(alpha[0].get::<i64, _>("trailer_persons_unknown"), 3);
     assert_eq!(alpha[0].get::<Option<f64>, _>("poster_share"), None);
+    assert_eq!(alpha[0].get::<String, _>("origin_label"), "Inconnu");
+    // Every code the views or the coding scheme use has a French and an English label.
+    let unlabelled: Vec<String> = sqlx::query_scalar(
+        "SELECT c.attribute || '/' || c.category
+         FROM (SELECT attribute, category FROM regard.latest_representation
+               UNION SELECT attribute, label FROM regard.coding_scheme
+               UNION SELECT 'attribute', attribute FROM regard.latest_representation) c
+         WHERE NOT EXISTS (SELECT 1 FROM regard.label l WHERE (l.attribute, l.category, l.lang) = (c.attribute, c.category, 'fr'))
+            OR NOT EXISTS (SELECT 1 FROM regard.label l WHERE (l.attribute, l.category, l.lang) = (c.attribute, c.category, 'en'))
+         ORDER BY 1",
+    )
+    .fetch_all(s.pool())
+    .await
+    .unwrap();
+    assert!(
+        unlabelled.is_empty(),
+        "codes without fr and en labels: {unlabelled:?}"
+    );
+    let en: String = sqlx::query_scalar(
+        "SELECT label_en FROM regard.category_label WHERE attribute = 'gender' AND category = 'female'",
+    )
+    .fetch_one(s.pool())
+    .await
+    .unwrap();
+    assert_eq!(en, "Woman");
     let rows = question(
         s,
         "perceived_origin_coded_by_film.sql",
@@ -868,6 +893,8 @@ async fn every_view_and_saved_question_returns_the_seeded_figures() {
     );
     assert!(bands.len() > 1, "{bands:?}");
     let unknown = rows.last().unwrap();
+    assert_eq!(unknown.get::<String, _>("age_band_label"), "Inconnu");
+    assert_eq!(rows[0].get::<String, _>("age_band_label"), "18-29 ans");
     assert_eq!(unknown.get::<i64, _>("poster_faces_unknown"), 6);
     assert_eq!(unknown.get::<i64, _>("trailer_persons_unknown"), 3);
     for band in &rows[..rows.len() - 1] {
@@ -986,7 +1013,7 @@ async fn every_column_of_every_view_has_a_comment() {
     .fetch_all(db.store.pool())
     .await
     .unwrap();
-    assert_eq!(views.len(), 11, "{views:?}");
+    assert_eq!(views.len(), 12, "{views:?}");
     let bare: Vec<&str> = views
         .iter()
         .filter(|(_, c)| c.as_deref().is_none_or(|c| c.trim().is_empty()))
@@ -1036,7 +1063,7 @@ async fn the_metabase_role_reads_the_views_and_no_table() {
     .await
     .unwrap();
     let views = privileges.iter().filter(|p| p.1 == "v").count();
-    assert_eq!(views, 11);
+    assert_eq!(views, 12);
     for (name, kind, select, write) in &privileges {
         assert_eq!(
             *select,
