@@ -210,6 +210,8 @@ fn poster(seed: &str, faces: Vec<Face>, prov: Provenance) -> Analysis {
     let statistics = vec![
         poster_stats(&faces, w, h, "gender", &["female", "male", "unknown"]),
         poster_stats(&faces, w, h, "origin", &["unknown"]),
+        // No age model: every face in the unknown band, as the pipeline records it.
+        poster_stats(&faces, w, h, "age_band", &["18-29", "30-44", "unknown"]),
     ];
     Analysis::Poster(PosterAnalysis {
         media: media(seed, 1000, 1500, None),
@@ -322,6 +324,7 @@ fn trailer(
     let statistics = vec![
         stats("gender", &["female", "male", "unknown"]),
         stats("origin", &["unknown"]),
+        stats("age_band", &["18-29", "30-44", "unknown"]),
     ];
     Analysis::Trailer(TrailerAnalysis {
         media: media(seed, 1920, 1080, Some(f64::from(sampled_frames) / rate)),
@@ -475,17 +478,149 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
 }
 
-async fn question(store: &Store, file: &str) -> Vec<sqlx::postgres::PgRow> {
-    let path = format!(
-        "{}/docker/metabase/questions/{file}",
-        env!("CARGO_MANIFEST_DIR")
+/// Equal up to the f32 precision of the stored probabilities.
+fn near(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-6
+}
+
+/// A share and its 95% interval: the interval holds the share and is not empty or degenerate.
+fn brackets(row: &sqlx::postgres::PgRow, share: &str) {
+    let value: f64 = row.get(share);
+    let low: f64 = row.get(format!("{share}_ci_low").as_str());
+    let high: f64 = row.get(format!("{share}_ci_high").as_str());
+    assert!(
+        (0.0..=1.0).contains(&low) && low <= value && value <= high && high <= 1.0 && low < high,
+        "{share} {value} outside or at the edge of its interval [{low}, {high}]"
     );
-    let sql = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .fetch_all(store.pool())
+}
+
+/// A value for a Metabase variable, typed as the question's header declares it.
+#[derive(Clone, Copy, Debug)]
+enum Var<'a> {
+    Text(&'a str),
+    Number(i32),
+}
+
+/// A saved question's SQL made runnable the way Metabase runs it: an optional `[[ ... ]]` block
+/// is kept when all its variables have a value and dropped otherwise; a `{{x}}` outside one is
+/// required. Each variable becomes a bind parameter. Panics on a missing required value or a
+/// variable the header (`-- Variables: x (Text), ...`) does not declare with that type.
+fn substitute<'a>(file: &str, sql: &str, values: &[(&str, Var<'a>)]) -> (String, Vec<Var<'a>>) {
+    let header = sql
+        .lines()
+        .find(|l| l.starts_with("-- Variables:"))
+        .unwrap_or("");
+    let mut binds: Vec<(String, Var<'a>)> = Vec::new();
+    let fill = |text: &str, binds: &mut Vec<(String, Var<'a>)>| -> Option<String> {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("{{") {
+            let end = rest[start..]
+                .find("}}")
+                .unwrap_or_else(|| panic!("{file}: unclosed {{{{"))
+                + start;
+            let name = rest[start + 2..end].trim();
+            let value = values.iter().find(|(n, _)| *n == name)?.1;
+            let kind = match value {
+                Var::Text(_) => "Text",
+                Var::Number(_) => "Number",
+            };
+            assert!(
+                header.contains(&format!("{name} ({kind}")),
+                "{file}: variable {name} is not declared as {kind} in its header {header:?}"
+            );
+            let index = match binds.iter().position(|(n, _)| n == name) {
+                Some(i) => i,
+                None => {
+                    binds.push((name.to_string(), value));
+                    binds.len() - 1
+                }
+            };
+            out.push_str(&rest[..start]);
+            out.push_str(&format!("${}", index + 1));
+            rest = &rest[end + 2..];
+        }
+        out.push_str(rest);
+        Some(out)
+    };
+    let mut out = String::new();
+    let mut rest = sql;
+    while let Some(start) = rest.find("[[") {
+        let end = rest[start..]
+            .find("]]")
+            .unwrap_or_else(|| panic!("{file}: unclosed [["))
+            + start;
+        let required = fill(&rest[..start], &mut binds)
+            .unwrap_or_else(|| panic!("{file}: a required variable has no value"));
+        out.push_str(&required);
+        let mut scratch = binds.clone();
+        if let Some(block) = fill(&rest[start + 2..end], &mut scratch) {
+            out.push_str(&block);
+            binds = scratch;
+        }
+        rest = &rest[end + 2..];
+    }
+    let tail = fill(rest, &mut binds)
+        .unwrap_or_else(|| panic!("{file}: a required variable has no value"));
+    out.push_str(&tail);
+    (out, binds.into_iter().map(|(_, v)| v).collect())
+}
+
+/// Runs a saved question with values for its variables (see `substitute`).
+async fn question(
+    store: &Store,
+    file: &str,
+    values: &[(&str, Var<'_>)],
+) -> Vec<sqlx::postgres::PgRow> {
+    run_question(store.pool(), file, values).await
+}
+
+async fn run_question<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
+    file: &str,
+    values: &[(&str, Var<'_>)],
+) -> Vec<sqlx::postgres::PgRow> {
+    let sql = std::fs::read_to_string(format!("{QUESTIONS}/{file}"))
+        .unwrap_or_else(|e| panic!("{QUESTIONS}/{file}: {e}"));
+    let (sql, binds) = substitute(file, &sql, values);
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for b in binds {
+        query = match b {
+            Var::Text(t) => query.bind(t.to_string()),
+            Var::Number(n) => query.bind(n),
+        };
+    }
+    query
+        .fetch_all(executor)
         .await
         .unwrap_or_else(|e| panic!("{file}: {e}"))
 }
+
+const QUESTIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docker/metabase/questions");
+
+/// The saved questions' file names.
+fn question_files() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(QUESTIONS)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".sql"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A value for every variable of the saved questions; the first two are the required ones.
+const CANNES_VALUES: [(&str, Var<'static>); 9] = [
+    ("festival", Var::Text(CANNES)),
+    ("attribute", Var::Text("gender")),
+    ("edition", Var::Number(2026)),
+    ("section", Var::Text("Compétition")),
+    ("from_year", Var::Number(2025)),
+    ("to_year", Var::Number(2026)),
+    ("year", Var::Number(2026)),
+    ("film", Var::Text("Alpha")),
+    ("error_code", Var::Text("fetch_http_404")),
+];
 
 // ---------- tests ----------
 
@@ -506,7 +641,7 @@ async fn migrations_apply_to_empty_then_migrated_database_and_concurrently() {
         "SELECT count(*) FROM regard._sqlx_migrations WHERE success",
     )
     .await;
-    assert_eq!(applied, 4);
+    assert_eq!(applied, 5);
     let outside: i64 = scalar_i64(
         &db.store,
         "SELECT count(*) FROM information_schema.tables WHERE table_schema NOT IN ('regard', 'pg_catalog', 'information_schema')",
@@ -540,7 +675,7 @@ async fn every_view_and_saved_question_returns_the_seeded_figures() {
     .fetch_all(s.pool())
     .await
     .unwrap();
-    assert_eq!(views.len(), 11, "{views:?}");
+    assert_eq!(views.len(), 12, "{views:?}");
     for v in &views {
         sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM regard.{v}")))
             .fetch_all(s.pool())
@@ -556,42 +691,125 @@ async fn every_view_and_saved_question_returns_the_seeded_figures() {
         assert!(commented, "view {v} has no COMMENT");
     }
 
+    let cannes = ("festival", Var::Text(CANNES));
+    let gender = ("attribute", Var::Text("gender"));
+
     // Cannes 2026 competition posters: Alpha (2 women, 1 man, 1 unknown) + Beta (2 men).
-    let rows = question(s, "women_share_posters_cannes_2026_competition.sql").await;
+    let competition = [
+        cannes,
+        ("edition", Var::Number(2026)),
+        ("section", Var::Text("Compétition")),
+    ];
+    let rows = question(s, "women_share_by_section.sql", &competition).await;
     assert_eq!(rows.len(), 1);
     let r = &rows[0];
     assert_eq!(r.get::<i64, _>("films"), 2);
     assert_eq!(r.get::<Option<i64>, _>("women_faces"), Some(2));
     assert_eq!(r.get::<i64, _>("faces_decided"), 5);
     assert_eq!(r.get::<i64, _>("faces_unknown"), 1);
-    assert!(close(r.get("women_share"), 0.4));
-    // Women's face area 100²+50² over decided area 100²+50²+100²+100²+50².
-    assert!(close(r.get("women_face_area_share"), 12_500.0 / 35_000.0));
+    assert!(close(r.get("women_decided_share"), 0.4));
+    // The soft share leaves out the 20 px face only: Σ P over the other five faces.
+    assert!(near(
+        r.get("women_share"),
+        (0.95 + 0.9 + 0.05 + 0.1 + 0.2) / 5.0
+    ));
+    brackets(r, "women_share");
+    // Σ area·P over Σ area: areas 100², 50², 100² (Alpha), 100², 50² (Beta).
+    let area_share =
+        (10_000.0 * 0.95 + 2_500.0 * 0.9 + 10_000.0 * 0.05 + 10_000.0 * 0.1 + 2_500.0 * 0.2)
+            / 35_000.0;
+    assert!(near(r.get("women_face_area_share"), area_share));
+    brackets(r, "women_face_area_share");
     assert!(close(r.get("unknown_face_area_px"), 400.0));
+    assert_eq!(r.get::<i64, _>("trailers"), 1);
+    assert_eq!(r.get::<i64, _>("trailer_persons_unknown"), 1);
+    assert!(near(r.get("trailer_women_share"), (0.9 + 0.1 + 0.5) / 3.0));
+    brackets(r, "trailer_women_share");
+    // Screen time 10 s, 20 s and 5 s weighted by P.
+    assert!(near(
+        r.get("trailer_women_screen_time_share"),
+        (0.9 * 10.0 + 0.1 * 20.0 + 0.5 * 5.0) / 35.0
+    ));
+    brackets(r, "trailer_women_screen_time_share");
+    // Without the optional values: every edition and section of the festival, newest first.
+    let rows = question(s, "women_share_by_section.sql", &[cannes]).await;
+    let sections: Vec<(i32, Option<String>)> = rows
+        .iter()
+        .map(|r| (r.get("edition"), r.get("section")))
+        .collect();
+    assert_eq!(
+        sections,
+        [
+            (2026, Some("Compétition".into())),
+            (2025, Some("Un Certain Regard".into()))
+        ]
+    );
+    assert_eq!(rows[1].get::<Option<i64>, _>("women_faces"), Some(1));
+    let rows = question(
+        s,
+        "women_share_by_section.sql",
+        &[("festival", Var::Text("Berlinale"))],
+    )
+    .await;
+    assert!(
+        rows.is_empty(),
+        "another festival's value is bound, not Cannes"
+    );
 
-    // Trailers per year: 2025 Gamma (2 women), 2026 Alpha (1 woman, 1 man, 1 unknown).
-    let rows = question(s, "women_share_trailers_by_year.sql").await;
+    // Per year: 2025 Gamma (2 women), 2026 Alpha (1 woman, 1 man, 1 unknown) and Beta, Delta.
+    let rows = question(s, "women_share_by_year.sql", &[]).await;
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].get::<Option<i32>, _>("film_year"), Some(2025));
-    assert!(close(rows[0].get("women_share"), 1.0));
+    assert!(close(rows[0].get("women_decided_share"), 1.0));
+    assert!(near(rows[0].get("women_share"), (0.92 + 0.88) / 2.0));
+    brackets(&rows[0], "women_share");
     assert!(close(rows[0].get("women_person_seconds"), 10.0));
     let y26 = &rows[1];
     assert_eq!(y26.get::<i64, _>("women"), 1);
     assert_eq!(y26.get::<i64, _>("persons_decided"), 2);
     assert_eq!(y26.get::<i64, _>("persons_unknown"), 1);
-    assert!(close(y26.get("women_share"), 0.5));
+    assert!(close(y26.get("women_decided_share"), 0.5));
     assert!(close(y26.get("women_person_seconds"), 10.0));
     assert!(close(y26.get("person_seconds_decided"), 30.0));
     assert!(close(y26.get("person_seconds_unknown"), 5.0));
-    assert!(close(y26.get("women_screen_time_share"), 1.0 / 3.0));
+    assert!(close(y26.get("women_decided_screen_time_share"), 1.0 / 3.0));
+    brackets(y26, "women_screen_time_share");
+    assert_eq!(y26.get::<i64, _>("poster_women"), 2);
+    brackets(y26, "poster_women_share");
+    let rows = question(
+        s,
+        "women_share_by_year.sql",
+        &[("from_year", Var::Number(2026))],
+    )
+    .await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<Option<i32>, _>("film_year"), Some(2026));
+    let rows = question(
+        s,
+        "women_share_by_year.sql",
+        &[
+            ("from_year", Var::Number(2020)),
+            ("to_year", Var::Number(2025)),
+        ],
+    )
+    .await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<Option<i32>, _>("film_year"), Some(2025));
 
     // Per film, posters and trailers side by side.
-    let rows = question(s, "women_per_film_posters_and_trailers.sql").await;
+    let rows = question(s, "women_per_film_posters_and_trailers.sql", &[]).await;
     let titles: Vec<String> = rows.iter().map(|r| r.get("film_title")).collect();
     assert_eq!(titles, ["Alpha", "Beta", "Delta", "Gamma"]);
-    assert!(close(rows[0].get("poster_women_share"), 2.0 / 3.0));
-    assert!(close(rows[0].get("trailer_women_share"), 0.5));
-    assert!(close(rows[1].get("poster_women_share"), 0.0));
+    assert!(close(rows[0].get("poster_women_decided_share"), 2.0 / 3.0));
+    assert!(near(
+        rows[0].get("poster_women_share"),
+        (0.95 + 0.9 + 0.05) / 3.0
+    ));
+    brackets(&rows[0], "poster_women_share");
+    assert!(close(rows[0].get("trailer_women_decided_share"), 0.5));
+    brackets(&rows[0], "trailer_women_share");
+    assert!(close(rows[1].get("poster_women_decided_share"), 0.0));
+    assert!(near(rows[1].get("poster_women_share"), 0.15));
     assert_eq!(
         rows[1].get::<Option<f64>, _>("trailer_women_share"),
         None,
@@ -602,8 +820,24 @@ async fn every_view_and_saved_question_returns_the_seeded_figures() {
         None,
         "Delta's poster has no face"
     );
+    let rows = question(
+        s,
+        "women_per_film_posters_and_trailers.sql",
+        &[("year", Var::Number(2026))],
+    )
+    .await;
+    let titles: Vec<String> = rows.iter().map(|r| r.get("film_title")).collect();
+    assert_eq!(titles, ["Alpha", "Beta", "Delta"]);
+    let rows = question(
+        s,
+        "women_per_film_posters_and_trailers.sql",
+        &[("year", Var::Number(2025)), ("film", Var::Text("Gamma"))],
+    )
+    .await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<i64, _>("trailer_women"), 2);
 
-    let rows = question(s, "perceived_origin_coded_by_film.sql").await;
+    let rows = question(s, "perceived_origin_coded_by_film.sql", &[]).await;
     let alpha: Vec<_> = rows
         .iter()
         .filter(|r| r.get::<String, _>("film_title") == "Alpha")
@@ -615,16 +849,107 @@ async fn every_view_and_saved_question_returns_the_seeded_figures() {
     );
     assert_eq!(alpha[0].get::<i64, _>("poster_faces_unknown"), 4);
     assert_eq!(alpha[0].get::<i64, _>("trailer_persons_unknown"), 3);
+    assert_eq!(alpha[0].get::<Option<f64>, _>("poster_share"), None);
+    assert_eq!(alpha[0].get::<String, _>("origin_label"), "Inconnu");
+    // Every code the views or the coding scheme use has a French and an English label.
+    let unlabelled: Vec<String> = sqlx::query_scalar(
+        "SELECT c.attribute || '/' || c.category
+         FROM (SELECT attribute, category FROM regard.latest_representation
+               UNION SELECT attribute, label FROM regard.coding_scheme
+               UNION SELECT 'attribute', attribute FROM regard.latest_representation) c
+         WHERE NOT EXISTS (SELECT 1 FROM regard.label l WHERE (l.attribute, l.category, l.lang) = (c.attribute, c.category, 'fr'))
+            OR NOT EXISTS (SELECT 1 FROM regard.label l WHERE (l.attribute, l.category, l.lang) = (c.attribute, c.category, 'en'))
+         ORDER BY 1",
+    )
+    .fetch_all(s.pool())
+    .await
+    .unwrap();
+    assert!(
+        unlabelled.is_empty(),
+        "codes without fr and en labels: {unlabelled:?}"
+    );
+    let en: String = sqlx::query_scalar(
+        "SELECT label_en FROM regard.category_label WHERE attribute = 'gender' AND category = 'female'",
+    )
+    .fetch_one(s.pool())
+    .await
+    .unwrap();
+    assert_eq!(en, "Woman");
+    let rows = question(
+        s,
+        "perceived_origin_coded_by_film.sql",
+        &[("film", Var::Text("Alpha"))],
+    )
+    .await;
+    assert_eq!(rows.len(), 1);
 
-    let rows = question(s, "failed_analyses.sql").await;
+    // Age bands: no age model in the seed, so every face and person is in the unknown row.
+    let rows = question(s, "age_bands_by_section.sql", &competition).await;
+    let bands: Vec<String> = rows.iter().map(|r| r.get("age_band")).collect();
+    assert_eq!(
+        bands.last().map(String::as_str),
+        Some("unknown"),
+        "{bands:?}"
+    );
+    assert!(bands.len() > 1, "{bands:?}");
+    let unknown = rows.last().unwrap();
+    assert_eq!(unknown.get::<String, _>("age_band_label"), "Inconnu");
+    assert_eq!(rows[0].get::<String, _>("age_band_label"), "18-29 ans");
+    assert_eq!(unknown.get::<i64, _>("poster_faces_unknown"), 6);
+    assert_eq!(unknown.get::<i64, _>("trailer_persons_unknown"), 3);
+    for band in &rows[..rows.len() - 1] {
+        assert_eq!(band.get::<i64, _>("poster_faces"), 0);
+        assert_eq!(band.get::<Option<f64>, _>("poster_faces_share"), None);
+    }
+    let all = question(s, "age_bands_by_section.sql", &[cannes]).await;
+    assert_eq!(all.len(), 2 * rows.len(), "two sections, the same bands");
+
+    // Coding progress: nothing coded yet; Alpha 4 faces + 3 persons, Beta 2 faces.
+    let rows = question(
+        s,
+        "coding_progress_by_section.sql",
+        &[
+            cannes,
+            ("attribute", Var::Text("origin")),
+            ("edition", Var::Number(2026)),
+        ],
+    )
+    .await;
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!(r.get::<i64, _>("poster_faces"), 6);
+    assert_eq!(r.get::<i64, _>("trailer_persons"), 3);
+    assert_eq!(r.get::<i64, _>("coded_persons"), 0);
+    assert!(close(r.get("coded_share"), 0.0));
+    assert_eq!(r.get::<i64, _>("still_unknown"), 9);
+    let rows = question(s, "coding_progress_by_section.sql", &[cannes, gender]).await;
+    assert_eq!(rows.len(), 2);
+    // Gender: Alpha's 20 px face and its undecided trailer person stay unknown.
+    assert_eq!(rows[0].get::<i64, _>("still_unknown"), 2);
+
+    let rows = question(s, "failed_analyses.sql", &[]).await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].get::<String, _>("error_code"), "fetch_http_404");
     assert_eq!(
         rows[0].get::<Option<String>, _>("film_title").as_deref(),
         Some("Delta")
     );
+    let rows = question(
+        s,
+        "failed_analyses.sql",
+        &[("error_code", Var::Text("kind_mismatch"))],
+    )
+    .await;
+    assert!(rows.is_empty());
+    let rows = question(
+        s,
+        "failed_analyses.sql",
+        &[("error_code", Var::Text("fetch_http_404"))],
+    )
+    .await;
+    assert_eq!(rows.len(), 1);
 
-    let rows = question(s, "quality_summary.sql").await;
+    let rows = question(s, "quality_summary.sql", &[]).await;
     let q = &rows[0];
     assert_eq!(q.get::<i64, _>("analysed_media"), 6);
     assert_eq!(q.get::<i64, _>("failed_analyses"), 1);
@@ -634,17 +959,32 @@ async fn every_view_and_saved_question_returns_the_seeded_figures() {
     assert_eq!(q.get::<i64, _>("gender_unknown"), 2);
     assert!(close(q.get("gender_unknown_share"), 2.0 / 12.0));
 
-    // Every saved question runs (the loop catches files added later without assertions).
-    let dir = format!("{}/docker/metabase/questions", env!("CARGO_MANIFEST_DIR"));
+    // Every saved question runs with its required values and with every optional one (the loop
+    // catches files added later without assertions).
+    let required = &CANNES_VALUES[..2];
     let mut files = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let name = entry.unwrap().file_name().into_string().unwrap();
-        if name.ends_with(".sql") {
-            question(s, &name).await;
-            files += 1;
-        }
+    for name in question_files() {
+        let sql = std::fs::read_to_string(format!("{QUESTIONS}/{name}")).unwrap();
+        let with_all = question(s, &name, &CANNES_VALUES).await;
+        let with_required = question(s, &name, required).await;
+        assert!(
+            with_required.len() >= with_all.len(),
+            "{name}: optional filters can only narrow"
+        );
+        let (filtered, _) = substitute(&name, &sql, &CANNES_VALUES);
+        let (unfiltered, _) = substitute(&name, &sql, required);
+        assert_eq!(
+            filtered == unfiltered,
+            !sql.contains("[["),
+            "{name}: optional blocks must be kept with values and dropped without"
+        );
+        assert!(
+            !filtered.contains("{{") && !filtered.contains("[["),
+            "{name}"
+        );
+        files += 1;
     }
-    assert_eq!(files, 6);
+    assert_eq!(files, 8);
 
     // The edition view counts each film once; the person view says where labels come from.
     let women: i64 = scalar_i64(
@@ -660,6 +1000,108 @@ async fn every_view_and_saved_question_returns_the_seeded_figures() {
     )
     .await;
     assert_eq!(model_decided, 10);
+}
+
+#[tokio::test]
+async fn every_column_of_every_view_has_a_comment() {
+    let db = TestDb::migrated().await;
+    let views: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT c.relname::text, obj_description(c.oid, 'pg_class')
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'regard' AND c.relkind = 'v' ORDER BY 1",
+    )
+    .fetch_all(db.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(views.len(), 12, "{views:?}");
+    let bare: Vec<&str> = views
+        .iter()
+        .filter(|(_, c)| c.as_deref().is_none_or(|c| c.trim().is_empty()))
+        .map(|(v, _)| v.as_str())
+        .collect();
+    assert!(bare.is_empty(), "views without a COMMENT: {bare:?}");
+
+    let (columns, bare): (i64, Vec<String>) = {
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT c.relname || '.' || a.attname, col_description(c.oid, a.attnum)
+             FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+             WHERE n.nspname = 'regard' AND c.relkind = 'v'
+             ORDER BY c.relname, a.attnum",
+        )
+        .fetch_all(db.store.pool())
+        .await
+        .unwrap();
+        let bare = rows
+            .iter()
+            .filter(|(_, c)| c.as_deref().is_none_or(|c| c.trim().is_empty()))
+            .map(|(col, _)| col.clone())
+            .collect();
+        (rows.len() as i64, bare)
+    };
+    assert!(columns > 250, "only {columns} view columns found");
+    assert!(
+        bare.is_empty(),
+        "{} of {columns} view columns have no COMMENT: {bare:?}",
+        bare.len()
+    );
+}
+
+#[tokio::test]
+async fn the_metabase_role_reads_the_views_and_no_table() {
+    let db = TestDb::migrated().await;
+    seed(&db.store).await;
+    let privileges: Vec<(String, String, bool, bool)> = sqlx::query_as(
+        "SELECT c.relname::text, c.relkind::text,
+                has_table_privilege('regard_metabase', c.oid, 'SELECT'),
+                has_table_privilege('regard_metabase', c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'regard' AND c.relkind IN ('r', 'v', 'm', 'p') ORDER BY 1",
+    )
+    .fetch_all(db.store.pool())
+    .await
+    .unwrap();
+    let views = privileges.iter().filter(|p| p.1 == "v").count();
+    assert_eq!(views, 12);
+    for (name, kind, select, write) in &privileges {
+        assert_eq!(
+            *select,
+            kind == "v",
+            "regard_metabase SELECT on {name} ({kind}) should be {}",
+            kind == "v"
+        );
+        assert!(!write, "regard_metabase can write to {name}");
+    }
+
+    // As Metabase would: on its own connection, the views answer and the tables refuse.
+    let mut conn = db.options.connect().await.unwrap();
+    sqlx::query("SET ROLE regard_metabase")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let women: i64 = sqlx::query_scalar(
+        "SELECT poster_faces FROM regard.festival_section_representation
+         WHERE festival = 'Festival de Cannes' AND edition = 2026 AND section = 'Compétition'
+           AND attribute = 'gender' AND category = 'female'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("regard_metabase reads a view");
+    assert_eq!(women, 2);
+    // Every saved question reads views only, so it runs as regard_metabase.
+    for name in question_files() {
+        run_question(&mut conn, &name, &CANNES_VALUES).await;
+    }
+    for table in ["regard.analysis", "regard.person", "regard.job"] {
+        let err = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM {table}")))
+            .fetch_all(&mut conn)
+            .await
+            .expect_err("regard_metabase must not read a table");
+        let code = err.as_database_error().and_then(|e| e.code());
+        assert_eq!(code.as_deref(), Some("42501"), "{table}: {err}");
+    }
+    conn.close().await.unwrap();
 }
 
 #[tokio::test]
@@ -709,7 +1151,8 @@ async fn the_same_result_written_twice_or_concurrently_is_stored_once() {
     );
     assert_eq!(
         scalar_i64(&db.store, "SELECT count(*) FROM regard.representation").await,
-        4
+        7,
+        "gender 3 rows, origin 1, age_band 3"
     );
     assert_eq!(
         scalar_i64(&db.store, "SELECT count(*) FROM regard.film").await,
@@ -950,7 +1393,7 @@ async fn coder_labels_change_the_origin_figures_and_a_bad_file_imports_nothing()
         (3, 4, 2)
     );
 
-    let rows = question(s, "perceived_origin_coded_by_film.sql").await;
+    let rows = question(s, "perceived_origin_coded_by_film.sql", &[]).await;
     let alpha: BTreeMap<String, (i64, i64, i64, i64)> = rows
         .iter()
         .filter(|r| r.get::<String, _>("film_title") == "Alpha")
