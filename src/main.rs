@@ -7,7 +7,10 @@ use std::process::ExitCode;
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("REGARD_LOG")
-        .unwrap_or_else(|_| "warn,regard=info".into());
+        // lapin logs every broker hiccup at ERROR on its own, and returns the same error to
+        // the worker, which logs it once with its context (a routine broker restart must not
+        // page anybody); its own lines are off unless REGARD_LOG asks for them.
+        .unwrap_or_else(|_| "warn,regard=info,lapin=off".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -392,13 +392,14 @@ impl<P: Processor> Worker<P> {
         let mut first = true;
         let mut last_session: Option<Session> = None;
         let mut report = RunReport::default();
+        let mut outage = OutageLog::default();
 
         'sessions: while !shutdown.is_triggered() {
             let (session, mut consumer) = tokio::select! {
                 opened = Session::open(cfg) => match opened {
                     Ok(s) => s,
                     Err(error) => {
-                        tracing::warn!(%error, retry_in = ?backoff, "broker unavailable");
+                        outage.failed(&error.to_string(), backoff);
                         tokio::select! {
                             _ = tokio::time::sleep(backoff) => {}
                             _ = shutdown.wait() => break 'sessions,
@@ -410,6 +411,7 @@ impl<P: Processor> Worker<P> {
                 _ = shutdown.wait() => break 'sessions,
             };
             backoff = cfg.reconnect_min;
+            outage.recovered();
             if !first {
                 shared.metrics.reconnected();
             }
@@ -727,6 +729,40 @@ fn text_header(s: &str) -> AMQPValue {
         end -= 1;
     }
     topology::long_string(&s[..end])
+}
+
+/// Logs a broker outage without flooding: the first failure, a changed error, and then at most
+/// one line a minute with the number of attempts (wrong credentials would otherwise log on
+/// every reconnection attempt for ever).
+#[derive(Default)]
+struct OutageLog {
+    failures: u32,
+    last: Option<(Instant, String)>,
+}
+
+impl OutageLog {
+    const EVERY: Duration = Duration::from_secs(60);
+
+    /// Returns whether this failure was logged.
+    fn failed(&mut self, error: &str, retry_in: Duration) -> bool {
+        self.failures += 1;
+        let due = match &self.last {
+            None => true,
+            Some((at, message)) => message != error || at.elapsed() >= Self::EVERY,
+        };
+        if due {
+            tracing::warn!(%error, failures = self.failures, retry_in = ?retry_in, "broker unavailable");
+            self.last = Some((Instant::now(), error.to_string()));
+        }
+        due
+    }
+
+    fn recovered(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(failures = self.failures, "broker reachable again");
+        }
+        *self = OutageLog::default();
+    }
 }
 
 /// Parses, processes and settles one delivery.
@@ -1143,5 +1179,28 @@ impl Session {
         {
             tracing::debug!(%error, "closing the connection failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_is_logged_once_a_minute_or_when_the_error_changes() {
+        let mut log = OutageLog::default();
+        let d = Duration::from_secs(1);
+        assert!(log.failed("ACCESS_REFUSED", d), "the first failure");
+        assert!(
+            !log.failed("ACCESS_REFUSED", d),
+            "the same error again: quiet"
+        );
+        assert!(!log.failed("ACCESS_REFUSED", d));
+        assert!(log.failed("connection refused", d), "another error");
+        log.last = log.last.take().map(|(at, m)| (at - OutageLog::EVERY, m));
+        assert!(log.failed("connection refused", d), "a minute later");
+        assert_eq!(log.failures, 5);
+        log.recovered();
+        assert!(log.failed("connection refused", d), "a new outage");
     }
 }
