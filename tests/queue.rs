@@ -168,6 +168,7 @@ impl Fixture {
             delivery_limit: 5,
             retry_delays: vec![Duration::from_millis(300), Duration::from_millis(600)],
             max_attempts: 3,
+            ..Topology::default()
         };
         let conn = regard::queue::connect(&url, "regard tests")
             .await
