@@ -135,6 +135,7 @@ impl World {
             delivery_limit: 5,
             retry_delays: vec![Duration::from_millis(500)],
             max_attempts: 2,
+            ..Topology::default()
         };
         let url = amqp_url();
         let conn = regard::queue::connect(&url, "regard observability tests")

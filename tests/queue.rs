@@ -168,6 +168,7 @@ impl Fixture {
             delivery_limit: 5,
             retry_delays: vec![Duration::from_millis(300), Duration::from_millis(600)],
             max_attempts: 3,
+            ..Topology::default()
         };
         let conn = regard::queue::connect(&url, "regard tests")
             .await
@@ -1067,6 +1068,41 @@ sys.exit(1 if bad or len(files) < 20 else 0)
     assert!(
         out.status.success(),
         "schema check failed (needs python3 with jsonschema):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The result event schema on `schemas/examples/result-event/`: valid-* accepted, invalid-*
+/// refused, by Python's `jsonschema` like the job schema. Events from a real worker are checked
+/// against the same schema in `tests/results_contract.rs`.
+#[test]
+fn the_result_event_schema_accepts_exactly_the_valid_examples() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let script = r#"
+import glob, json, os, sys
+import jsonschema
+root = sys.argv[1]
+schema = json.load(open(os.path.join(root, "schemas/result-event.v1.schema.json")))
+jsonschema.Draft202012Validator.check_schema(schema)
+v = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+bad = []
+files = sorted(glob.glob(os.path.join(root, "schemas/examples/result-event/*.json")))
+for f in files:
+    name = os.path.basename(f)
+    if v.is_valid(json.load(open(f))) != name.startswith("valid-"):
+        bad.append(name)
+valid = sum(os.path.basename(f).startswith("valid-") for f in files)
+print(len(files), "examples;", "disagreeing:", bad)
+sys.exit(1 if bad or valid < 5 or len(files) < 15 else 0)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, root])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "result event schema check failed (needs python3 with jsonschema):\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );

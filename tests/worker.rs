@@ -136,6 +136,7 @@ impl Broker {
             delivery_limit: 5,
             retry_delays: vec![Duration::from_millis(500), Duration::from_secs(1)],
             max_attempts,
+            ..Topology::default()
         };
         let url = amqp_url();
         let conn = regard::queue::connect(&url, "regard worker tests")

@@ -150,5 +150,14 @@ pub async fn queue_setup(args: QueueSetupArgs) -> anyhow::Result<bool> {
     let topology = args.topology.topology();
     crate::queue::setup(&args.topology.amqp_url, &topology).await?;
     println!("topology declared with prefix {:?}", topology.prefix);
+    match topology.results_queue() {
+        Some(q) => {
+            println!("result events kept in queue {q:?} (durable; consume it or switch it off)")
+        }
+        None => println!(
+            "no results queue: events reach only queues bound to {:?}",
+            topology.results_exchange()
+        ),
+    }
     Ok(true)
 }

@@ -2,7 +2,7 @@
 //! also come from a `REGARD_*` environment variable (containers are configured that way).
 
 use super::job::{Job, JobId, JobRejection, JobSource};
-use super::topology::Topology;
+use super::topology::{ResultsQueue, Topology};
 use super::worker::WorkerConfig;
 use crate::config::JobSettingsArgs;
 use crate::domain::{FestivalSelection, Film, MediaRole};
@@ -29,6 +29,17 @@ pub struct TopologyArgs {
     /// Processing attempts in all before a transient failure goes to the dead letters.
     #[arg(long, env = "REGARD_MAX_ATTEMPTS", default_value_t = defaults().worker.topology.max_attempts)]
     pub max_attempts: u32,
+    /// Durable queue kept bound to every result event, so none is lost before a scraper
+    /// connects (default `<prefix>.results.events`; an empty value switches it off).
+    #[arg(
+        long,
+        env = "REGARD_RESULTS_QUEUE",
+        conflicts_with = "no_results_queue"
+    )]
+    pub results_queue: Option<String>,
+    /// Keep no results queue: events go only to queues scrapers bind themselves.
+    #[arg(long, env = "REGARD_NO_RESULTS_QUEUE")]
+    pub no_results_queue: bool,
 }
 
 /// The local broker with RabbitMQ's default account.
@@ -74,6 +85,12 @@ impl TopologyArgs {
             delivery_limit: self.delivery_limit,
             retry_delays: self.retry_delays.clone(),
             max_attempts: self.max_attempts,
+            results_queue: match (&self.results_queue, self.no_results_queue) {
+                (_, true) => ResultsQueue::Off,
+                (Some(name), false) if name.trim().is_empty() => ResultsQueue::Off,
+                (Some(name), false) => ResultsQueue::Named(name.trim().to_string()),
+                (None, false) => ResultsQueue::Prefixed,
+            },
         }
     }
 }
@@ -260,6 +277,33 @@ mod tests {
             [Duration::from_millis(500), Duration::from_secs(2)]
         );
         assert_eq!(c.topology.jobs_queue(), "x.jobs");
+        assert_eq!(
+            c.topology.results_queue().as_deref(),
+            Some("x.results.events")
+        );
+        let results = |args: &[&str]| {
+            let t = T::try_parse_from(["regard", "setup"].iter().chain(args)).unwrap();
+            let C::Setup(s) = t.cmd else {
+                panic!("not a setup command")
+            };
+            s.topology.topology().results_queue()
+        };
+        assert_eq!(
+            results(&["--results-queue", "scraper-in"]).as_deref(),
+            Some("scraper-in")
+        );
+        assert_eq!(results(&["--results-queue", ""]), None);
+        assert_eq!(results(&["--no-results-queue"]), None);
+        assert!(
+            T::try_parse_from([
+                "regard",
+                "setup",
+                "--no-results-queue",
+                "--results-queue",
+                "q"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

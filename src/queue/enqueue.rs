@@ -175,6 +175,7 @@ impl Publisher {
     pub async fn connect(url: &str, topology: &Topology) -> Result<Publisher, QueueError> {
         topology.validate().map_err(QueueError::Config)?;
         let conn = connect(url, "regard enqueue").await?;
+        check_jobs_exchange(&conn, topology).await?;
         let channel = broker_op("channel.open", conn.create_channel()).await?;
         broker_op(
             "confirm.select",
@@ -292,6 +293,45 @@ impl Publisher {
             ));
         }
         Ok(())
+    }
+}
+
+/// Fails with advice when the jobs exchange is missing. Enqueue does not declare the topology
+/// itself: the workers' delivery limit and retry delays belong to `regard queue setup` (or the
+/// workers), and a publisher declaring with other values would meet PRECONDITION_FAILED.
+/// The passive declare runs on a channel of its own, since a NOT_FOUND closes the channel.
+async fn check_jobs_exchange(conn: &Connection, topology: &Topology) -> Result<(), QueueError> {
+    use lapin::ErrorKind;
+    use lapin::options::ExchangeDeclareOptions;
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    let probe = broker_op("channel.open", conn.create_channel()).await?;
+    let exchange = topology.jobs_exchange();
+    let declared = broker_op(
+        "exchange.declare (passive)",
+        probe.exchange_declare(
+            exchange.as_str().into(),
+            lapin::ExchangeKind::Direct,
+            ExchangeDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            Default::default(),
+        ),
+    )
+    .await;
+    match declared {
+        Ok(()) => broker_op("channel.close", probe.close(200, "checked".into())).await,
+        Err(QueueError::Broker { source, .. })
+            if matches!(source.kind(), ErrorKind::ProtocolError(e)
+                if matches!(e.kind(), AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND))) =>
+        {
+            Err(QueueError::Config(format!(
+                "the jobs exchange {exchange} does not exist on this broker: run `regard queue setup` \
+                 (with the same --queue-prefix {}) or start a worker first",
+                topology.prefix
+            )))
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -9,8 +9,12 @@
 //!                   ▲                                 ▲
 //!  worker: transient failure → copy to {p}.retry      │ worker: permanent failure, malformed
 //!          (key "<ms>", x-regard-attempt + 1)         │ message or attempts exhausted
-//!  worker: finished analysis → {p}.results (topic, key "analysis.<kind>.<completed|failed>")
+//!  worker: every outcome → {p}.results (topic, key "analysis.<kind>.<outcome>") ──► "#" ──►
+//!          {p}.results.events  durable quorum queue (unless switched off), kept for scrapers
 //! ```
+//!
+//! The results queue exists so that events published before any scraper connected are kept;
+//! the event body is described by `schemas/result-event.v1.schema.json`.
 //!
 //! The worker never nacks. Every settlement other than a plain ack is "publish a copy with
 //! confirms, then ack the original": a copy carries our headers (attempt count, error code and
@@ -48,6 +52,21 @@ pub struct Topology {
     pub retry_delays: Vec<Duration>,
     /// Processing attempts in all (first try included) before a transient failure is final.
     pub max_attempts: u32,
+    /// The durable queue bound to every result event.
+    pub results_queue: ResultsQueue,
+}
+
+/// Which durable queue keeps the result events until a scraper reads them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ResultsQueue {
+    /// `{prefix}.results.events`: follows the prefix, so parallel deployments never share it.
+    #[default]
+    Prefixed,
+    /// A name of its own (e.g. one a scraper already consumes).
+    Named(String),
+    /// No queue: events reach only the queues scrapers bind themselves, and are dropped when
+    /// none is bound.
+    Off,
 }
 
 impl Default for Topology {
@@ -57,6 +76,7 @@ impl Default for Topology {
             delivery_limit: 10,
             retry_delays: [10, 60, 300, 900].map(Duration::from_secs).to_vec(),
             max_attempts: 5,
+            results_queue: ResultsQueue::Prefixed,
         }
     }
 }
@@ -99,6 +119,14 @@ impl Topology {
     pub fn results_exchange(&self) -> String {
         format!("{}.results", self.prefix)
     }
+    /// The durable queue bound to every result event, if one is kept.
+    pub fn results_queue(&self) -> Option<String> {
+        match &self.results_queue {
+            ResultsQueue::Prefixed => Some(format!("{}.results.events", self.prefix)),
+            ResultsQueue::Named(name) => Some(name.clone()),
+            ResultsQueue::Off => None,
+        }
+    }
 
     /// Checks the values before anything is declared.
     pub fn validate(&self) -> Result<(), String> {
@@ -119,6 +147,13 @@ impl Topology {
         {
             return Err(format!(
                 "retry delay {d:?} must be between 1 ms and 49 days"
+            ));
+        }
+        if let ResultsQueue::Named(name) = &self.results_queue
+            && (name.is_empty() || name.len() > 255 || name.starts_with("amq."))
+        {
+            return Err(format!(
+                "results queue {name:?} must be 1-255 bytes and not start with amq."
             ));
         }
         if self.max_attempts == 0 || self.delivery_limit == 0 {
@@ -224,6 +259,25 @@ impl Topology {
                 )
                 .await?;
         }
+
+        // No length limit: a queue that refused events would stall the worker's acks. Plain
+        // quorum (no dead-lettering), so the arguments stay the same from one version to the next.
+        if let Some(results) = self.results_queue() {
+            let mut args = FieldTable::default();
+            args.insert("x-queue-type".into(), long_string("quorum"));
+            channel
+                .queue_declare(results.as_str().into(), durable_q, args)
+                .await?;
+            channel
+                .queue_bind(
+                    results.into(),
+                    self.results_exchange().into(),
+                    "#".into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
         Ok(())
     }
 
@@ -231,6 +285,7 @@ impl Topology {
     pub async fn delete(&self, channel: &lapin::Channel) -> Result<(), lapin::Error> {
         use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
         let mut queues = vec![self.jobs_queue(), self.dead_queue()];
+        queues.extend(self.results_queue());
         queues.extend(
             self.distinct_delays()
                 .into_iter()
@@ -356,6 +411,17 @@ mod tests {
             "fest-a.retry.1500ms"
         );
         assert_eq!(t.results_exchange(), "fest-a.results");
+        assert_eq!(t.results_queue().as_deref(), Some("fest-a.results.events"));
+        let named = Topology {
+            results_queue: ResultsQueue::Named("scraper-in".into()),
+            ..t.clone()
+        };
+        assert_eq!(named.results_queue().as_deref(), Some("scraper-in"));
+        let off = Topology {
+            results_queue: ResultsQueue::Off,
+            ..t
+        };
+        assert_eq!(off.results_queue(), None);
         assert_eq!(
             result_routing_key("poster", "completed"),
             "analysis.poster.completed"
