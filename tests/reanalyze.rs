@@ -117,6 +117,9 @@ fn ctx(title: &str, year: i32, festival: &str, edition: i32) -> MediaContext {
     }
 }
 
+/// Seed, film, year, festival, edition, and the model sets it was analysed with, in order.
+type Seeded<'a> = (&'a str, &'a str, i32, &'a str, i32, &'a [&'a Provenance]);
+
 fn regard(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_regard"))
         .current_dir(common::root())
@@ -131,8 +134,7 @@ async fn reanalyze_enqueues_exactly_the_media_of_the_old_model_set() {
     let (a, b) = (provenance("yunet-old"), provenance("yunet-new"));
     let current = provenance_keys(&b).model_set_sha256;
     let t = Timings::default();
-    // (seed, film, year, festival, edition, model sets in the order they ran)
-    let seeded: [(&str, &str, i32, &str, i32, &[&Provenance]); 5] = [
+    let seeded: [Seeded; 5] = [
         ("alpha", "Alpha", 2026, "Festival de Cannes", 2026, &[&a]),
         ("beta", "Beta", 2026, "Festival de Cannes", 2026, &[&a, &b]),
         ("gamma", "Gamma", 2025, "Festival de Cannes", 2025, &[&a]),

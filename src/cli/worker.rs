@@ -4,14 +4,14 @@
 use crate::cli::WorkerCommandArgs;
 use crate::config::AnalysisSettings;
 use crate::media::fetch::FetchPolicy;
+use crate::pipeline::manifest_provenance;
 use crate::queue::cli::{EnqueueArgs, QueueSetupArgs};
 use crate::queue::{
     EnqueueSummary, JobProcessor, Publisher, QueueError, Refused, Worker, shutdown_channel,
 };
-use crate::runner::{Runner, load_pipelines};
-use crate::pipeline::manifest_provenance;
 use crate::queue::{Job, JobId, JobRejection, JobSource, SettingsOverrides};
 use crate::runner::ModelOptions;
+use crate::runner::{Runner, load_pipelines};
 use crate::store::{MediaToReanalyse, ReanalysisFilter, Store, StoreError};
 use crate::vision::{ModelManifest, VisionOptions};
 use anyhow::Context;

@@ -258,7 +258,7 @@ mod tests {
     #[derive(Debug, clap::Subcommand)]
     enum C {
         Worker(WorkerArgs),
-        Enqueue(EnqueueArgs),
+        Enqueue(Box<EnqueueArgs>),
         Setup(QueueSetupArgs),
     }
 

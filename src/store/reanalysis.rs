@@ -113,8 +113,13 @@ fn media(row: Row) -> Result<MediaToReanalyse, StoreError> {
             ));
         }
     };
-    let external_ids: BTreeMap<String, String> = serde_json::from_value(row.external_ids)
-        .map_err(|e| StoreError::invalid(format!("external ids of media {}", row.media_id), e.to_string()))?;
+    let external_ids: BTreeMap<String, String> =
+        serde_json::from_value(row.external_ids).map_err(|e| {
+            StoreError::invalid(
+                format!("external ids of media {}", row.media_id),
+                e.to_string(),
+            )
+        })?;
     Ok(MediaToReanalyse {
         media_id: row.media_id,
         content_sha256: row.content_sha256,
