@@ -331,6 +331,50 @@ mod tests {
         assert_eq!(job.settings.min_attribute_confidence, Some(0.9));
         assert_eq!(job.settings.sample_rate, None);
         assert!(T::try_parse_from(["regard", "enqueue", "--kind", "poster"]).is_err());
+        let t = T::try_parse_from([
+            "regard",
+            "enqueue",
+            "--kind",
+            "poster",
+            "--source",
+            "/m/p.jpg",
+            "--title",
+            "P",
+            "--festival",
+            "Cannes",
+        ])
+        .unwrap();
+        let C::Enqueue(e) = t.cmd else {
+            panic!("not an enqueue command")
+        };
+        assert!(e.job().unwrap_err().to_string().contains("--edition"));
+        let t = T::try_parse_from([
+            "regard",
+            "enqueue",
+            "--reanalyze",
+            "--db",
+            "postgres://h/d",
+            "--festival",
+            "Cannes",
+        ])
+        .unwrap();
+        let C::Enqueue(e) = t.cmd else {
+            panic!("not an enqueue command")
+        };
+        assert!(e.reanalyze && e.edition.is_none());
+        assert!(T::try_parse_from(["regard", "enqueue", "--dry-run"]).is_err());
+        assert!(
+            T::try_parse_from([
+                "regard",
+                "enqueue",
+                "--reanalyze",
+                "--db",
+                "x",
+                "--title",
+                "T"
+            ])
+            .is_err()
+        );
         assert!(T::try_parse_from(["regard", "setup", "--retry-delays", "-1"]).is_err());
     }
 
