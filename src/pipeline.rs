@@ -133,6 +133,35 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".to_string())
 }
 
+/// The provenance of results made by this build with these models and settings.
+pub fn provenance(
+    runtime_sha256: &str,
+    models: Vec<crate::domain::ModelRef>,
+    settings: &AnalysisSettings,
+) -> Provenance {
+    Provenance {
+        pipeline_version: crate::PIPELINE_VERSION.to_string(),
+        algorithm_version: crate::ALGORITHM_VERSION,
+        runtime_sha256: runtime_sha256.to_string(),
+        models,
+        settings: settings.as_provenance(),
+    }
+}
+
+/// The provenance a pipeline loaded from a verified `manifest` gives, without loading it (the
+/// runtime's sha256 is the manifest's once [`ModelManifest::verify`] passed).
+pub fn manifest_provenance(
+    manifest: &crate::vision::ModelManifest,
+    options: &crate::vision::VisionOptions,
+    settings: &AnalysisSettings,
+) -> Provenance {
+    provenance(
+        &manifest.runtime.sha256,
+        crate::vision::model_refs(manifest, options),
+        settings,
+    )
+}
+
 pub struct Pipeline {
     vision: Vision,
     settings: AnalysisSettings,
@@ -170,13 +199,7 @@ impl Pipeline {
 
     /// The provenance of results made with `settings` (per-job overrides) by these models.
     pub fn provenance_for(&self, settings: &AnalysisSettings) -> Provenance {
-        Provenance {
-            pipeline_version: crate::PIPELINE_VERSION.to_string(),
-            algorithm_version: crate::ALGORITHM_VERSION,
-            runtime_sha256: self.vision.runtime_sha256().to_string(),
-            models: self.vision.models(),
-            settings: settings.as_provenance(),
-        }
+        provenance(self.vision.runtime_sha256(), self.vision.models(), settings)
     }
 
     /// Analyse one fetched media file. CPU-bound: call from a blocking thread. A panic anywhere

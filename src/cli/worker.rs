@@ -4,12 +4,16 @@
 use crate::cli::WorkerCommandArgs;
 use crate::config::AnalysisSettings;
 use crate::media::fetch::FetchPolicy;
+use crate::pipeline::manifest_provenance;
 use crate::queue::cli::{EnqueueArgs, QueueSetupArgs};
 use crate::queue::{
     EnqueueSummary, JobProcessor, Publisher, QueueError, Refused, Worker, shutdown_channel,
 };
+use crate::queue::{Job, JobId, JobRejection, JobSource, SettingsOverrides};
+use crate::runner::ModelOptions;
 use crate::runner::{Runner, load_pipelines};
-use crate::store::{Store, StoreError};
+use crate::store::{MediaToReanalyse, ReanalysisFilter, Store, StoreError};
+use crate::vision::{ModelManifest, VisionOptions};
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,6 +95,9 @@ pub async fn run(args: WorkerCommandArgs) -> anyhow::Result<bool> {
 /// Runs `regard enqueue`: prints what was published and every refusal (with its line).
 /// Returns false when anything was refused.
 pub async fn enqueue(args: EnqueueArgs) -> anyhow::Result<bool> {
+    if args.reanalyze {
+        return enqueue_reanalysis(args).await;
+    }
     let topology = args.topology.topology();
     let summary = match &args.file {
         Some(path) => {
@@ -142,6 +149,124 @@ pub async fn enqueue(args: EnqueueArgs) -> anyhow::Result<bool> {
         topology.jobs_queue(),
         summary.refused.len()
     );
+    Ok(summary.refused.is_empty())
+}
+
+/// The model-set sha256 a worker started with these models gives, from the verified manifest
+/// alone (no ONNX session is created). The worker always loads the embedder.
+pub fn current_model_set(models: &ModelOptions) -> anyhow::Result<String> {
+    let manifest = ModelManifest::load(&models.manifest)?;
+    manifest.verify()?;
+    let options = VisionOptions {
+        intra_threads: 1,
+        enable_sensitive: models.enable_sensitive.clone(),
+        embeddings: true,
+    };
+    // Settings do not enter the model-set hash; the defaults stand for any.
+    let provenance = manifest_provenance(&manifest, &options, &AnalysisSettings::default());
+    Ok(crate::store::provenance_keys(&provenance).model_set_sha256)
+}
+
+/// The job that analyses `media` again. Its id is derived from the content and the new model
+/// set, so enqueuing twice gives duplicates of one id, which the worker files as one result.
+pub fn reanalysis_job(
+    media: &MediaToReanalyse,
+    model_set: &str,
+    settings: &SettingsOverrides,
+) -> Result<Job, JobRejection> {
+    let short = |s: &str, n: usize| s.chars().take(n).collect::<String>();
+    Ok(Job {
+        id: JobId::parse(&format!(
+            "reanalyze-{}-{}",
+            short(&media.content_sha256, 12),
+            short(model_set, 8)
+        ))?,
+        kind: media.kind,
+        source: JobSource::parse(&media.source)?,
+        film: media.film.clone(),
+        festival: media.festival.clone(),
+        settings: settings.clone(),
+    })
+}
+
+/// `regard enqueue --reanalyze`: one job per media whose latest success is of another model set.
+async fn enqueue_reanalysis(args: EnqueueArgs) -> anyhow::Result<bool> {
+    let model_set = match &args.model_set {
+        Some(sha) => sha.trim().to_lowercase(),
+        None => current_model_set(&args.models.options()).context("current model set")?,
+    };
+    anyhow::ensure!(
+        model_set.len() == 64 && model_set.chars().all(|c| c.is_ascii_hexdigit()),
+        "--model-set must be a sha256 (64 hex digits), not {model_set:?}"
+    );
+    let url = args
+        .database_url
+        .as_deref()
+        .context("--reanalyze needs --db")?;
+    let store = connect_and_migrate(url, Duration::from_secs(10)).await?;
+    let filter = ReanalysisFilter {
+        festival: args.festival.clone(),
+        edition: args.edition,
+        film_year: args.year,
+    };
+    let media = store.media_to_reanalyse(&model_set, &filter).await?;
+    println!(
+        "{} media to re-analyse (current model set {})",
+        media.len(),
+        &model_set[..12]
+    );
+    let mut jobs = Vec::new();
+    let mut refused = Vec::new();
+    for (i, m) in media.iter().enumerate() {
+        let line = i as u64 + 1;
+        let selection = m
+            .festival
+            .as_ref()
+            .map(|f| format!(" {} {}", f.festival, f.edition))
+            .unwrap_or_default();
+        println!(
+            "{line}: {} {:?} {} ({}) from {}{selection}: {}",
+            m.content_sha256,
+            m.kind,
+            m.film.title,
+            m.film.year.map(|y| y.to_string()).unwrap_or_default(),
+            &m.model_set_sha256[..m.model_set_sha256.len().min(12)],
+            m.source
+        );
+        match reanalysis_job(m, &model_set, &args.settings.overrides) {
+            Ok(job) => jobs.push((line, job)),
+            Err(e) => refused.push(Refused {
+                line,
+                reason: e.to_string(),
+            }),
+        }
+    }
+    let topology = args.topology.topology();
+    let mut summary = EnqueueSummary {
+        accepted: 0,
+        refused,
+    };
+    if !args.dry_run && !jobs.is_empty() {
+        let publisher = Publisher::connect(&args.topology.amqp_url, &topology).await?;
+        let published = publisher.publish_all(&jobs).await;
+        publisher.close().await?;
+        let published = published?;
+        summary.accepted = published.accepted;
+        summary.refused.extend(published.refused);
+    }
+    for r in &summary.refused {
+        eprintln!("refused: {}: {}", r.line, r.reason);
+    }
+    if args.dry_run {
+        println!("dry run: nothing enqueued");
+    } else {
+        println!(
+            "{} job(s) enqueued on {}, {} refused",
+            summary.accepted,
+            topology.jobs_queue(),
+            summary.refused.len()
+        );
+    }
     Ok(summary.refused.is_empty())
 }
 

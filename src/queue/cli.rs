@@ -163,14 +163,14 @@ pub struct EnqueueArgs {
         long,
         env = "REGARD_JOB_KIND",
         value_enum,
-        required_unless_present = "file"
+        required_unless_present_any = ["file", "reanalyze"]
     )]
     pub kind: Option<KindArg>,
     /// http(s) URL or absolute path of the media file (single job).
-    #[arg(long, env = "REGARD_JOB_SOURCE", required_unless_present = "file")]
+    #[arg(long, env = "REGARD_JOB_SOURCE", required_unless_present_any = ["file", "reanalyze"])]
     pub source: Option<String>,
     /// Film title (single job).
-    #[arg(long, env = "REGARD_JOB_TITLE", required_unless_present = "file")]
+    #[arg(long, env = "REGARD_JOB_TITLE", required_unless_present_any = ["file", "reanalyze"])]
     pub title: Option<String>,
     /// Film year.
     #[arg(long, env = "REGARD_JOB_YEAR")]
@@ -181,11 +181,12 @@ pub struct EnqueueArgs {
     /// TMDb id.
     #[arg(long, env = "REGARD_JOB_TMDB_ID")]
     pub tmdb_id: Option<i64>,
-    /// Festival name, e.g. "Festival de Cannes" (with --edition).
-    #[arg(long, env = "REGARD_JOB_FESTIVAL", requires = "edition")]
+    /// Festival name, e.g. "Festival de Cannes" (a job needs --edition with it; with
+    /// --reanalyze, only films selected there).
+    #[arg(long, env = "REGARD_JOB_FESTIVAL")]
     pub festival: Option<String>,
     /// Festival edition (year).
-    #[arg(long, env = "REGARD_JOB_EDITION", requires = "festival")]
+    #[arg(long, env = "REGARD_JOB_EDITION")]
     pub edition: Option<i32>,
     /// Festival section, e.g. "Un Certain Regard".
     #[arg(long, env = "REGARD_JOB_SECTION", requires = "festival")]
@@ -196,6 +197,24 @@ pub struct EnqueueArgs {
     /// The settings this job overrides (`--sample-rate`, ...; `REGARD_JOB_*`).
     #[command(flatten)]
     pub settings: JobSettingsArgs,
+    /// Enqueue every media whose latest succeeded analysis was made by another model set
+    /// (models, ONNX Runtime or algorithm version) than the current one; narrowed by
+    /// --festival, --edition and --year (the film's year).
+    #[arg(long, requires = "database_url", conflicts_with_all = ["file", "kind", "source", "title", "imdb_id", "tmdb_id", "section", "job_id"])]
+    pub reanalyze: bool,
+    /// PostgreSQL URL (with --reanalyze).
+    #[arg(long = "db", env = "REGARD_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The current model-set sha256, instead of computing it from --models and
+    /// --enable-sensitive (which must be the worker's).
+    #[arg(long, requires = "reanalyze")]
+    pub model_set: Option<String>,
+    /// With --reanalyze: list the media, publish nothing.
+    #[arg(long, requires = "reanalyze")]
+    pub dry_run: bool,
+    /// The worker's models, whose model set --reanalyze compares with.
+    #[command(flatten)]
+    pub models: crate::cli::ModelArgs,
 }
 
 impl EnqueueArgs {
@@ -228,7 +247,13 @@ impl EnqueueArgs {
                     edition: e,
                     section: self.section.clone(),
                 }),
-                _ => None,
+                (None, None) if self.section.is_none() => None,
+                _ => {
+                    return Err(JobRejection::Invalid {
+                        field: "festival",
+                        reason: "needs --festival and --edition together".into(),
+                    });
+                }
             },
             settings: self.settings.overrides.clone(),
         };
@@ -250,7 +275,7 @@ mod tests {
     #[derive(Debug, clap::Subcommand)]
     enum C {
         Worker(WorkerArgs),
-        Enqueue(EnqueueArgs),
+        Enqueue(Box<EnqueueArgs>),
         Setup(QueueSetupArgs),
     }
 
@@ -350,6 +375,50 @@ mod tests {
         assert_eq!(job.settings.min_attribute_confidence, Some(0.9));
         assert_eq!(job.settings.sample_rate, None);
         assert!(T::try_parse_from(["regard", "enqueue", "--kind", "poster"]).is_err());
+        let t = T::try_parse_from([
+            "regard",
+            "enqueue",
+            "--kind",
+            "poster",
+            "--source",
+            "/m/p.jpg",
+            "--title",
+            "P",
+            "--festival",
+            "Cannes",
+        ])
+        .unwrap();
+        let C::Enqueue(e) = t.cmd else {
+            panic!("not an enqueue command")
+        };
+        assert!(e.job().unwrap_err().to_string().contains("--edition"));
+        let t = T::try_parse_from([
+            "regard",
+            "enqueue",
+            "--reanalyze",
+            "--db",
+            "postgres://h/d",
+            "--festival",
+            "Cannes",
+        ])
+        .unwrap();
+        let C::Enqueue(e) = t.cmd else {
+            panic!("not an enqueue command")
+        };
+        assert!(e.reanalyze && e.edition.is_none());
+        assert!(T::try_parse_from(["regard", "enqueue", "--dry-run"]).is_err());
+        assert!(
+            T::try_parse_from([
+                "regard",
+                "enqueue",
+                "--reanalyze",
+                "--db",
+                "x",
+                "--title",
+                "T"
+            ])
+            .is_err()
+        );
         assert!(T::try_parse_from(["regard", "setup", "--retry-delays", "-1"]).is_err());
     }
 

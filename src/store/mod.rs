@@ -8,6 +8,7 @@ mod coding;
 mod films;
 mod keys;
 mod ledger;
+mod reanalysis;
 mod reuse;
 mod write;
 
@@ -15,6 +16,7 @@ pub use coding::{FilmFilter, ImportSummary, LabelLineError, PersonToCode};
 pub use films::strength as film_strength;
 pub use keys::{ProvenanceKeys, canonical_json, film_key, provenance_keys, sha256_hex, title_key};
 pub use ledger::{JobOrigin, JobReceipt, JobRecord, JobStatus, JobUpdate};
+pub use reanalysis::{MediaToReanalyse, ReanalysisFilter};
 
 use crate::domain::MediaRole;
 use chrono::{DateTime, Utc};

@@ -218,6 +218,18 @@ pub struct ModelSpec {
     pub decode: Option<DecodeSpec>,
 }
 
+impl ModelSpec {
+    /// How this model is named in a result's provenance.
+    pub fn model_ref(&self) -> crate::domain::ModelRef {
+        crate::domain::ModelRef {
+            name: self.name.clone(),
+            role: self.role.as_str().to_string(),
+            file: self.file_name.clone(),
+            sha256: self.sha256.clone(),
+        }
+    }
+}
+
 /// The parsed, validated manifest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelManifest {
@@ -386,6 +398,24 @@ impl ModelManifest {
 
     pub fn is_sensitive(&self, attribute: &str) -> bool {
         self.sensitive_attributes.iter().any(|a| a == attribute)
+    }
+
+    /// The enabled entries a session is opened for: a sensitive classifier only when the
+    /// operator enabled it, the embedder only when asked. Loading and provenance both read
+    /// this list, so a model set can be known without loading it.
+    pub fn loaded_models<'a>(
+        &'a self,
+        enable_sensitive: &'a [String],
+        embeddings: bool,
+    ) -> impl Iterator<Item = &'a ModelSpec> + 'a {
+        self.enabled_models().filter(move |m| match m.role {
+            ModelRole::Classifier => {
+                let attribute = m.attribute.as_deref().unwrap_or_default();
+                !self.is_sensitive(attribute) || enable_sensitive.iter().any(|e| e == attribute)
+            }
+            ModelRole::Embedding => embeddings,
+            ModelRole::Detector | ModelRole::Age => true,
+        })
     }
 
     fn validate(&self) -> Result<(), String> {

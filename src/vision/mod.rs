@@ -392,6 +392,22 @@ impl Vision {
     }
 }
 
+/// The models [`Vision::load`] loads for `options`, in [`Vision::models`] order, without
+/// loading them: what a result made by them will name in its provenance.
+pub fn model_refs(manifest: &ModelManifest, options: &VisionOptions) -> Vec<ModelRef> {
+    let rank = |role: manifest::ModelRole| match role {
+        manifest::ModelRole::Detector => 0,
+        manifest::ModelRole::Classifier => 1,
+        manifest::ModelRole::Age => 2,
+        manifest::ModelRole::Embedding => 3,
+    };
+    let mut specs: Vec<_> = manifest
+        .loaded_models(&options.enable_sensitive, options.embeddings)
+        .collect();
+    specs.sort_by_key(|m| rank(m.role));
+    specs.into_iter().map(|m| m.model_ref()).collect()
+}
+
 /// Chips shared between models that want the same alignment and size (gender and a festival's
 /// classifier, say): each is warped once per image.
 #[derive(Default)]

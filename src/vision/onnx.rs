@@ -99,33 +99,23 @@ pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Models,
     let mut classifiers = Vec::new();
     let mut age = None;
     let mut embedder: Option<Box<dyn FaceEmbedder>> = None;
-    for spec in manifest.enabled_models() {
+    for spec in manifest.loaded_models(&options.enable_sensitive, options.embeddings) {
         match spec.role {
             ModelRole::Detector => detector = Some(YunetDetector::load(&env, spec, threads)?),
-            ModelRole::Classifier => {
-                let attribute = spec.attribute.clone().unwrap_or_default();
-                // Perceived origin and the like run only when the operator named them.
-                if manifest.is_sensitive(&attribute)
-                    && !options.enable_sensitive.contains(&attribute)
-                {
-                    continue;
-                }
-                classifiers.push(Classifier {
-                    attribute,
-                    labels: spec.labels.clone(),
-                    model: Box::new(OnnxModel::load(&env, spec, threads)?),
-                });
-            }
+            ModelRole::Classifier => classifiers.push(Classifier {
+                attribute: spec.attribute.clone().unwrap_or_default(),
+                labels: spec.labels.clone(),
+                model: Box::new(OnnxModel::load(&env, spec, threads)?),
+            }),
             ModelRole::Age => {
                 age = Some(AgeModel {
                     bin_values: spec.bin_values.clone(),
                     model: Box::new(OnnxModel::load(&env, spec, threads)?),
                 })
             }
-            ModelRole::Embedding if options.embeddings => {
+            ModelRole::Embedding => {
                 embedder = Some(Box::new(OnnxModel::load(&env, spec, threads)?))
             }
-            ModelRole::Embedding => {}
         }
     }
     let detector = detector.ok_or_else(|| manifest_err("no enabled detector".into()))?;
@@ -276,12 +266,7 @@ impl OnnxModel {
     }
 
     fn model_ref(&self) -> ModelRef {
-        ModelRef {
-            name: self.spec.name.clone(),
-            role: self.spec.role.as_str().to_string(),
-            file: self.spec.file_name.clone(),
-            sha256: self.spec.sha256.clone(),
-        }
+        self.spec.model_ref()
     }
 
     fn chip_spec(&self) -> ChipSpec {
