@@ -203,7 +203,12 @@ async fn enqueue_reanalysis(args: EnqueueArgs) -> anyhow::Result<bool> {
         .database_url
         .as_deref()
         .context("--reanalyze needs --db")?;
-    let store = connect_and_migrate(url, Duration::from_secs(10)).await?;
+    let store = connect_and_migrate(
+        url,
+        crate::store::DEFAULT_STATEMENT_TIMEOUT,
+        Duration::from_secs(10),
+    )
+    .await?;
     let filter = ReanalysisFilter {
         festival: args.festival.clone(),
         edition: args.edition,
