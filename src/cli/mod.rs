@@ -7,6 +7,7 @@ pub mod evaluate;
 pub mod jobs;
 pub mod persons;
 pub mod queue;
+pub mod queue_args;
 pub mod worker;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -68,7 +69,7 @@ pub enum Command {
     /// Consume analysis jobs from RabbitMQ and write results to PostgreSQL (until SIGTERM).
     Worker(Box<WorkerCommandArgs>),
     /// Publish analysis jobs: one from flags, or many from a JSONL or CSV file.
-    Enqueue(Box<crate::queue::cli::EnqueueArgs>),
+    Enqueue(Box<crate::cli::queue_args::EnqueueArgs>),
     /// Manage the RabbitMQ exchanges and queues.
     #[command(subcommand)]
     Queue(QueueCommand),
@@ -187,7 +188,7 @@ pub struct DbArgs {
     #[arg(long = "db", env = "REGARD_DATABASE_URL")]
     pub database_url: String,
     /// Longest one SQL statement may run or wait for a lock, in seconds.
-    #[arg(long = "db-statement-timeout", env = "REGARD_DB_STATEMENT_TIMEOUT", default_value = "60", value_parser = crate::queue::cli::parse_seconds)]
+    #[arg(long = "db-statement-timeout", env = "REGARD_DB_STATEMENT_TIMEOUT", default_value = "60", value_parser = crate::cli::queue_args::parse_seconds)]
     pub statement_timeout: std::time::Duration,
 }
 
@@ -340,7 +341,7 @@ pub struct EvaluateArgs {
 #[derive(Debug, Subcommand)]
 pub enum QueueCommand {
     /// Declare the exchanges and queues (idempotent), then exit.
-    Setup(crate::queue::cli::QueueSetupArgs),
+    Setup(crate::cli::queue_args::QueueSetupArgs),
     /// Messages and consumers of the jobs, retry and dead-letter queues.
     Status(QueueStatusArgs),
     /// List the dead letters, or send them back to the jobs queue.
@@ -351,7 +352,7 @@ pub enum QueueCommand {
 #[derive(Debug, Args)]
 pub struct QueueStatusArgs {
     #[command(flatten)]
-    pub topology: crate::queue::cli::TopologyArgs,
+    pub topology: crate::cli::queue_args::TopologyArgs,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -368,7 +369,7 @@ pub enum DeadLettersCommand {
 #[derive(Debug, Args)]
 pub struct DeadLettersArgs {
     #[command(flatten)]
-    pub topology: crate::queue::cli::TopologyArgs,
+    pub topology: crate::cli::queue_args::TopologyArgs,
     /// Only dead letters with this error code (e.g. fetch_timeout).
     #[arg(long)]
     pub code: Option<String>,
@@ -384,11 +385,11 @@ pub struct DeadLettersArgs {
 #[derive(Debug, Clone, Args)]
 pub struct WorkerCommandArgs {
     #[command(flatten)]
-    pub queue: crate::queue::cli::WorkerArgs,
+    pub queue: crate::cli::queue_args::WorkerArgs,
     #[command(flatten)]
     pub db: DbArgs,
     /// How long to wait for the database at start-up, in seconds (containers start in any order).
-    #[arg(long, env = "REGARD_STARTUP_WAIT", default_value = "60", value_parser = crate::queue::cli::parse_seconds)]
+    #[arg(long, env = "REGARD_STARTUP_WAIT", default_value = "60", value_parser = crate::cli::queue_args::parse_seconds)]
     pub startup_wait: std::time::Duration,
     /// Directories local job sources must lie under (comma-separated in the environment).
     /// None: jobs may only name http(s) URLs.

@@ -2,10 +2,10 @@
 //! itself is [`crate::queue::JobProcessor`] over a [`Runner`].
 
 use crate::cli::WorkerCommandArgs;
+use crate::cli::queue_args::{EnqueueArgs, QueueSetupArgs};
 use crate::config::AnalysisSettings;
 use crate::media::fetch::FetchPolicy;
 use crate::pipeline::manifest_provenance;
-use crate::queue::cli::{EnqueueArgs, QueueSetupArgs};
 use crate::queue::{
     EnqueueSummary, JobProcessor, Publisher, QueueError, Refused, Worker, shutdown_channel,
 };

@@ -7,10 +7,8 @@
 //! - [`processor`]: the real [`Processor`]: a job handed to the [`crate::runner::Runner`].
 //! - [`enqueue`]: publishes jobs (one, or a JSONL/CSV file) with publisher confirms.
 //! - [`http`] and [`metrics`]: `/healthz`, `/readyz`, `/metrics`.
-//! - [`cli`]: clap arguments for `worker`, `enqueue` and `queue setup`.
 
 pub mod admin;
-pub mod cli;
 pub mod enqueue;
 pub mod http;
 pub mod job;

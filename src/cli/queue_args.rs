@@ -1,11 +1,11 @@
 //! Arguments of `regard worker`, `regard enqueue` and `regard queue setup`. Every option can
 //! also come from a `REGARD_*` environment variable (containers are configured that way).
 
-use super::job::{Job, JobId, JobRejection, JobSource};
-use super::topology::{ResultsQueue, Topology};
-use super::worker::WorkerConfig;
 use crate::config::JobSettingsArgs;
 use crate::domain::{FestivalSelection, Film, MediaRole};
+use crate::queue::job::{Job, JobId, JobRejection, JobSource};
+use crate::queue::topology::{ResultsQueue, Topology};
+use crate::queue::worker::WorkerConfig;
 use clap::{Args, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
