@@ -48,6 +48,8 @@ fn runtime_environment(file: &std::path::Path, sha256: &str) -> Result<Environme
     let env = ort::init_from(file)
         .map_err(|e| load_err(e.to_string()))?
         .with_name("regard")
+        // regard sends nothing anywhere and keeps no event store: ONNX Runtime's telemetry off.
+        .with_telemetry(false)
         .build()
         .map_err(|e| load_err(e.to_string()))?;
     *guard = Some((sha256.to_string(), env.clone()));
