@@ -457,6 +457,16 @@ pub enum MediaRole {
     Trailer,
 }
 
+impl MediaRole {
+    /// `poster` or `trailer`: the name in jobs, rows, routing keys and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaRole::Poster => "poster",
+            MediaRole::Trailer => "trailer",
+        }
+    }
+}
+
 /// Context an analysis is filed under: which film, which festival, where the file came from.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MediaContext {

@@ -569,20 +569,13 @@ fn check_kind(
         Some(expected) if expected != actual => Err(format!(
             "{}: the job says {} but the file is {}",
             media.source,
-            role_name(expected),
+            expected.as_str(),
             match actual {
                 MediaRole::Trailer => "a video",
                 MediaRole::Poster => "an image",
             }
         )),
         _ => Ok(()),
-    }
-}
-
-fn role_name(role: MediaRole) -> &'static str {
-    match role {
-        MediaRole::Poster => "poster",
-        MediaRole::Trailer => "trailer",
     }
 }
 

@@ -375,10 +375,7 @@ impl Job {
 
     /// `poster` or `trailer`, for routing keys and logs.
     pub fn kind_name(&self) -> &'static str {
-        match self.kind {
-            MediaRole::Poster => "poster",
-            MediaRole::Trailer => "trailer",
-        }
+        self.kind.as_str()
     }
 }
 

@@ -126,13 +126,6 @@ pub struct JobRecord {
 const COLUMNS: &str = "job_id, origin, source, kind, film, festival, status, attempts, received_at, \
      started_at, finished_at, next_attempt_at, error_code, error_message, analysis_id";
 
-fn role(kind: MediaRole) -> &'static str {
-    match kind {
-        MediaRole::Poster => "poster",
-        MediaRole::Trailer => "trailer",
-    }
-}
-
 impl Store {
     /// A job is being started: its row is created (first time) or marked running again with
     /// one more attempt. A job already finished stays as it was apart from the attempt count
@@ -166,7 +159,7 @@ impl Store {
         .bind(job.job_id)
         .bind(job.origin.as_str())
         .bind(job.source)
-        .bind(job.kind.map(role))
+        .bind(job.kind.map(MediaRole::as_str))
         .bind(film)
         .bind(festival)
         .execute(&self.pool)

@@ -278,13 +278,6 @@ fn representation_rows(analysis: &Analysis) -> Vec<RepresentationRow> {
         .collect()
 }
 
-fn role_name(role: MediaRole) -> &'static str {
-    match role {
-        MediaRole::Poster => "poster",
-        MediaRole::Trailer => "trailer",
-    }
-}
-
 fn validate_provenance(p: &Provenance) -> Result<(), StoreError> {
     if p.pipeline_version.trim().is_empty() {
         return Err(StoreError::invalid(
@@ -449,7 +442,7 @@ impl Store {
             validate_sha256(&format!("content sha256 of {}", media.source), sha)?;
         }
         let keys = provenance_keys(provenance);
-        let kind = media.kind.map(role_name);
+        let kind = media.kind.map(MediaRole::as_str);
         let context = serde_json::to_value(ctx)
             .map_err(|e| StoreError::invalid("media context", e.to_string()))?;
 
