@@ -524,13 +524,18 @@ settings_table! {
 limits_table! {
     /// Largest media file accepted (download or local), in MiB.
     max_media_bytes: u64 = 512 * MIB, flag "max-media-mib" in Mib env "MAX_MEDIA_MIB";
+    /// Largest image file accepted, in MiB: a poster is held in memory whole while decoded.
+    max_image_bytes: u64 = 64 * MIB, flag "max-image-mib" in Mib env "MAX_IMAGE_MIB";
     /// Largest image accepted, per side, in pixels.
     max_image_side: u32 = 12_000, flag "max-image-side" in Same env "MAX_IMAGE_SIDE";
     /// Largest image accepted, in pixels (width × height).
     max_image_pixels: u64 = 60_000_000,
         flag "max-image-pixels" in Same env "MAX_IMAGE_PIXELS";
-    /// Largest decoder allocation for an image, in MiB.
-    max_image_alloc: u64 = 512 * MIB,
+    /// Largest pixel memory for decoding one image, in MiB: the decoded buffer plus the copies
+    /// made to rotate it and convert it to RGB, reserved before decoding (with the image file
+    /// itself, at most `max_image_bytes` + this per poster slot, plus the decoders' working
+    /// buffers).
+    max_image_alloc: u64 = 384 * MIB,
         flag "max-image-alloc-mib" in Mib env "MAX_IMAGE_ALLOC_MIB";
     /// Largest video frame accepted, per side, in pixels (16K headers are refused).
     max_video_side: u32 = 4096, flag "max-video-side" in Same env "MAX_VIDEO_SIDE";
@@ -545,7 +550,7 @@ limits_table! {
     /// HTTP connect timeout, in seconds.
     connect_timeout: Duration = Duration::from_secs(10),
         flag "connect-timeout-seconds" in Seconds env "CONNECT_TIMEOUT_SECONDS";
-    /// HTTP whole-transfer timeout, in seconds.
+    /// Whole-transfer timeout of a download or a local file read, in seconds.
     fetch_timeout: Duration = Duration::from_secs(300),
         flag "fetch-timeout-seconds" in Seconds env "FETCH_TIMEOUT_SECONDS";
     /// Redirects followed at most.
@@ -628,6 +633,17 @@ pub fn markdown_table() -> String {
         "\nLimits (`regard analyze`, `worker`) only decide whether a result exists and are not \
          recorded.\n\n",
     );
+    let d = Limits::default();
+    out.push_str(&format!(
+        "Memory of one poster slot: the image file is held whole (at most `max_image_bytes`) \
+         and its decoded pixels with their rotated or RGB copies are counted against \
+         `max_image_alloc` before anything is allocated, so images take at most {} MiB per \
+         slot by default, besides the models and the decoders' working buffers. A local \
+         trailer is copied once into `$TMPDIR` while it is hashed (at most `max_media_bytes` \
+         of disk per slot), so that what is analysed is what was hashed. Only regular files \
+         are read (no FIFO, device or socket), within `fetch_timeout`.\n\n",
+        (d.max_image_bytes + d.max_image_alloc) / MIB
+    ));
     out.push_str("| limit | flag | variable | default | meaning |\n");
     out.push_str("|---|---|---|---|---|\n");
     for e in limits() {

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.global.log_format);
     regard::cli::set_json_logs(cli.global.log_format == LogFormat::Json);
+    regard::cli::install_panic_hook();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -39,6 +40,10 @@ fn main() -> ExitCode {
     // still be running on blocking threads, which dropping the runtime would wait for.
     let exit_at_once = matches!(cli.command, Command::Worker(_));
     let outcome = runtime.block_on(async {
+        // The worker turns signals into a graceful shutdown; every other command ends on them.
+        if !exit_at_once {
+            regard::cli::exit_on_signals();
+        }
         match cli.command {
             Command::Analyze(args) => regard::cli::analyze::run(args).await,
             Command::Worker(args) => regard::cli::worker::run(*args).await,
@@ -84,7 +89,10 @@ fn main() -> ExitCode {
         }
     };
     if exit_at_once {
-        std::process::exit(i32::from(code));
+        regard::cli::exit_now(i32::from(code));
     }
+    // Destructors run from here on, but a job handed back or a task still running does not
+    // hold its temp file through them.
+    regard::media::fetch::remove_temp_files();
     ExitCode::from(code)
 }

@@ -1129,3 +1129,249 @@ async fn downloaded_text_is_unsupported_format() {
     );
     assert!(dir_is_empty(downloads.path()));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Only regular files, read within a deadline, analysed as hashed (issue 12)
+
+/// Fetches with a hang guard: a fetch that blocks fails the test instead of hanging it.
+async fn fetch_within(fetcher: &Fetcher, source: &str) -> Result<regard::media::FetchedMedia, MediaError> {
+    tokio::time::timeout(Duration::from_secs(20), fetcher.fetch(source))
+        .await
+        .unwrap_or_else(|_| panic!("fetching {source} hung"))
+}
+
+fn mkfifo(path: &Path) {
+    let ok = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs")
+        .success();
+    assert!(ok, "mkfifo {}", path.display());
+}
+
+#[tokio::test]
+async fn a_fifo_under_a_media_root_is_refused_without_blocking() {
+    let root = tempfile::tempdir().unwrap();
+    let fifo = root.path().join("poster.jpg");
+    mkfifo(&fifo);
+    let fetcher = fetcher_with_roots(vec![root.path().to_owned()]);
+    let err = expect_err(
+        fetch_within(&fetcher, fifo.to_str().unwrap()).await,
+        "not_a_file",
+        "poster.jpg",
+    );
+    assert!(err.to_string().contains("FIFO"), "{err}");
+    assert!(!err.is_retryable());
+    // A symlink to it inside the root is the same FIFO.
+    let link = root.path().join("link.jpg");
+    std::os::unix::fs::symlink(&fifo, &link).unwrap();
+    expect_err(
+        fetch_within(&fetcher, link.to_str().unwrap()).await,
+        "not_a_file",
+        "link.jpg",
+    );
+}
+
+#[tokio::test]
+async fn a_socket_and_devices_are_refused_as_not_a_file() {
+    let root = tempfile::tempdir().unwrap();
+    let socket = root.path().join("trailer.mp4");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let fetcher = fetcher_with_roots(vec![root.path().to_owned(), "/dev".into()]);
+    let err = expect_err(
+        fetch_within(&fetcher, socket.to_str().unwrap()).await,
+        "not_a_file",
+        "trailer.mp4",
+    );
+    assert!(err.to_string().contains("socket"), "{err}");
+    for device in ["/dev/zero", "/dev/null", "/dev/urandom"] {
+        let err = expect_err(fetch_within(&fetcher, device).await, "not_a_file", device);
+        assert!(err.to_string().contains("device"), "{err}");
+    }
+}
+
+#[test]
+fn regard_analyze_on_a_fifo_exits_with_an_error() {
+    let root = tempfile::tempdir().unwrap();
+    let fifo = root.path().join("poster.jpg");
+    mkfifo(&fifo);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_regard"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["analyze", fifo.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A hang guard, not a speed test: model loading is the slow part.
+    let until = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > until {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("regard analyze on a FIFO hung");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("poster.jpg") && stderr.contains("not a regular file"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_poster_rewritten_after_the_fetch_is_decoded_as_it_was_hashed() {
+    let root = tempfile::tempdir().unwrap();
+    let path = root.path().join("poster.png");
+    let first = tiny_png();
+    std::fs::write(&path, &first).unwrap();
+    let fetched = fetch_within(
+        &fetcher_with_roots(vec![root.path().to_owned()]),
+        path.to_str().unwrap(),
+    )
+    .await
+    .unwrap();
+    // Still being written, or replaced: the bytes on disk are no longer the ones hashed.
+    let second = encode(
+        &DynamicImage::ImageRgb8(RgbImage::from_pixel(5, 4, Rgb([9, 9, 9]))),
+        ImageFormat::Png,
+    );
+    std::fs::write(&path, &second).unwrap();
+    let analysed = fetched.read_all().unwrap();
+    assert_eq!(hex::encode(Sha256::digest(&analysed)), fetched.sha256);
+    assert_eq!(analysed, first);
+    let decoded = decode_image(&fetched.source, &analysed, &limits()).unwrap();
+    assert_eq!((decoded.width, decoded.height), (3, 3));
+}
+
+#[tokio::test]
+async fn a_trailer_rewritten_after_the_fetch_is_analysed_from_a_private_copy() {
+    let root = tempfile::tempdir().unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let path = root.path().join("trailer.mp4");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/trailers");
+    std::fs::copy(fixtures.join("t3_640x360.mp4"), &path).unwrap();
+    let fetcher = Fetcher::new(FetchPolicy {
+        local_roots: Some(vec![root.path().to_owned()]),
+        download_dir: Some(temp.path().to_owned()),
+        ..FetchPolicy::cli(limits())
+    });
+    let fetched = fetch_within(&fetcher, path.to_str().unwrap()).await.unwrap();
+    assert_eq!(fetched.format, MediaFormat::Mp4);
+    assert!(fetched.is_download(), "a private copy: {:?}", fetched.path);
+    // Truncated in place (a copy still in progress looks the same), then another trailer.
+    std::fs::write(&path, b"").unwrap();
+    std::fs::copy(fixtures.join("t1_640x360.mp4"), &path).unwrap();
+    let analysed = std::fs::read(&fetched.path).unwrap();
+    assert_eq!(hex::encode(Sha256::digest(&analysed)), fetched.sha256);
+    assert_eq!(analysed.len() as u64, fetched.bytes);
+    drop(fetched);
+    assert!(dir_is_empty(temp.path()), "the copy goes with the value");
+}
+
+#[tokio::test]
+async fn an_image_over_the_image_limit_is_too_large_at_fetch_local_or_downloaded() {
+    // 300 KiB of PNG: under the media limit (1 MiB), over an image limit of 256 KiB.
+    let noise = RgbImage::from_fn(320, 320, |x, y| {
+        let v = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) as u8;
+        Rgb([v, v.wrapping_mul(7), v.wrapping_mul(13)])
+    });
+    let png = encode(&DynamicImage::ImageRgb8(noise), ImageFormat::Png);
+    assert!(png.len() > 256 << 10 && png.len() < 1 << 20, "{}", png.len());
+    let small = Limits {
+        max_image_bytes: 256 << 10,
+        ..limits()
+    };
+    let root = tempfile::tempdir().unwrap();
+    let path = root.path().join("huge.png");
+    std::fs::write(&path, &png).unwrap();
+    let local = Fetcher::new(FetchPolicy {
+        local_roots: Some(vec![root.path().to_owned()]),
+        ..FetchPolicy::cli(small.clone())
+    });
+    let err = expect_err(
+        fetch_within(&local, path.to_str().unwrap()).await,
+        "too_large",
+        "huge.png",
+    );
+    assert!(err.to_string().contains(&(256u64 << 10).to_string()), "{err}");
+    let body = png.clone();
+    let server = serve(move |_, _| ok_png(body.clone())).await;
+    let downloads = tempfile::tempdir().unwrap();
+    let url = server.url("/huge.png");
+    expect_err(
+        fetch_within(&loopback_fetcher(small.clone(), downloads.path()), &url).await,
+        "too_large",
+        &url,
+    );
+    assert!(dir_is_empty(downloads.path()));
+    // Bytes handed to the decoder directly are held to the same limit.
+    expect_err(decode_image("huge.png", &png, &small), "too_large", "huge.png");
+    // A trailer of the same size is not an image: the media limit applies.
+    let trailer = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/trailers/t2_854x480.mp4"),
+    )
+    .unwrap();
+    assert!(trailer.len() > 256 << 10);
+    let video = root.path().join("t2.mp4");
+    std::fs::write(&video, &trailer).unwrap();
+    fetch_within(&local, video.to_str().unwrap()).await.unwrap();
+}
+
+/// A PNG whose pixel data is `rows` × (filter byte + `row_bytes` zeros), deflated: megabytes of
+/// pixels in a few kilobytes.
+fn zero_png(width: u32, height: u32, bit_depth: u8, color_type: u8, row_bytes: usize) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    let row = vec![0u8; row_bytes + 1];
+    for _ in 0..height {
+        z.write_all(&row).unwrap();
+    }
+    let data = z.finish().unwrap();
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png_chunk(&mut png, b"IHDR", &ihdr(width, height, bit_depth, color_type));
+    png_chunk(&mut png, b"IDAT", &data);
+    png_chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+#[test]
+fn a_decompression_bomb_within_the_pixel_limits_is_refused_by_the_memory_limit() {
+    // 6000×6000 grey: 36 MP (under the 40 MP limit), 36 MB decoded, 108 MB as RGB, from a
+    // file of tens of kilobytes.
+    let bomb = zero_png(6_000, 6_000, 8, 0, 6_000);
+    assert!(bomb.len() < 200_000, "{}", bomb.len());
+    let tight = Limits {
+        max_image_alloc: 64 << 20,
+        ..limits()
+    };
+    let err = expect_err(decode_image("bomb.png", &bomb, &tight), "too_large", "bomb.png");
+    assert!(err.to_string().contains("MiB"), "{err}");
+    // Enough memory: the same image decodes (it is a valid, if boring, picture).
+    let roomy = Limits {
+        max_image_alloc: 200 << 20,
+        ..limits()
+    };
+    let decoded = decode_image("bomb.png", &bomb, &roomy).unwrap();
+    assert_eq!((decoded.width, decoded.height), (6_000, 6_000));
+}
+
+#[test]
+fn a_sixteen_bit_rgba_header_is_refused_before_its_buffer_is_allocated() {
+    // 7000×7000 RGBA at 16 bits: 49 MP (under the default pixel limit), 392 MB to decode into.
+    let mut bomb = b"\x89PNG\r\n\x1a\n".to_vec();
+    png_chunk(&mut bomb, b"IHDR", &ihdr(7_000, 7_000, 16, 6));
+    png_chunk(&mut bomb, b"IDAT", &zlib_stored(&[0; 64]));
+    png_chunk(&mut bomb, b"IEND", &[]);
+    let err = expect_err(
+        decode_image("deep.png", &bomb, &Limits::default()),
+        "too_large",
+        "deep.png",
+    );
+    assert!(err.to_string().contains("MiB"), "{err}");
+}

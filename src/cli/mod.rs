@@ -56,6 +56,62 @@ pub fn report_error(message: &str) {
     }
 }
 
+/// Logs every panic through tracing (one JSON record in JSON mode) with its message, place and
+/// thread, instead of raw text on stderr. Panics that are caught (a decoder on hostile data)
+/// are logged too: a panic is a bug even when the worker survives it.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_owned());
+        let location = info
+            .location()
+            .map_or_else(|| "unknown".to_owned(), |l| l.to_string());
+        let thread = std::thread::current();
+        let thread = thread.name().unwrap_or("unnamed");
+        // RUST_BACKTRACE decides, as with the default hook.
+        let backtrace = std::backtrace::Backtrace::capture();
+        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+            tracing::error!(panic = %message, %location, thread, %backtrace, "panic");
+        } else {
+            tracing::error!(panic = %message, %location, thread, "panic");
+        }
+    }));
+}
+
+/// Leaves the process at once with `code`, deleting temp downloads and private copies first:
+/// `process::exit` runs no destructors.
+pub fn exit_now(code: i32) -> ! {
+    let removed = crate::media::fetch::remove_temp_files();
+    if removed > 0 {
+        tracing::info!(removed, "temporary media files removed on exit");
+    }
+    std::process::exit(code)
+}
+
+/// For commands without their own signal handling (all but the worker): SIGINT and SIGTERM
+/// end the process as before (exit 130 and 143), without leaving temp files behind.
+pub fn exit_on_signals() -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            tracing::warn!("cannot listen for SIGINT/SIGTERM; temp files may outlive a signal");
+            return;
+        };
+        let code = tokio::select! {
+            _ = int.recv() => 130,
+            _ = term.recv() => 143,
+        };
+        exit_now(code);
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -409,4 +465,58 @@ pub struct WorkerCommandArgs {
     pub settings: SettingsArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Set in the child process of [`a_panic_is_one_json_log_record`].
+    const PANIC_CHILD: &str = "REGARD_TEST_PANIC_HOOK_CHILD";
+
+    /// Does nothing unless run as that test's child: then logs JSON to stderr as `main` does,
+    /// installs the hook and panics on a thread of its own.
+    #[test]
+    fn panic_hook_child() {
+        if std::env::var_os(PANIC_CHILD).is_none() {
+            return;
+        }
+        tracing_subscriber::fmt()
+            .json()
+            .with_writer(std::io::stderr)
+            .init();
+        install_panic_hook();
+        let panicked = std::thread::Builder::new()
+            .name("doomed".into())
+            .spawn(|| panic!("the poster had {} faces", 3))
+            .unwrap()
+            .join();
+        assert!(panicked.is_err());
+    }
+
+    #[test]
+    fn a_panic_is_one_json_log_record() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "cli::tests::panic_hook_child", "--nocapture"])
+            .args(["--test-threads", "1"])
+            .env(PANIC_CHILD, "1")
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "one record and nothing else: {stderr}");
+        let record: serde_json::Value = serde_json::from_str(lines[0])
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {stderr}"));
+        assert_eq!(record["level"], "ERROR", "{record}");
+        let fields = &record["fields"];
+        assert_eq!(fields["message"], "panic");
+        assert_eq!(fields["panic"], "the poster had 3 faces");
+        assert_eq!(fields["thread"], "doomed");
+        assert!(
+            fields["location"].as_str().unwrap().contains("src/cli/mod.rs"),
+            "{record}"
+        );
+    }
 }

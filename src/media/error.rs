@@ -10,8 +10,8 @@ pub enum MediaError {
     #[error("{input}: not found")]
     NotFound { input: String },
 
-    #[error("{input}: not a regular file")]
-    NotAFile { input: String },
+    #[error("{input}: not a regular file ({kind})")]
+    NotAFile { input: String, kind: &'static str },
 
     #[error("{input}: path is outside the allowed media roots")]
     OutsideRoots { input: String },
@@ -128,7 +128,7 @@ impl MediaError {
     pub fn input(&self) -> &str {
         match self {
             MediaError::NotFound { input }
-            | MediaError::NotAFile { input }
+            | MediaError::NotAFile { input, .. }
             | MediaError::OutsideRoots { input }
             | MediaError::UnsupportedSource { input, .. }
             | MediaError::Unreachable { input, .. }

@@ -1,9 +1,14 @@
 //! Getting media bytes onto local disk: local files under allowed roots, or HTTP(S) downloads
 //! with size, time and redirect limits that never connect to private networks (SSRF).
 
-use std::io::Read;
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
 
 use futures_util::StreamExt;
 use ipnet::IpNet;
@@ -43,30 +48,88 @@ impl FetchPolicy {
     }
 }
 
-/// Media on local disk, identified by content.
+/// Media identified by content, held so that what is analysed is exactly what was hashed: a
+/// local image in memory, a local video as a private copy, a download as a private temp file.
 #[derive(Debug)]
 pub struct FetchedMedia {
     /// The source as given (path or URL before redirects).
     pub source: String,
-    /// The local file: the canonical path of a local source, or a temp file for a download.
+    /// The local file: the canonical path of a local image, or a private temp file (a download,
+    /// or the copy of a local video made while hashing it).
     pub path: PathBuf,
     pub bytes: u64,
     /// Lowercase hex SHA-256 of the content.
     pub sha256: String,
     pub format: MediaFormat,
-    /// Keeps a download alive; deletes it on drop.
-    download: Option<tempfile::TempPath>,
+    /// A local image's bytes as they were hashed: the file may change after the fetch.
+    content: Option<Vec<u8>>,
+    /// Keeps a temp file alive; deletes it on drop.
+    download: Option<TempMedia>,
 }
 
 impl FetchedMedia {
-    /// True when `path` is a temp file that disappears with this value.
+    /// True when `path` is a private temp file that disappears with this value.
     pub fn is_download(&self) -> bool {
         self.download.is_some()
     }
 
-    /// The whole content (images are decoded from memory). Size was bounded when fetched.
-    pub fn read_all(&self) -> Result<Vec<u8>, MediaError> {
-        std::fs::read(&self.path).map_err(|e| MediaError::io(&self.source, e))
+    /// The whole content, as hashed (images are decoded from memory). Size was bounded when
+    /// fetched.
+    pub fn read_all(&self) -> Result<Cow<'_, [u8]>, MediaError> {
+        if let Some(content) = &self.content {
+            return Ok(Cow::Borrowed(content));
+        }
+        // Only private temp files are read again: nobody else writes them.
+        std::fs::read(&self.path)
+            .map(Cow::Owned)
+            .map_err(|e| MediaError::io(&self.source, e))
+    }
+}
+
+/// Temp files (downloads, private copies) alive in this process, so that exits that skip
+/// destructors (a signal, `process::exit`) can still delete them: [`remove_temp_files`].
+static LIVE_TEMP_FILES: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+fn live_temp_files() -> std::sync::MutexGuard<'static, BTreeSet<PathBuf>> {
+    // A panic while holding the lock leaves a set of paths that is still right.
+    LIVE_TEMP_FILES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Deletes every temp file of a download or private copy still alive; returns how many. For
+/// the exit paths that skip destructors; later drops of their owners find nothing to delete.
+pub fn remove_temp_files() -> usize {
+    let paths = std::mem::take(&mut *live_temp_files());
+    paths
+        .iter()
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .count()
+}
+
+/// A private temp file registered in [`LIVE_TEMP_FILES`] while it lives.
+#[derive(Debug)]
+struct TempMedia {
+    path: tempfile::TempPath,
+}
+
+impl TempMedia {
+    /// A new empty temp file in `dir` (the system temp directory, `$TMPDIR`, when `None`).
+    fn create(dir: Option<&Path>) -> std::io::Result<(std::fs::File, TempMedia)> {
+        let temp = match dir {
+            Some(dir) => tempfile::NamedTempFile::new_in(dir),
+            None => tempfile::NamedTempFile::new(),
+        }?;
+        let (file, path) = temp.into_parts();
+        live_temp_files().insert(path.to_path_buf());
+        Ok((file, TempMedia { path }))
+    }
+}
+
+impl Drop for TempMedia {
+    fn drop(&mut self) {
+        // The file itself goes when `path` drops, right after.
+        live_temp_files().remove(&self.path.to_path_buf());
     }
 }
 
@@ -89,16 +152,24 @@ impl Fetcher {
         match classify(source)? {
             Source::Local(path) => {
                 let owned = source.to_owned();
-                let roots = self.policy.local_roots.clone();
-                let max_bytes = self.policy.limits.max_media_bytes;
-                tokio::task::spawn_blocking(move || {
-                    fetch_local(&owned, &path, roots.as_deref(), max_bytes)
-                })
-                .await
-                .map_err(|e| MediaError::Io {
-                    input: source.to_owned(),
-                    source: std::io::Error::other(format!("local read task failed: {e}")),
-                })?
+                let policy = self.policy.clone();
+                let after = self.policy.limits.fetch_timeout;
+                let deadline = Instant::now() + after;
+                let read = tokio::task::spawn_blocking(move || {
+                    fetch_local(&owned, &path, &policy, deadline)
+                });
+                // A read that blocks for good (a stalled network mount) frees the slot anyway;
+                // its thread finishes or stays blocked on its own, and drops what it read.
+                tokio::time::timeout(after, read)
+                    .await
+                    .map_err(|_elapsed| MediaError::FetchTimeout {
+                        input: source.to_owned(),
+                        after,
+                    })?
+                    .map_err(|e| MediaError::Io {
+                        input: source.to_owned(),
+                        source: std::io::Error::other(format!("local read task failed: {e}")),
+                    })?
             }
             Source::Http(url) => {
                 let after = self.policy.limits.fetch_timeout;
@@ -223,12 +294,9 @@ impl Fetcher {
         if response.content_length().is_some_and(|len| len > max) {
             return Err(too_large());
         }
-        let temp = match &self.policy.download_dir {
-            Some(dir) => tempfile::NamedTempFile::new_in(dir),
-            None => tempfile::NamedTempFile::new(),
-        }
-        .map_err(|e| MediaError::io(source, e))?;
-        let (file, temp_path) = temp.into_parts();
+        let (file, temp) = TempMedia::create(self.policy.download_dir.as_deref())
+            .map_err(|e| MediaError::io(source, e))?;
+        let max_image = self.policy.limits.max_image_bytes.min(max);
         let mut file = tokio::fs::File::from_std(file);
         let mut hasher = Sha256::new();
         let mut head = Vec::with_capacity(SNIFF_LEN);
@@ -245,6 +313,13 @@ impl Fetcher {
                 let take = (SNIFF_LEN - head.len()).min(chunk.len());
                 head.extend_from_slice(&chunk[..take]);
             }
+            // An image is refused at its own, smaller limit as soon as it is recognised.
+            if total > max_image && sniff(&head).is_some_and(MediaFormat::is_image) {
+                return Err(MediaError::TooLarge {
+                    input: source.to_owned(),
+                    limit: max_image,
+                });
+            }
             hasher.update(&chunk);
             file.write_all(&chunk)
                 .await
@@ -255,11 +330,12 @@ impl Fetcher {
         let format = recognise(source, total, &head)?;
         Ok(FetchedMedia {
             source: source.to_owned(),
-            path: temp_path.to_path_buf(),
+            path: temp.path.to_path_buf(),
             bytes: total,
             sha256: hex::encode(hasher.finalize()),
             format,
-            download: Some(temp_path),
+            content: None,
+            download: Some(temp),
         })
     }
 
@@ -325,12 +401,12 @@ fn check_scheme(source: &str, url: &Url) -> Result<(), MediaError> {
 fn fetch_local(
     source: &str,
     path: &Path,
-    roots: Option<&[PathBuf]>,
-    max_bytes: u64,
+    policy: &FetchPolicy,
+    deadline: Instant,
 ) -> Result<FetchedMedia, MediaError> {
     let io = |e| MediaError::io(source, e);
     let canonical = std::fs::canonicalize(path).map_err(io)?;
-    if let Some(roots) = roots {
+    if let Some(roots) = &policy.local_roots {
         // Roots are canonicalised too, so symlinked roots work and `..` or a symlink inside a
         // root cannot lead out of it. A root that does not exist admits nothing.
         let inside = roots
@@ -343,52 +419,143 @@ fn fetch_local(
             });
         }
     }
-    // Open the canonical path, the one that was checked, not the name given.
-    let file = std::fs::File::open(&canonical).map_err(io)?;
+    // Look before opening: opening a FIFO blocks until a writer comes, a device never ends.
+    regular_file(source, &std::fs::symlink_metadata(&canonical).map_err(io)?)?;
+    // Open the canonical path, the one that was checked, without blocking and without
+    // following a symlink swapped in since; then check what was actually opened.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .open(&canonical)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) | Some(libc::ENXIO) => MediaError::NotAFile {
+                input: source.to_owned(),
+                kind: "a special file",
+            },
+            _ => io(e),
+        })?;
     let meta = file.metadata().map_err(io)?;
-    if !meta.is_file() {
-        return Err(MediaError::NotAFile {
-            input: source.to_owned(),
-        });
-    }
-    let too_large = || MediaError::TooLarge {
+    regular_file(source, &meta)?;
+    let limits = &policy.limits;
+    let too_large = |limit: u64| MediaError::TooLarge {
         input: source.to_owned(),
-        limit: max_bytes,
+        limit,
     };
-    if meta.len() > max_bytes {
-        return Err(too_large());
+    if meta.len() > limits.max_media_bytes {
+        return Err(too_large(limits.max_media_bytes));
     }
+    let timed_out = || MediaError::FetchTimeout {
+        input: source.to_owned(),
+        after: limits.fetch_timeout,
+    };
     // Read at most one byte past the limit: the file may grow after the metadata call.
-    let mut reader = file.take(max_bytes.saturating_add(1));
+    let mut reader = file.take(limits.max_media_bytes.saturating_add(1));
     let mut hasher = Sha256::new();
-    let mut head = Vec::with_capacity(SNIFF_LEN);
     let mut buf = vec![0u8; 64 * 1024];
-    let mut total: u64 = 0;
+    let mut read = |buf: &mut [u8]| -> Result<usize, MediaError> {
+        loop {
+            if Instant::now() > deadline {
+                return Err(timed_out());
+            }
+            match reader.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => return other.map_err(io),
+            }
+        }
+    };
+
+    // The head decides where the bytes go.
+    let mut head = Vec::with_capacity(SNIFF_LEN);
+    while head.len() < SNIFF_LEN {
+        let n = read(&mut buf[..SNIFF_LEN - head.len()])?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let format = recognise(source, head.len() as u64, &head)?;
+    // What is hashed is what is analysed: an image stays in memory (it is decoded from there),
+    // a video is copied to a private file while hashed (FFmpeg reads that copy). A file still
+    // being written is then analysed as it was read, and stored under that content's key.
+    let (limit, mut sink) = if format.is_image() {
+        let limit = limits.max_image_bytes.min(limits.max_media_bytes);
+        if meta.len() > limit {
+            return Err(too_large(limit));
+        }
+        let mut memory = Vec::with_capacity(meta.len() as usize);
+        memory.extend_from_slice(&head);
+        (limit, Sink::Memory(memory))
+    } else {
+        let (mut file, temp) = TempMedia::create(policy.download_dir.as_deref()).map_err(io)?;
+        file.write_all(&head).map_err(io)?;
+        (
+            limits.max_media_bytes,
+            Sink::Copy(std::io::BufWriter::with_capacity(256 * 1024, file), temp),
+        )
+    };
+    hasher.update(&head);
+    let mut total = head.len() as u64;
     loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io(e)),
-        };
+        let n = read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
         total += n as u64;
-        if head.len() < SNIFF_LEN {
-            let take = (SNIFF_LEN - head.len()).min(n);
-            head.extend_from_slice(&buf[..take]);
+        if total > limit {
+            return Err(too_large(limit));
         }
         hasher.update(&buf[..n]);
+        match &mut sink {
+            Sink::Memory(memory) => memory.extend_from_slice(&buf[..n]),
+            Sink::Copy(file, _) => file.write_all(&buf[..n]).map_err(io)?,
+        }
     }
-    if total > max_bytes {
-        return Err(too_large());
-    }
-    let format = recognise(source, total, &head)?;
+    let (path, content, download) = match sink {
+        Sink::Memory(memory) => (canonical, Some(memory), None),
+        Sink::Copy(file, temp) => {
+            // Flushed to the page cache, where FFmpeg reads it; durability is not needed.
+            file.into_inner().map_err(|e| io(e.into_error()))?;
+            (temp.path.to_path_buf(), None, Some(temp))
+        }
+    };
     Ok(FetchedMedia {
         source: source.to_owned(),
-        path: canonical,
+        path,
         bytes: total,
         sha256: hex::encode(hasher.finalize()),
         format,
-        download: None,
+        content,
+        download,
+    })
+}
+
+/// Where a local file's bytes go while they are hashed.
+enum Sink {
+    Memory(Vec<u8>),
+    Copy(std::io::BufWriter<std::fs::File>, TempMedia),
+}
+
+/// Refuses anything but a regular file, naming what it is.
+fn regular_file(source: &str, meta: &std::fs::Metadata) -> Result<(), MediaError> {
+    let t = meta.file_type();
+    let kind = if t.is_file() {
+        return Ok(());
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else {
+        "a special file"
+    };
+    Err(MediaError::NotAFile {
+        input: source.to_owned(),
+        kind,
     })
 }
 

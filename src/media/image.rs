@@ -5,7 +5,7 @@ use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, RgbImage};
+use image::{ColorType, DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, RgbImage};
 
 use super::error::MediaError;
 use super::sniff::{MediaFormat, sniff};
@@ -56,6 +56,12 @@ pub fn decode_image(
             });
         }
     };
+    if bytes.len() as u64 > limits.max_image_bytes {
+        return Err(MediaError::TooLarge {
+            input: input_name.to_owned(),
+            limit: limits.max_image_bytes,
+        });
+    }
     // Our own header reading runs before any decoder sees the data, so a hostile header cannot
     // make a decoder allocate; the decoder's own limits are the second line.
     if let Some((width, height)) = header_dimensions(format, bytes) {
@@ -126,10 +132,30 @@ fn decode_with_limits(
         tracing::warn!(input = input_name, error = %e, "unreadable EXIF orientation, using none");
         Orientation::NoTransforms
     });
+    // The decoder limits cover the decoders' own allocations, not the buffer the image is
+    // decoded into, nor our copies: those are counted here, before anything is allocated.
+    let needed = pixel_memory(
+        decoder.total_bytes(),
+        decoder.color_type(),
+        u64::from(width) * u64::from(height),
+        orientation,
+    );
+    if needed > limits.max_image_alloc {
+        return Err(MediaError::TooManyPixels {
+            input: input_name.to_owned(),
+            width,
+            height,
+            limit: format!(
+                "decoding needs {} MiB, over the {} MiB allowed",
+                needed.div_ceil(1 << 20),
+                limits.max_image_alloc >> 20
+            ),
+        });
+    }
     let mut image = DynamicImage::from_decoder(decoder)
         .map_err(|e| image_error(input_name, e, Some((width, height))))?;
     image.apply_orientation(orientation);
-    let rgb = flatten_on_white(&image);
+    let rgb = flatten_on_white(image);
     let (width, height) = rgb.dimensions();
     Ok((rgb, width, height))
 }
@@ -165,13 +191,34 @@ pub fn check_dimensions(
     Ok(())
 }
 
+/// The most pixel memory decoding holds at once, in bytes: the decoded buffer (`decoded`
+/// bytes) plus either its rotated copy or what converting it to 8-bit RGB allocates (an
+/// 8-bit RGBA copy first when the alpha comes in another layout), whichever is larger.
+fn pixel_memory(decoded: u64, color: ColorType, pixels: u64, orientation: Orientation) -> u64 {
+    let rotated = match orientation {
+        Orientation::Rotate90
+        | Orientation::Rotate270
+        | Orientation::Rotate90FlipH
+        | Orientation::Rotate270FlipH => decoded,
+        _ => 0,
+    };
+    let rgb = 3 * pixels;
+    let converted = match color {
+        ColorType::Rgb8 => 0,
+        ColorType::Rgba8 => rgb,
+        c if c.has_alpha() => 4 * pixels + rgb,
+        _ => rgb,
+    };
+    decoded + rotated.max(converted)
+}
+
 /// Composites transparent pixels on white (posters with alpha are meant to be seen on a page)
-/// and converts any depth or colour model to 8-bit RGB.
-fn flatten_on_white(image: &DynamicImage) -> RgbImage {
+/// and converts any depth or colour model to 8-bit RGB, reusing the buffer when it already is.
+fn flatten_on_white(image: DynamicImage) -> RgbImage {
     if !image.color().has_alpha() {
-        return image.to_rgb8();
+        return image.into_rgb8();
     }
-    let rgba = image.to_rgba8();
+    let rgba = image.into_rgba8();
     RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
         let [r, g, b, a] = rgba.get_pixel(x, y).0;
         let over_white = |c: u8| {
@@ -415,7 +462,7 @@ mod tests {
         let mut rgba = image::RgbaImage::new(2, 1);
         rgba.put_pixel(0, 0, image::Rgba([0, 0, 0, 0]));
         rgba.put_pixel(1, 0, image::Rgba([200, 0, 0, 128]));
-        let flat = flatten_on_white(&DynamicImage::ImageRgba8(rgba));
+        let flat = flatten_on_white(DynamicImage::ImageRgba8(rgba));
         assert_eq!(flat.get_pixel(0, 0).0, [255, 255, 255]);
         // 200·128/255 + 255·127/255 ≈ 227, 0 + 127 = 127.
         assert_eq!(flat.get_pixel(1, 0).0, [227, 127, 127]);
