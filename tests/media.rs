@@ -1134,7 +1134,10 @@ async fn downloaded_text_is_unsupported_format() {
 // Only regular files, read within a deadline, analysed as hashed (issue 12)
 
 /// Fetches with a hang guard: a fetch that blocks fails the test instead of hanging it.
-async fn fetch_within(fetcher: &Fetcher, source: &str) -> Result<regard::media::FetchedMedia, MediaError> {
+async fn fetch_within(
+    fetcher: &Fetcher,
+    source: &str,
+) -> Result<regard::media::FetchedMedia, MediaError> {
     tokio::time::timeout(Duration::from_secs(20), fetcher.fetch(source))
         .await
         .unwrap_or_else(|_| panic!("fetching {source} hung"))
@@ -1261,7 +1264,9 @@ async fn a_trailer_rewritten_after_the_fetch_is_analysed_from_a_private_copy() {
         download_dir: Some(temp.path().to_owned()),
         ..FetchPolicy::cli(limits())
     });
-    let fetched = fetch_within(&fetcher, path.to_str().unwrap()).await.unwrap();
+    let fetched = fetch_within(&fetcher, path.to_str().unwrap())
+        .await
+        .unwrap();
     assert_eq!(fetched.format, MediaFormat::Mp4);
     assert!(fetched.is_download(), "a private copy: {:?}", fetched.path);
     // Truncated in place (a copy still in progress looks the same), then another trailer.
@@ -1282,7 +1287,11 @@ async fn an_image_over_the_image_limit_is_too_large_at_fetch_local_or_downloaded
         Rgb([v, v.wrapping_mul(7), v.wrapping_mul(13)])
     });
     let png = encode(&DynamicImage::ImageRgb8(noise), ImageFormat::Png);
-    assert!(png.len() > 256 << 10 && png.len() < 1 << 20, "{}", png.len());
+    assert!(
+        png.len() > 256 << 10 && png.len() < 1 << 20,
+        "{}",
+        png.len()
+    );
     let small = Limits {
         max_image_bytes: 256 << 10,
         ..limits()
@@ -1299,7 +1308,10 @@ async fn an_image_over_the_image_limit_is_too_large_at_fetch_local_or_downloaded
         "too_large",
         "huge.png",
     );
-    assert!(err.to_string().contains(&(256u64 << 10).to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&(256u64 << 10).to_string()),
+        "{err}"
+    );
     let body = png.clone();
     let server = serve(move |_, _| ok_png(body.clone())).await;
     let downloads = tempfile::tempdir().unwrap();
@@ -1311,7 +1323,11 @@ async fn an_image_over_the_image_limit_is_too_large_at_fetch_local_or_downloaded
     );
     assert!(dir_is_empty(downloads.path()));
     // Bytes handed to the decoder directly are held to the same limit.
-    expect_err(decode_image("huge.png", &png, &small), "too_large", "huge.png");
+    expect_err(
+        decode_image("huge.png", &png, &small),
+        "too_large",
+        "huge.png",
+    );
     // A trailer of the same size is not an image: the media limit applies.
     let trailer = std::fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/trailers/t2_854x480.mp4"),
@@ -1334,7 +1350,11 @@ fn zero_png(width: u32, height: u32, bit_depth: u8, color_type: u8, row_bytes: u
     }
     let data = z.finish().unwrap();
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    png_chunk(&mut png, b"IHDR", &ihdr(width, height, bit_depth, color_type));
+    png_chunk(
+        &mut png,
+        b"IHDR",
+        &ihdr(width, height, bit_depth, color_type),
+    );
     png_chunk(&mut png, b"IDAT", &data);
     png_chunk(&mut png, b"IEND", &[]);
     png
@@ -1350,7 +1370,11 @@ fn a_decompression_bomb_within_the_pixel_limits_is_refused_by_the_memory_limit()
         max_image_alloc: 64 << 20,
         ..limits()
     };
-    let err = expect_err(decode_image("bomb.png", &bomb, &tight), "too_large", "bomb.png");
+    let err = expect_err(
+        decode_image("bomb.png", &bomb, &tight),
+        "too_large",
+        "bomb.png",
+    );
     assert!(err.to_string().contains("MiB"), "{err}");
     // Enough memory: the same image decodes (it is a valid, if boring, picture).
     let roomy = Limits {

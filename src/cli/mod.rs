@@ -507,15 +507,18 @@ mod tests {
         assert!(out.status.success(), "{stderr}");
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(lines.len(), 1, "one record and nothing else: {stderr}");
-        let record: serde_json::Value = serde_json::from_str(lines[0])
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {stderr}"));
+        let record: serde_json::Value =
+            serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("not JSON ({e}): {stderr}"));
         assert_eq!(record["level"], "ERROR", "{record}");
         let fields = &record["fields"];
         assert_eq!(fields["message"], "panic");
         assert_eq!(fields["panic"], "the poster had 3 faces");
         assert_eq!(fields["thread"], "doomed");
         assert!(
-            fields["location"].as_str().unwrap().contains("src/cli/mod.rs"),
+            fields["location"]
+                .as_str()
+                .unwrap()
+                .contains("src/cli/mod.rs"),
             "{record}"
         );
     }
