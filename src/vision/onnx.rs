@@ -21,7 +21,7 @@ use ndarray::ArrayView4;
 use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::TensorRef;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// ONNX Runtime is loaded once per process; later loads must name the same library bytes.
 static RUNTIME: Mutex<Option<(String, Environment)>> = Mutex::new(None);
@@ -116,7 +116,7 @@ pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Models,
                 })
             }
             ModelRole::Embedding => {
-                embedder = Some(Box::new(OnnxModel::load(&env, spec, threads)?))
+                embedder = Some(Box::new(LazyEmbedder::new(&env, spec, threads)?))
             }
         }
     }
@@ -272,15 +272,76 @@ impl OnnxModel {
     }
 
     fn chip_spec(&self) -> ChipSpec {
-        ChipSpec {
-            // Validation guarantees every face model has an align table.
-            align: self.spec.align.unwrap_or(manifest::AlignSpec {
-                template: manifest::AlignTemplate::Dlib5,
-                padding: 0.2,
-            }),
-            width: self.spec.input.width,
-            height: self.spec.input.height,
+        chip_spec(&self.spec)
+    }
+}
+
+fn chip_spec(spec: &ModelSpec) -> ChipSpec {
+    ChipSpec {
+        // Validation guarantees every face model has an align table.
+        align: spec.align.unwrap_or(manifest::AlignSpec {
+            template: manifest::AlignTemplate::Dlib5,
+            padding: 0.2,
+        }),
+        width: spec.input.width,
+        height: spec.input.height,
+    }
+}
+
+/// The embedder, its session created on first use: posters never embed, and it is the largest
+/// model (38.7 MB to hash and optimise, most of a cold start). Its file must exist when the
+/// models load; its bytes are hashed when they are read, as every model's are.
+pub struct LazyEmbedder {
+    env: Environment,
+    spec: ModelSpec,
+    threads: usize,
+    model: OnceLock<OnnxModel>,
+    /// Held while the session is created, so that two threads do not both create it.
+    loading: Mutex<()>,
+}
+
+impl LazyEmbedder {
+    fn new(env: &Environment, spec: &ModelSpec, threads: usize) -> Result<Self, VisionError> {
+        std::fs::metadata(&spec.file).map_err(|e| VisionError::MissingFile {
+            file: spec.file.clone(),
+            expected: spec.sha256.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(LazyEmbedder {
+            env: env.clone(),
+            spec: spec.clone(),
+            threads,
+            model: OnceLock::new(),
+            loading: Mutex::new(()),
+        })
+    }
+
+    /// The session, created now if this is the first use. A failed load is not kept: the
+    /// next call tries again (and fails the same way on the same file).
+    fn session(&self) -> Result<&OnnxModel, VisionError> {
+        if let Some(model) = self.model.get() {
+            return Ok(model);
         }
+        let _loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(model) = self.model.get() {
+            return Ok(model);
+        }
+        let model = OnnxModel::load(&self.env, &self.spec, self.threads)?;
+        Ok(self.model.get_or_init(|| model))
+    }
+}
+
+impl FaceEmbedder for LazyEmbedder {
+    fn model(&self) -> ModelRef {
+        self.spec.model_ref()
+    }
+
+    fn chip(&self) -> ChipSpec {
+        chip_spec(&self.spec)
+    }
+
+    fn embed(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>, VisionError> {
+        self.session()?.run_chips(chips)
     }
 }
 
@@ -473,5 +534,6 @@ mod tests {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<OnnxModel>();
         assert_send_sync::<YunetDetector>();
+        assert_send_sync::<LazyEmbedder>();
     }
 }
