@@ -537,6 +537,9 @@ impl YunetDetector {
     }
 }
 
+/// The detections of one view, in source pixels.
+type ViewResult = Result<Vec<Detection>, VisionError>;
+
 /// One detector input of a plan.
 #[derive(Clone, Copy)]
 struct View<'a> {
@@ -591,7 +594,7 @@ impl FaceDetector for YunetDetector {
             })
             .collect();
         let lanes = self.lanes.min(views.len());
-        let mut per_view: Vec<Result<Vec<Detection>, VisionError>> = if lanes <= 1 {
+        let mut per_view: Vec<ViewResult> = if lanes <= 1 {
             let mut session = self.model.session.lock().unwrap_or_else(|p| p.into_inner());
             views
                 .iter()
@@ -600,8 +603,7 @@ impl FaceDetector for YunetDetector {
         } else {
             let sessions = self.lane_sessions()?;
             let next = std::sync::atomic::AtomicUsize::new(0);
-            let done: Mutex<Vec<(usize, Result<Vec<Detection>, VisionError>)>> =
-                Mutex::new(Vec::with_capacity(views.len()));
+            let done: Mutex<Vec<(usize, ViewResult)>> = Mutex::new(Vec::with_capacity(views.len()));
             std::thread::scope(|scope| {
                 for session in &sessions[..lanes] {
                     let (views, plan, next, done) = (&views, &plan, &next, &done);
