@@ -58,8 +58,12 @@ pub fn threads_per_slot(cores: usize, slots: usize, requested: usize) -> usize {
     }
 }
 
-/// Verify the manifest's files, then load `copies` pipelines (one set of model sessions each).
-/// Refuses to start on a missing or altered model file, naming it. Blocking.
+/// Load `copies` pipelines (one set of model sessions each). Refuses to start on a missing
+/// model file or an altered runtime or eagerly loaded model, naming it. Blocking.
+///
+/// Each file is hashed once, as its bytes are loaded (not first by a separate pass over the
+/// manifest): on a cold start the hashing was a large part of the time. The embedder is loaded,
+/// and so hashed, at the first trailer (see [`crate::vision::onnx::LazyEmbedder`]).
 pub fn load_pipelines(
     models: &ModelOptions,
     settings: &AnalysisSettings,
@@ -68,7 +72,10 @@ pub fn load_pipelines(
     embeddings: bool,
 ) -> anyhow::Result<Vec<Pipeline>> {
     let manifest = ModelManifest::load(&models.manifest)?;
-    manifest.verify()?;
+    // What `Vision::load` does not read itself is checked here, as `ModelManifest::verify` does.
+    for m in manifest.gender_age.iter().filter(|m| m.enabled) {
+        crate::vision::manifest::verify_file(&m.file, &m.sha256)?;
+    }
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);

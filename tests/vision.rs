@@ -577,3 +577,79 @@ fn the_source_photos_get_their_perceived_gender() {
     }
     assert!(wrong.is_empty(), "wrong perceived gender: {wrong:?}");
 }
+
+/// The repository manifest copied into `dir` with absolute model paths, after `edit`.
+fn repo_manifest_copy(dir: &Path, edit: impl Fn(String) -> String) -> ModelManifest {
+    let text = std::fs::read_to_string(root().join("models/manifest.toml")).unwrap();
+    let models = root().join("models");
+    let text = edit(text.replace("file = \"", &format!("file = \"{}/", models.display())));
+    let path = dir.join("manifest.toml");
+    std::fs::write(&path, text).unwrap();
+    ModelManifest::load(&path).unwrap()
+}
+
+/// Posters never embed, so the embedder's session is created (and its file hashed) at the first
+/// embedding: loading succeeds with an altered embedder file, the first use names it. A missing
+/// file still fails the load.
+#[test]
+fn the_embedder_is_loaded_and_hashed_at_its_first_use() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sface = spec(&repo_manifest(), "sface-2021dec-fp32").sha256.clone();
+    let wrong = "0".repeat(64);
+    let altered = repo_manifest_copy(tmp.path(), |t| t.replacen(&sface, &wrong, 1));
+    let options = VisionOptions {
+        embeddings: true,
+        ..VisionOptions::default()
+    };
+    let v = vision(&altered, options.clone());
+    // The provenance names the embedder before it is loaded.
+    assert!(v.models().iter().any(|m| m.role == "embedding"));
+    let img = face_photo("ardern_1.jpg");
+    let dets = v.detect(&img, 0.6, 0.3, 16.0).unwrap();
+    assert!(!dets.is_empty());
+    let e = v.embed(&img, &dets).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, VisionError::HashMismatch { .. }), "{msg}");
+    assert!(
+        msg.contains("face_recognition_sface") && msg.contains(&wrong),
+        "{msg}"
+    );
+
+    let missing = repo_manifest_copy(tmp.path(), |t| {
+        t.replacen(
+            "face_recognition_sface_2021dec_fp32.onnx",
+            "absent_sface.onnx",
+            1,
+        )
+    });
+    let e = Vision::load(&missing, &options).err().unwrap();
+    assert!(matches!(e, VisionError::MissingFile { .. }), "{e}");
+    assert!(e.to_string().contains("absent_sface.onnx"), "{e}");
+}
+
+/// A tiled plan runs its views side by side on one-thread sessions when two threads are given;
+/// the detections are the serial run's, in the same order, to the bit.
+#[test]
+fn tiled_views_side_by_side_give_the_serial_detections() {
+    let poster = image::open(root().join("fixtures/posters/bench_2000x3000_8faces.jpg"))
+        .unwrap()
+        .to_rgb8();
+    let serial = vision(
+        &repo_manifest(),
+        VisionOptions {
+            intra_threads: 1,
+            ..VisionOptions::default()
+        },
+    );
+    let side_by_side = vision(
+        &repo_manifest(),
+        VisionOptions {
+            intra_threads: 2,
+            ..VisionOptions::default()
+        },
+    );
+    let a = serial.detect(&poster, 0.6, 0.3, 32.0).unwrap();
+    let b = side_by_side.detect(&poster, 0.6, 0.3, 32.0).unwrap();
+    assert!(a.len() >= 8, "{} faces", a.len());
+    assert_eq!(a, b);
+}

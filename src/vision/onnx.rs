@@ -5,8 +5,8 @@
 
 use super::align::pack_chips;
 use super::detect::{
-    DetectionPlan, StrideOutputs, TilePolicy, decode_yunet, fill_window, merge_views, plan_views,
-    resize_area, window_to_source,
+    DetectionPlan, PlanLevel, StrideOutputs, TilePolicy, decode_yunet, fill_window, merge_views,
+    plan_views, resize_area, window_to_source,
 };
 use super::manifest::{
     self, ModelManifest, ModelRole, ModelSpec, OutputKind, read_verified, sha256_file,
@@ -21,7 +21,7 @@ use ndarray::ArrayView4;
 use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::TensorRef;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// ONNX Runtime is loaded once per process; later loads must name the same library bytes.
 static RUNTIME: Mutex<Option<(String, Environment)>> = Mutex::new(None);
@@ -116,7 +116,7 @@ pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Models,
                 })
             }
             ModelRole::Embedding => {
-                embedder = Some(Box::new(OnnxModel::load(&env, spec, threads)?))
+                embedder = Some(Box::new(LazyEmbedder::new(&env, spec, threads)?))
             }
         }
     }
@@ -128,6 +128,31 @@ pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Models,
         age,
         embedder,
     })
+}
+
+/// A session on verified model bytes with `threads` intra-op threads.
+fn new_session(
+    env: &Environment,
+    spec: &ModelSpec,
+    bytes: &[u8],
+    threads: usize,
+) -> Result<Session, VisionError> {
+    let err = |e: ort::Error| VisionError::ModelLoad {
+        model: spec.name.clone(),
+        message: e.to_string(),
+    };
+    // Intra-op threads busy-wait between runs by default; with decoding and inference sharing
+    // two cores that spinning steals the decoder's time (STACK.md).
+    Session::builder(env)
+        .map_err(err)?
+        .with_intra_threads(threads.max(1))
+        .map_err(|e| err(e.into()))?
+        .with_intra_op_spinning(false)
+        .map_err(|e| err(e.into()))?
+        .with_inter_op_spinning(false)
+        .map_err(|e| err(e.into()))?
+        .commit_from_memory(bytes)
+        .map_err(err)
 }
 
 /// One session of a manifest entry. The session sits behind a mutex because `Session::run`
@@ -147,22 +172,21 @@ fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
 impl OnnxModel {
     fn load(env: &Environment, spec: &ModelSpec, threads: usize) -> Result<Self, VisionError> {
         let bytes = read_verified(&spec.file, &spec.sha256)?;
+        Self::from_bytes(env, spec, &bytes, threads)
+    }
+
+    /// A model on bytes already read and verified.
+    fn from_bytes(
+        env: &Environment,
+        spec: &ModelSpec,
+        bytes: &[u8],
+        threads: usize,
+    ) -> Result<Self, VisionError> {
         let err = |message: String| VisionError::ModelLoad {
             model: spec.name.clone(),
             message,
         };
-        // Intra-op threads busy-wait between runs by default; with decoding and inference sharing
-        // two cores that spinning steals the decoder's time (STACK.md).
-        let session = Session::builder(env)
-            .map_err(|e| err(e.to_string()))?
-            .with_intra_threads(threads.max(1))
-            .map_err(|e| err(e.to_string()))?
-            .with_intra_op_spinning(false)
-            .map_err(|e| err(e.to_string()))?
-            .with_inter_op_spinning(false)
-            .map_err(|e| err(e.to_string()))?
-            .commit_from_memory(&bytes)
-            .map_err(|e| err(e.to_string()))?;
+        let session = new_session(env, spec, bytes, threads)?;
         let input = session
             .inputs()
             .iter()
@@ -272,15 +296,76 @@ impl OnnxModel {
     }
 
     fn chip_spec(&self) -> ChipSpec {
-        ChipSpec {
-            // Validation guarantees every face model has an align table.
-            align: self.spec.align.unwrap_or(manifest::AlignSpec {
-                template: manifest::AlignTemplate::Dlib5,
-                padding: 0.2,
-            }),
-            width: self.spec.input.width,
-            height: self.spec.input.height,
+        chip_spec(&self.spec)
+    }
+}
+
+fn chip_spec(spec: &ModelSpec) -> ChipSpec {
+    ChipSpec {
+        // Validation guarantees every face model has an align table.
+        align: spec.align.unwrap_or(manifest::AlignSpec {
+            template: manifest::AlignTemplate::Dlib5,
+            padding: 0.2,
+        }),
+        width: spec.input.width,
+        height: spec.input.height,
+    }
+}
+
+/// The embedder, its session created on first use: posters never embed, and it is the largest
+/// model (38.7 MB to hash and optimise, most of a cold start). Its file must exist when the
+/// models load; its bytes are hashed when they are read, as every model's are.
+pub struct LazyEmbedder {
+    env: Environment,
+    spec: ModelSpec,
+    threads: usize,
+    model: OnceLock<OnnxModel>,
+    /// Held while the session is created, so that two threads do not both create it.
+    loading: Mutex<()>,
+}
+
+impl LazyEmbedder {
+    fn new(env: &Environment, spec: &ModelSpec, threads: usize) -> Result<Self, VisionError> {
+        std::fs::metadata(&spec.file).map_err(|e| VisionError::MissingFile {
+            file: spec.file.clone(),
+            expected: spec.sha256.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(LazyEmbedder {
+            env: env.clone(),
+            spec: spec.clone(),
+            threads,
+            model: OnceLock::new(),
+            loading: Mutex::new(()),
+        })
+    }
+
+    /// The session, created now if this is the first use. A failed load is not kept: the
+    /// next call tries again (and fails the same way on the same file).
+    fn session(&self) -> Result<&OnnxModel, VisionError> {
+        if let Some(model) = self.model.get() {
+            return Ok(model);
         }
+        let _loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(model) = self.model.get() {
+            return Ok(model);
+        }
+        let model = OnnxModel::load(&self.env, &self.spec, self.threads)?;
+        Ok(self.model.get_or_init(|| model))
+    }
+}
+
+impl FaceEmbedder for LazyEmbedder {
+    fn model(&self) -> ModelRef {
+        self.spec.model_ref()
+    }
+
+    fn chip(&self) -> ChipSpec {
+        chip_spec(&self.spec)
+    }
+
+    fn embed(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>, VisionError> {
+        self.session()?.run_chips(chips)
     }
 }
 
@@ -333,10 +418,23 @@ fn l2_normalise(row: &mut [f32]) {
 
 /// YuNet on a letterboxed whole view plus tiles where small faces need them (see
 /// [`super::detect`]), merged across views with NMS.
+///
+/// A plan of one view (a trailer frame) runs on the main session with every intra-op thread.
+/// A tiled plan (a poster: 1 + 6 views at 2000×3000) runs its views side by side, one per
+/// thread on one-thread sessions: a 640² YuNet run parallelises poorly inside ONNX Runtime, whole
+/// views do not. The outputs are the same bit for bit (each view is computed the same way; the
+/// views are merged in plan order).
 pub struct YunetDetector {
     model: OnnxModel,
     strides: Vec<u32>,
     tile_policy: TilePolicy,
+    env: Environment,
+    /// The verified model bytes, for the lane sessions.
+    bytes: Vec<u8>,
+    /// Views of a tiled plan run on this many threads (the intra-op threads of the main session).
+    lanes: usize,
+    /// One one-thread session per lane, created at the first tiled plan.
+    lane_sessions: OnceLock<Result<Vec<Mutex<Session>>, String>>,
 }
 
 impl YunetDetector {
@@ -346,10 +444,15 @@ impl YunetDetector {
             .as_ref()
             .map(|d| d.strides.clone())
             .unwrap_or_else(|| vec![8, 16, 32]);
+        let bytes = read_verified(&spec.file, &spec.sha256)?;
         Ok(YunetDetector {
-            model: OnnxModel::load(env, spec, threads)?,
+            model: OnnxModel::from_bytes(env, spec, &bytes, threads)?,
             strides,
             tile_policy: TilePolicy::default(),
+            env: env.clone(),
+            bytes,
+            lanes: threads.max(1),
+            lane_sessions: OnceLock::new(),
         })
     }
 
@@ -365,6 +468,84 @@ impl YunetDetector {
             &self.tile_policy,
         )
     }
+
+    fn lane_sessions(&self) -> Result<&[Mutex<Session>], VisionError> {
+        let made = self.lane_sessions.get_or_init(|| {
+            (0..self.lanes)
+                .map(|_| new_session(&self.env, &self.model.spec, &self.bytes, 1).map(Mutex::new))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())
+        });
+        made.as_deref().map_err(|message| VisionError::ModelLoad {
+            model: self.model.spec.name.clone(),
+            message: message.clone(),
+        })
+    }
+
+    /// One view: the window at `origin` of `level_image`, decoded into source pixels.
+    fn run_view(
+        &self,
+        session: &mut Session,
+        view: View<'_>,
+        plan: &DetectionPlan,
+        options: &DetectOptions,
+    ) -> Result<Vec<Detection>, VisionError> {
+        let model = &self.model;
+        let input = &model.spec.input;
+        let (iw, ih) = (input.width as usize, input.height as usize);
+        let (x, y) = view.origin;
+        let tensor = fill_window(view.image, x, y, input);
+        let array =
+            ArrayView4::from_shape((1, 3, ih, iw), &tensor).map_err(|e| model.infer_err(e))?;
+        let tensor = TensorRef::from_array_view(array).map_err(|e| model.infer_err(e))?;
+        let outputs = session
+            .run(ort::inputs![input.name.as_str() => tensor])
+            .map_err(|e| model.infer_err(e))?;
+        let mut per_stride = Vec::with_capacity(self.strides.len());
+        for &s in &self.strides {
+            let get = |prefix: &str| -> Result<&[f32], VisionError> {
+                let name = format!("{prefix}_{s}");
+                let value = outputs
+                    .get(&name)
+                    .ok_or_else(|| model.infer_err(format!("no output \"{name}\"")))?;
+                let (_, data) = value
+                    .try_extract_tensor::<f32>()
+                    .map_err(|e| model.infer_err(e))?;
+                Ok(data)
+            };
+            per_stride.push(StrideOutputs {
+                stride: s,
+                cls: get("cls")?,
+                obj: get("obj")?,
+                bbox: get("bbox")?,
+                kps: get("kps")?,
+            });
+        }
+        let dets = decode_yunet(
+            &per_stride,
+            input.width,
+            input.height,
+            options.score_threshold,
+        );
+        Ok(window_to_source(
+            dets,
+            plan,
+            view.level,
+            view.origin,
+            self.tile_policy.edge_margin_px,
+        ))
+    }
+}
+
+/// The detections of one view, in source pixels.
+type ViewResult = Result<Vec<Detection>, VisionError>;
+
+/// One detector input of a plan.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    level: &'a PlanLevel,
+    image: &'a RgbImage,
+    origin: (u32, u32),
 }
 
 impl FaceDetector for YunetDetector {
@@ -381,11 +562,7 @@ impl FaceDetector for YunetDetector {
         if w == 0 || h == 0 {
             return Ok(Vec::new());
         }
-        let model = &self.model;
-        let input = &model.spec.input;
         let plan = self.plan(w, h, options.min_face_px);
-        let (iw, ih) = (input.width as usize, input.height as usize);
-        let mut session = model.session.lock().unwrap_or_else(|p| p.into_inner());
         // Scaled images, finest level first, each made from the previous one (a poster's
         // whole view is then a 2×2 pyramid step plus a small resize of the tile level).
         let n = plan.levels.len();
@@ -403,52 +580,53 @@ impl FaceDetector for YunetDetector {
             };
             scaled[i] = made;
         }
-        let level_images: Vec<&RgbImage> =
-            scaled.iter().map(|s| s.as_ref().unwrap_or(image)).collect();
-        let mut all = Vec::new();
-        for (level, level_image) in plan.levels.iter().zip(&level_images) {
-            for &(x, y) in &level.tiles {
-                let tensor = fill_window(level_image, x, y, input);
-                let view = ArrayView4::from_shape((1, 3, ih, iw), &tensor)
-                    .map_err(|e| model.infer_err(e))?;
-                let tensor = TensorRef::from_array_view(view).map_err(|e| model.infer_err(e))?;
-                let outputs = session
-                    .run(ort::inputs![input.name.as_str() => tensor])
-                    .map_err(|e| model.infer_err(e))?;
-                let mut per_stride = Vec::with_capacity(self.strides.len());
-                for &s in &self.strides {
-                    let get = |prefix: &str| -> Result<&[f32], VisionError> {
-                        let name = format!("{prefix}_{s}");
-                        let value = outputs
-                            .get(&name)
-                            .ok_or_else(|| model.infer_err(format!("no output \"{name}\"")))?;
-                        let (_, data) = value
-                            .try_extract_tensor::<f32>()
-                            .map_err(|e| model.infer_err(e))?;
-                        Ok(data)
-                    };
-                    per_stride.push(StrideOutputs {
-                        stride: s,
-                        cls: get("cls")?,
-                        obj: get("obj")?,
-                        bbox: get("bbox")?,
-                        kps: get("kps")?,
+        let views: Vec<View<'_>> = plan
+            .levels
+            .iter()
+            .zip(&scaled)
+            .flat_map(|(level, scaled)| {
+                let image = scaled.as_ref().unwrap_or(image);
+                level.tiles.iter().map(move |&origin| View {
+                    level,
+                    image,
+                    origin,
+                })
+            })
+            .collect();
+        let lanes = self.lanes.min(views.len());
+        let mut per_view: Vec<ViewResult> = if lanes <= 1 {
+            let mut session = self.model.session.lock().unwrap_or_else(|p| p.into_inner());
+            views
+                .iter()
+                .map(|&v| self.run_view(&mut session, v, &plan, options))
+                .collect()
+        } else {
+            let sessions = self.lane_sessions()?;
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let done: Mutex<Vec<(usize, ViewResult)>> = Mutex::new(Vec::with_capacity(views.len()));
+            std::thread::scope(|scope| {
+                for session in &sessions[..lanes] {
+                    let (views, plan, next, done) = (&views, &plan, &next, &done);
+                    scope.spawn(move || {
+                        let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(&view) = views.get(i) else { break };
+                            let out = self.run_view(&mut session, view, plan, options);
+                            done.lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push((i, out));
+                        }
                     });
                 }
-                let dets = decode_yunet(
-                    &per_stride,
-                    input.width,
-                    input.height,
-                    options.score_threshold,
-                );
-                all.extend(window_to_source(
-                    dets,
-                    &plan,
-                    level,
-                    (x, y),
-                    self.tile_policy.edge_margin_px,
-                ));
-            }
+            });
+            let mut done = done.into_inner().unwrap_or_else(|p| p.into_inner());
+            done.sort_by_key(|(i, _)| *i);
+            done.into_iter().map(|(_, out)| out).collect()
+        };
+        let mut all = Vec::new();
+        for out in per_view.drain(..) {
+            all.extend(out?);
         }
         Ok(merge_views(all, options.nms_iou, options.min_face_px))
     }
@@ -473,5 +651,6 @@ mod tests {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<OnnxModel>();
         assert_send_sync::<YunetDetector>();
+        assert_send_sync::<LazyEmbedder>();
     }
 }
