@@ -40,7 +40,7 @@ fn a_small_soak_with_kills_a_broker_restart_and_a_database_stop_loses_and_double
         out.status
     );
     let outcome = row(&stdout, "| messages |");
-    assert_eq!(outcome.len(), 12, "{stdout}");
+    assert_eq!(outcome.len(), 13, "{stdout}");
     let cell = |i: usize| outcome[i].as_str();
     let (messages, contents, analysed, reused, poison) =
         (cell(0), cell(2), cell(3), cell(4), cell(6));

@@ -342,6 +342,10 @@ pub struct SoakArgs {
     /// Keep the working directory (media, logs, broker and database data) even on success.
     #[arg(long)]
     pub keep: bool,
+    /// Also fail when a job's final event arrived twice (the work itself done once): events
+    /// are at least once when a broker restart eats a publisher confirm.
+    #[arg(long)]
+    pub strict_events: bool,
     #[command(flatten)]
     pub models: ModelArgs,
 }
