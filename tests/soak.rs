@@ -9,7 +9,9 @@ use std::process::Command;
 /// The cells of the table row that follows the header line starting with `header`.
 fn row(stdout: &str, header: &str) -> Vec<String> {
     let mut lines = stdout.lines().skip_while(|l| !l.starts_with(header));
-    lines.next().unwrap_or_else(|| panic!("no table {header:?}:\n{stdout}"));
+    lines
+        .next()
+        .unwrap_or_else(|| panic!("no table {header:?}:\n{stdout}"));
     lines.next(); // the |---| line
     let line = lines.next().expect("a data row");
     line.trim_matches('|')

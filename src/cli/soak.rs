@@ -127,15 +127,7 @@ impl PrivatePg {
         let data = pg.data();
         let out = pg.run(
             "initdb",
-            &[
-                "-D",
-                &data,
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-            ],
+            &["-D", &data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
         )?;
         anyhow::ensure!(out.status.success(), "initdb: {}", text(&out));
         Ok(pg)
@@ -215,7 +207,11 @@ impl PrivateRabbit {
             .arg("-names")
             .output()
             .context("epmd is not installed")?;
-        anyhow::ensure!(epmd.status.success(), "epmd does not answer: {}", text(&epmd));
+        anyhow::ensure!(
+            epmd.status.success(),
+            "epmd does not answer: {}",
+            text(&epmd)
+        );
         Ok(PrivateRabbit {
             name: format!("regard-soak-{tag}@localhost"),
             port: free_port()?,
@@ -306,7 +302,13 @@ impl PrivateRabbit {
 
     /// Messages (ready + unacknowledged) per queue, from the broker itself.
     fn queue_messages(&self) -> anyhow::Result<BTreeMap<String, u64>> {
-        let out = self.ctl(&["list_queues", "-q", "--no-table-headers", "name", "messages"])?;
+        let out = self.ctl(&[
+            "list_queues",
+            "-q",
+            "--no-table-headers",
+            "name",
+            "messages",
+        ])?;
         Ok(out
             .lines()
             .filter_map(|l| {
@@ -472,12 +474,7 @@ impl Mix {
     }
 }
 
-fn build_corpus(
-    mix: Mix,
-    fixtures: &Path,
-    media: &Path,
-    rng: &mut Rng,
-) -> anyhow::Result<Corpus> {
+fn build_corpus(mix: Mix, fixtures: &Path, media: &Path, rng: &mut Rng) -> anyhow::Result<Corpus> {
     std::fs::create_dir_all(media)?;
     let mut messages = Vec::new();
     let mut expected: BTreeMap<String, Expected> = BTreeMap::new();
@@ -623,7 +620,10 @@ impl WorkerProc {
     fn job_in_progress(&self) -> Option<String> {
         let log = std::fs::read_to_string(&self.log).ok()?;
         let started = log.rfind("job started")?;
-        if log.rfind("job settled").is_some_and(|settled| settled > started) {
+        if log
+            .rfind("job settled")
+            .is_some_and(|settled| settled > started)
+        {
             return None;
         }
         let line = log[started..].lines().next()?;
@@ -761,7 +761,11 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let status: u16 = text.split(' ').nth(1)?.parse().ok()?;
@@ -954,8 +958,10 @@ pub fn tally(expected: &BTreeMap<String, Expected>, observed: &Observed) -> Tall
                         .iter()
                         .all(|e| e.outcome == "failed" || e.outcome == "malformed");
                 if !final_ok && !events.is_empty() {
-                    t.anomalies
-                        .push(format!("poison {id} ({kind}) ended {:?}", events[0].outcome));
+                    t.anomalies.push(format!(
+                        "poison {id} ({kind}) ended {:?}",
+                        events[0].outcome
+                    ));
                 }
                 if dead_n < e.messages {
                     lost = true;
@@ -1177,11 +1183,7 @@ async fn db_execute(url: &str, sql: &str) -> anyhow::Result<u64> {
     Ok(n)
 }
 
-async fn observe(
-    db_url: &str,
-    admin: &mut Admin,
-    topology: &Topology,
-) -> anyhow::Result<Observed> {
+async fn observe(db_url: &str, admin: &mut Admin, topology: &Topology) -> anyhow::Result<Observed> {
     let mut observed = Observed::default();
     let results = topology
         .results_queue()
@@ -1319,7 +1321,10 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<bool> {
         ("REGARD_RETRY_DELAYS", "1,2".to_string()),
         ("REGARD_MAX_ATTEMPTS", topology.max_attempts.to_string()),
         ("REGARD_DATABASE_URL", pg.url()),
-        ("REGARD_MEDIA_ROOTS", media.canonicalize()?.display().to_string()),
+        (
+            "REGARD_MEDIA_ROOTS",
+            media.canonicalize()?.display().to_string(),
+        ),
         ("REGARD_MODELS", manifest.display().to_string()),
         ("REGARD_JOB_SLOTS", args.slots.to_string()),
         ("REGARD_ORT_THREADS", "1".to_string()),
@@ -1377,7 +1382,10 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<bool> {
         (Fault::KillWorker, args.kills),
         (Fault::RestartBroker, args.broker_restarts),
         (Fault::StopDatabase, args.db_stops),
-        (Fault::CloseBrokerConnections, args.connection_drops.div_ceil(2)),
+        (
+            Fault::CloseBrokerConnections,
+            args.connection_drops.div_ceil(2),
+        ),
         (Fault::TerminateDbConnections, args.connection_drops / 2),
     ];
     let mut faults: BTreeMap<Fault, (usize, usize)> =
@@ -1439,7 +1447,11 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<bool> {
                 );
             }
             Fault::StopDatabase => {
-                let mode = if rng.below(2) == 0 { "fast" } else { "immediate" };
+                let mode = if rng.below(2) == 0 {
+                    "fast"
+                } else {
+                    "immediate"
+                };
                 tokio::task::block_in_place(|| pg.stop(mode))?;
                 tokio::time::sleep(args.db_stop).await;
                 tokio::task::block_in_place(|| pg.start())?;
@@ -1674,10 +1686,17 @@ mod tests {
             assert_eq!(m.total(), jobs);
             assert!(m.poison >= POISON_KINDS.len());
         }
-        let a: Vec<u64> = (0..5).scan(Rng::new(7), |r, _| Some(r.next_u64())).collect();
-        let b: Vec<u64> = (0..5).scan(Rng::new(7), |r, _| Some(r.next_u64())).collect();
+        let a: Vec<u64> = (0..5)
+            .scan(Rng::new(7), |r, _| Some(r.next_u64()))
+            .collect();
+        let b: Vec<u64> = (0..5)
+            .scan(Rng::new(7), |r, _| Some(r.next_u64()))
+            .collect();
         assert_eq!(a, b);
-        let plan = plan_faults(&[(Fault::KillWorker, 3), (Fault::StopDatabase, 1)], &mut Rng::new(1));
+        let plan = plan_faults(
+            &[(Fault::KillWorker, 3), (Fault::StopDatabase, 1)],
+            &mut Rng::new(1),
+        );
         assert_eq!(plan.len(), 4);
         assert!(plan.windows(2).all(|w| w[0].0 <= w[1].0));
     }
