@@ -77,6 +77,9 @@ fn main() -> ExitCode {
             Command::Bench(regard::cli::BenchCommand::Trailer(args)) => {
                 regard::cli::bench::run_trailer(args).await.map(|_| true)
             }
+            Command::Bench(regard::cli::BenchCommand::Soak(args)) => {
+                regard::cli::bench::run_soak(*args).await
+            }
         }
     });
     let code: u8 = match outcome {

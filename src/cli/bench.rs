@@ -109,6 +109,11 @@ pub async fn run_posters(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `regard bench soak`: see [`crate::cli::soak`]. Returns false when a job was lost or doubled.
+pub async fn run_soak(args: crate::cli::SoakArgs) -> anyhow::Result<bool> {
+    crate::cli::soak::run(args).await
+}
+
 /// Peak resident set size of this process so far, in MiB (Linux: VmHWM).
 pub fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod persons;
 pub mod queue;
 pub mod queue_args;
+pub mod soak;
 pub mod worker;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -347,6 +348,62 @@ pub enum BenchCommand {
     Posters(BenchArgs),
     /// Time a 2-minute 1080p H.264 trailer against plain FFmpeg decoding of every frame.
     Trailer(BenchTrailerArgs),
+    /// Many jobs through worker processes on a private broker and database while faults are
+    /// injected; checks every job ended exactly once (exit 1 if any was lost or doubled).
+    Soak(Box<SoakArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct SoakArgs {
+    /// Messages to publish (distinct posters, trailers, duplicates and poison).
+    #[arg(long, default_value_t = 1000)]
+    pub jobs: usize,
+    /// Trailer jobs among them (copies of the fixture trailers).
+    #[arg(long, default_value_t = 4)]
+    pub trailers: usize,
+    /// Worker processes.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Job slots per worker.
+    #[arg(long, default_value_t = 1)]
+    pub slots: u16,
+    /// Seed of the random choices (default: from the clock; printed either way).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Workers killed with SIGKILL (and restarted).
+    #[arg(long, default_value_t = 10)]
+    pub kills: usize,
+    /// Broker restarts.
+    #[arg(long, default_value_t = 2)]
+    pub broker_restarts: usize,
+    /// Database stops.
+    #[arg(long, default_value_t = 2)]
+    pub db_stops: usize,
+    /// How long the database stays down each time, in seconds.
+    #[arg(long = "db-stop-seconds", default_value = "15", value_parser = crate::cli::queue_args::parse_seconds)]
+    pub db_stop: std::time::Duration,
+    /// Dropped connections: broker connections closed and database backends terminated, in turn.
+    #[arg(long, default_value_t = 4)]
+    pub connection_drops: usize,
+    /// The workers' delivery limit (crashes a message may live through).
+    #[arg(long, default_value_t = 20)]
+    pub delivery_limit: u32,
+    /// The workers' attempts before a transient failure is final (high: an outage is no reason
+    /// to dead-letter).
+    #[arg(long, default_value_t = 1000)]
+    pub max_attempts: u32,
+    /// Longest wait for the queues to drain, from the first publish, in seconds.
+    #[arg(long = "drain-timeout", default_value = "1800", value_parser = crate::cli::queue_args::parse_seconds)]
+    pub drain_timeout: std::time::Duration,
+    /// Keep the working directory (media, logs, broker and database data) even on success.
+    #[arg(long)]
+    pub keep: bool,
+    /// Also fail when a job's final event arrived twice (the work itself done once): events
+    /// are at least once when a broker restart eats a publisher confirm.
+    #[arg(long)]
+    pub strict_events: bool,
+    #[command(flatten)]
+    pub models: ModelArgs,
 }
 
 #[derive(Debug, Args)]
