@@ -177,3 +177,30 @@ fn json_logs_are_json_lines_only() {
     }
     assert!(String::from_utf8_lossy(&out.stderr).contains("notes.jpg"));
 }
+
+/// The embedder is loaded only at the first trailer, but a worker checks every model file before
+/// it takes a job: an altered embedder file stops it at start-up, named, with a non-zero exit.
+#[test]
+fn a_worker_with_an_altered_embedder_file_refuses_to_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = common::root().join("models");
+    let manifest = std::fs::read_to_string(models.join("manifest.toml")).unwrap();
+    let sface = "face_recognition_sface_2021dec_fp32.onnx";
+    let start = manifest.find(sface).expect("the manifest names SFace");
+    let sha_at = start + manifest[start..].find("sha256 = \"").unwrap() + "sha256 = \"".len();
+    let mut altered = manifest.clone();
+    altered.replace_range(sha_at..sha_at + 64, &"0".repeat(64));
+    let altered = altered.replace("file = \"", &format!("file = \"{}/", models.display()));
+    let path = tmp.path().join("manifest.toml");
+    std::fs::write(&path, altered).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_regard"))
+        .current_dir(common::root())
+        .args(["worker", "--models", path.to_str().unwrap()])
+        .env("REGARD_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+        .env("REGARD_STARTUP_WAIT", "5")
+        .output()
+        .expect("regard runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the worker started: {stderr}");
+    assert!(stderr.contains(sface), "the altered file is not named: {stderr}");
+}

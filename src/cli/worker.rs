@@ -66,6 +66,10 @@ pub async fn run(args: WorkerCommandArgs) -> anyhow::Result<bool> {
         download_dir: None,
     };
     let pipelines = tokio::task::spawn_blocking(move || {
+        // A long-lived worker checks every model file before it takes a job, the embedder too:
+        // loading reads it only at the first trailer, and an altered file found then would fail
+        // jobs instead of refusing to start.
+        ModelManifest::load(&models.manifest)?.verify()?;
         load_pipelines(&models, &settings, &limits, slots, true)
     })
     .await
