@@ -14,7 +14,9 @@ use regard::queue::topology::{HEADER_ERROR, HEADER_ERROR_CODE, header_str};
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
 use std::collections::HashSet;
-use std::path::Path;
+use sqlx::{ConnectOptions, Connection as _};
+use sqlx::postgres::PgConnectOptions;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 use world::*;
 

@@ -102,7 +102,7 @@ impl TestDb {
 }
 
 impl Drop for TestDb {
-    pub fn drop(&mut self) {
+    fn drop(&mut self) {
         common::drop_database(self.admin.clone(), self.name.clone());
     }
 }
@@ -465,7 +465,7 @@ impl WorkerProcess {
 }
 
 impl Drop for WorkerProcess {
-    pub fn drop(&mut self) {
+    fn drop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
             // Left running by a failed test: kill it so it does not outlive the test.
             if let Err(e) = self.child.kill() {
@@ -706,7 +706,7 @@ impl PrivatePg {
 }
 
 impl Drop for PrivatePg {
-    pub fn drop(&mut self) {
+    fn drop(&mut self) {
         // Stopping an already stopped cluster fails harmlessly; only report other failures.
         let out = self.run(
             "pg_ctl",
