@@ -76,7 +76,11 @@ pub mod failpoint {
                     return Err(format!("FAILPOINTS: unknown point `{name}`"));
                 }
                 fail::cfg(name.trim(), actions.trim())?;
-                tracing::warn!(point = name.trim(), actions = actions.trim(), "failure point armed");
+                tracing::warn!(
+                    point = name.trim(),
+                    actions = actions.trim(),
+                    "failure point armed"
+                );
             }
             Ok(())
         })

@@ -292,12 +292,16 @@ async fn a_stuck_slot_makes_the_worker_unready_until_it_frees() {
     worker.ready().await;
     let ids = enqueue_posters(&w, &files, "stuck");
     let probe = &worker;
-    let body = eventually(Duration::from_secs(30), "/readyz reports the stuck slot", || async move {
-        probe
-            .http("/readyz")
-            .filter(|(status, body)| *status == 503 && body.contains("stuck"))
-            .map(|(_, body)| body)
-    })
+    let body = eventually(
+        Duration::from_secs(30),
+        "/readyz reports the stuck slot",
+        || async move {
+            probe
+                .http("/readyz")
+                .filter(|(status, body)| *status == 503 && body.contains("stuck"))
+                .map(|(_, body)| body)
+        },
+    )
     .await;
     assert!(body.contains("busy for"), "{body}");
     let events = until_completed(&mut w, &ids, Duration::from_secs(30), "the slow job").await;
@@ -335,11 +339,15 @@ async fn a_broker_restart_logs_no_error_and_every_job_completes_once() {
     .await;
     node.stop();
     let stopped = std::time::Instant::now();
-    eventually(Duration::from_secs(20), "the worker notices", || async move {
-        probe
-            .http("/readyz")
-            .filter(|(s, b)| *s == 503 && b.contains("broker"))
-    })
+    eventually(
+        Duration::from_secs(20),
+        "the worker notices",
+        || async move {
+            probe
+                .http("/readyz")
+                .filter(|(s, b)| *s == 503 && b.contains("broker"))
+        },
+    )
     .await;
     let done_before = worker.metric(completed).unwrap_or(0.0);
     // Down long enough for the reconnection backoff to grow.
@@ -347,9 +355,11 @@ async fn a_broker_restart_logs_no_error_and_every_job_completes_once() {
     node.start().await;
     let up = std::time::Instant::now();
     let probe = &worker;
-    eventually(Duration::from_secs(90), "a job done after the restart", || async move {
-        probe.metric(completed).filter(|n| *n > done_before)
-    })
+    eventually(
+        Duration::from_secs(90),
+        "a job done after the restart",
+        || async move { probe.metric(completed).filter(|n| *n > done_before) },
+    )
     .await;
     let gap = up.elapsed();
     let all = ids.len() as f64;
@@ -371,8 +381,14 @@ async fn a_broker_restart_logs_no_error_and_every_job_completes_once() {
     assert_each_once(&w, &pool, &ids, "restart").await;
     let log = worker.log();
     let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
-    assert!(errors.is_empty(), "no ERROR line for a routine restart:\n{log}");
-    assert!(log.contains("WARN"), "the restart is logged at WARN:\n{log}");
+    assert!(
+        errors.is_empty(),
+        "no ERROR line for a routine restart:\n{log}"
+    );
+    assert!(
+        log.contains("WARN"),
+        "the restart is logged at WARN:\n{log}"
+    );
     worker.stop(Duration::from_secs(20)).await;
     w.finish().await;
     node.stop();

@@ -12,10 +12,10 @@ mod world;
 
 use regard::queue::topology::{HEADER_ERROR, HEADER_ERROR_CODE, header_str};
 use serde_json::Value;
-use sqlx::postgres::PgPoolOptions;
-use std::collections::HashSet;
-use sqlx::{ConnectOptions, Connection as _};
 use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{ConnectOptions, Connection as _};
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 use world::*;
@@ -946,7 +946,9 @@ async fn a_database_outage_pauses_consumption_and_dead_letters_nothing() {
         0
     );
     assert_eq!(
-        w.broker.message_count(&w.broker.topology.jobs_queue()).await,
+        w.broker
+            .message_count(&w.broker.topology.jobs_queue())
+            .await,
         3,
         "the jobs wait in the jobs queue, not in a retry queue"
     );

@@ -288,7 +288,9 @@ impl WorkerConfig {
             job_slots: 1,
             shutdown_deadline: Duration::from_secs(60),
             reconnect_min: Duration::from_millis(200),
-            reconnect_max: Duration::from_secs(30),
+            // Short enough that a worker is back within seconds of a broker restart; each
+            // attempt is one TCP connect, and the outage log stays quiet.
+            reconnect_max: Duration::from_secs(5),
             connection_name: format!("regard worker {}", crate::PIPELINE_VERSION),
             stuck_after: Self::stuck_after_deadline(Duration::from_secs(1200)),
         }
@@ -744,17 +746,15 @@ impl Pending {
             self.give_back().await;
             return false;
         }
-        let failed = match tokio::time::timeout(
-            BROKER_TIMEOUT,
-            self.acker.ack(BasicAckOptions::default()),
-        )
-        .await
-        {
-            Ok(Ok(true)) => return true,
-            Ok(Ok(false)) => "ack not sent: channel closed or already settled".to_string(),
-            Ok(Err(error)) => format!("ack failed: {error}"),
-            Err(_) => format!("ack timed out after {BROKER_TIMEOUT:?}"),
-        };
+        let failed =
+            match tokio::time::timeout(BROKER_TIMEOUT, self.acker.ack(BasicAckOptions::default()))
+                .await
+            {
+                Ok(Ok(true)) => return true,
+                Ok(Ok(false)) => "ack not sent: channel closed or already settled".to_string(),
+                Ok(Err(error)) => format!("ack failed: {error}"),
+                Err(_) => format!("ack timed out after {BROKER_TIMEOUT:?}"),
+            };
         metrics.ack_failed();
         tracing::warn!(job_id, reason = %failed, "delivery not acked; the broker will redeliver it");
         self.give_back().await;
@@ -1282,7 +1282,10 @@ impl Session {
         })
     }
 
-    async fn prepare(cfg: &WorkerConfig, conn: &Connection) -> Result<(Channel, Channel), QueueError> {
+    async fn prepare(
+        cfg: &WorkerConfig,
+        conn: &Connection,
+    ) -> Result<(Channel, Channel), QueueError> {
         let publish = broker_op("channel.open", conn.create_channel()).await?;
         broker_op("declare topology", cfg.topology.declare(&publish))
             .await

@@ -495,7 +495,12 @@ impl World {
         World::with_db(name, Some(db), url, 3).await
     }
 
-    pub async fn with_db(name: &str, db: Option<TestDb>, db_url: String, max_attempts: u32) -> World {
+    pub async fn with_db(
+        name: &str,
+        db: Option<TestDb>,
+        db_url: String,
+        max_attempts: u32,
+    ) -> World {
         World::with_broker(&amqp_url(), name, db, db_url, max_attempts).await
     }
 
@@ -568,7 +573,6 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
-
 
 /// 200 distinct posters: one fixture with a different JPEG comment each (same pixels, different
 /// bytes, so the store keeps 200 analyses).
@@ -718,7 +722,6 @@ impl Drop for PrivatePg {
         }
     }
 }
-
 
 // ------------------------------------------------------------------ private RabbitMQ
 
