@@ -5,6 +5,14 @@
 //! to the jobs queue then ack (shutdown deadline passed). Copies are published with confirms
 //! before the ack, so a crash in between duplicates a job (harmless: results are idempotent)
 //! and never loses one. A per-delivery lock makes the worker's own paths mutually exclusive.
+//!
+//! A delivery that can be neither acked nor forwarded (a publish or an ack that fails or times
+//! out on a live channel) is nacked back to the queue, or, when even that fails, its channels
+//! are closed so that the broker returns it: it never holds a prefetch slot until the broker's
+//! consumer timeout. A transient failure while the processor is not ready (the database is
+//! unreachable) spends no attempt: the job goes back to the jobs queue as it came and the
+//! worker stops consuming until the processor is ready again, so an outage of any length
+//! dead-letters nothing.
 
 use super::http;
 use super::job::Job;
