@@ -29,6 +29,95 @@ pub mod stage {
     pub const COMMIT: &str = "commit";
 }
 
+/// Named points in the job path where a test injects a fault. Compiled in only with the cargo
+/// feature `failpoints` (the `fail` crate); without it [`failpoint::hit`] is an empty function.
+/// A worker reads them from `FAILPOINTS` at start, e.g. `after_commit=1*return(crash)`:
+/// `return(crash)` aborts the process, `return(sleep:MS)` waits MS milliseconds, any other
+/// `return` fails at that point with a transient `failpoint` error (for the worker's points:
+/// the broker operation that follows times out). `1*` limits the fault to the first hit.
+pub mod failpoint {
+    /// The media is fetched and hashed; nothing is analysed yet.
+    pub const AFTER_FETCH: &str = "after_fetch";
+    /// The analysis is done; nothing is committed yet.
+    pub const AFTER_ANALYSIS: &str = "after_analysis";
+    /// The result and the job's ledger row are committed; the worker knows nothing yet.
+    pub const AFTER_COMMIT: &str = "after_commit";
+    /// The job is done; its result event is about to be published.
+    pub const BEFORE_EVENT: &str = "before_event";
+    /// The result event is published; the delivery is about to be acked.
+    pub const BEFORE_ACK: &str = "before_ack";
+    /// A copy (retry, dead letter, hand-back) is about to be published.
+    pub const BEFORE_COPY: &str = "before_copy";
+
+    /// Every point, for the `FAILPOINTS` parser and the tests.
+    pub const ALL: &[&str] = &[
+        AFTER_FETCH,
+        AFTER_ANALYSIS,
+        AFTER_COMMIT,
+        BEFORE_EVENT,
+        BEFORE_ACK,
+        BEFORE_COPY,
+    ];
+
+    /// Reads `FAILPOINTS` (`name=actions;name=actions`) once. Refuses an unknown point name,
+    /// so that a typo in a test cannot silently test nothing.
+    #[cfg(feature = "failpoints")]
+    pub fn setup() -> Result<(), String> {
+        static ONCE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+        ONCE.get_or_init(|| {
+            let Ok(spec) = std::env::var("FAILPOINTS") else {
+                return Ok(());
+            };
+            for entry in spec.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+                let (name, actions) = entry
+                    .split_once('=')
+                    .ok_or_else(|| format!("FAILPOINTS: `{entry}` is not name=actions"))?;
+                if !ALL.contains(&name.trim()) {
+                    return Err(format!("FAILPOINTS: unknown point `{name}`"));
+                }
+                fail::cfg(name.trim(), actions.trim())?;
+                tracing::warn!(
+                    point = name.trim(),
+                    actions = actions.trim(),
+                    "failure point armed"
+                );
+            }
+            Ok(())
+        })
+        .clone()
+    }
+
+    #[cfg(not(feature = "failpoints"))]
+    pub fn setup() -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Passes through point `name`: `Err` when a test set it to fail here.
+    #[cfg(feature = "failpoints")]
+    pub async fn hit(name: &'static str) -> Result<(), String> {
+        let Some(arg) = fail::eval(name, |arg| arg.unwrap_or_default()) else {
+            return Ok(());
+        };
+        if arg == "crash" {
+            tracing::warn!(point = name, "failure point: aborting the process");
+            std::process::abort();
+        }
+        if let Some(ms) = arg.strip_prefix("sleep:").and_then(|ms| ms.parse().ok()) {
+            tracing::warn!(point = name, ms, "failure point: sleeping");
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            return Ok(());
+        }
+        tracing::warn!(point = name, "failure point: failing");
+        Err(format!("failure point {name}"))
+    }
+
+    #[cfg(not(feature = "failpoints"))]
+    #[inline(always)]
+    pub async fn hit(_name: &'static str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 /// Longest wait for the database's answer to the pre-flight ping. A server that is down
 /// refuses at once; this bounds a server that hangs.
 const DB_PING_TIMEOUT: Duration = Duration::from_secs(3);
@@ -283,6 +372,9 @@ impl Runner {
         let mut stages =
             BTreeMap::from([(stage::FETCH.to_string(), clock.elapsed().as_secs_f64())]);
         failed.content_sha256 = Some(media.sha256.clone());
+        failpoint::hit(failpoint::AFTER_FETCH)
+            .await
+            .map_err(|m| failure(Stage::Fetch, "failpoint", m, true, &failed))?;
         // The kind recorded is what the bytes are, never what the job claimed.
         let actual = if media.format.is_video() {
             MediaRole::Trailer
@@ -307,6 +399,9 @@ impl Runner {
         )?;
         stages.insert(stage::ANALYSE.to_string(), clock.elapsed().as_secs_f64());
         stages.insert(stage::INFERENCE.to_string(), output.work.inference_s);
+        failpoint::hit(failpoint::AFTER_ANALYSIS)
+            .await
+            .map_err(|m| failure(Stage::Analyse, "failpoint", m, true, &failed))?;
         let AnalysisOutput {
             analysis,
             pictures,
@@ -347,6 +442,9 @@ impl Runner {
         if let Some(outcome) = &stored {
             self.ledger_succeeded(request, outcome).await;
         }
+        failpoint::hit(failpoint::AFTER_COMMIT)
+            .await
+            .map_err(|m| failure(Stage::Record, "failpoint", m, true, &failed))?;
         Ok(Done {
             analysis,
             pictures,

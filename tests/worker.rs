@@ -8,543 +8,17 @@
 //! parallel tests would only make every timing bound meaningless.
 
 mod common;
+mod world;
 
-use futures_util::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, QueueBindOptions,
-    QueueDeclareOptions,
-};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection};
-use regard::queue::Topology;
-use regard::queue::topology::{HEADER_ERROR, HEADER_ERROR_CODE, JOB_ROUTING_KEY, header_str};
+use regard::queue::topology::{HEADER_ERROR, HEADER_ERROR_CODE, header_str};
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::PgPoolOptions;
 use sqlx::{ConnectOptions, Connection as _};
-use std::collections::{BTreeMap, HashSet};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
-
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-const RETRY_DELAYS: &str = "0.5,1";
-
-fn amqp_url() -> String {
-    std::env::var("REGARD_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-fn admin_db_url() -> String {
-    std::env::var("REGARD_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn short_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().unwrap().port()
-}
-
-/// Polls `check` every 100 ms until it returns `Some`, or panics with `what` after `limit`.
-async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let until = Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < until, "timed out after {limit:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-// ------------------------------------------------------------------ database
-
-/// A fresh database on the shared server, dropped at the end (even on panic).
-struct TestDb {
-    name: String,
-    admin: PgConnectOptions,
-    url: String,
-    pool: PgPool,
-}
-
-impl TestDb {
-    async fn new() -> TestDb {
-        let url = admin_db_url();
-        let admin = PgConnectOptions::from_str(&url).expect("REGARD_TEST_DATABASE_URL");
-        let mut conn = admin.connect().await.unwrap_or_else(|e| {
-            panic!("PostgreSQL must be running at {url} for these tests ({e}); they never skip")
-        });
-        let name = format!("regard_wtest_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("create the test database");
-        conn.close().await.expect("close the admin connection");
-        let options = admin.clone().database(&name);
-        let pool = PgPoolOptions::new()
-            .max_connections(2)
-            .connect_with(options)
-            .await
-            .expect("connect to the test database");
-        let (base, _) = url.rsplit_once('/').expect("a database URL has a path");
-        TestDb {
-            url: format!("{base}/{name}"),
-            name,
-            admin,
-            pool,
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        common::drop_database(self.admin.clone(), self.name.clone());
-    }
-}
-
-async fn scalar_i64(pool: &PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_string()))
-        .fetch_one(pool)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-// ------------------------------------------------------------------ broker
-
-/// The test's queue names, a connection to inspect them and a queue bound to the results.
-struct Broker {
-    topology: Topology,
-    conn: Connection,
-    channel: Channel,
-    results: lapin::Consumer,
-}
-
-impl Broker {
-    async fn new(name: &str, max_attempts: u32) -> Broker {
-        let topology = Topology {
-            prefix: format!("regard-wtest-{name}-{}", short_id()),
-            delivery_limit: 5,
-            retry_delays: vec![Duration::from_millis(500), Duration::from_secs(1)],
-            max_attempts,
-            ..Topology::default()
-        };
-        let url = amqp_url();
-        let conn = regard::queue::connect(&url, "regard worker tests")
-            .await
-            .unwrap_or_else(|e| panic!("RabbitMQ must be running for these tests: {e}"));
-        let channel = conn.create_channel().await.unwrap();
-        regard::queue::setup(&url, &topology).await.unwrap();
-        let q = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        channel
-            .queue_bind(
-                q.name().clone(),
-                topology.results_exchange().into(),
-                "#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        let results = channel
-            .basic_consume(
-                q.name().clone(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        Broker {
-            topology,
-            conn,
-            channel,
-            results,
-        }
-    }
-
-    /// The next `n` result events, or a panic naming `what` after `limit`.
-    async fn events(&mut self, n: usize, limit: Duration, what: &str) -> Vec<Value> {
-        let mut out = Vec::new();
-        let until = tokio::time::Instant::now() + limit;
-        while out.len() < n {
-            match tokio::time::timeout_at(until, self.results.next()).await {
-                Ok(Some(Ok(d))) => out.push(serde_json::from_slice(&d.data).unwrap()),
-                Ok(other) => panic!("results consumer ended: {other:?}"),
-                Err(_) => panic!(
-                    "{what}: {} of {n} result events after {limit:?}: {out:#?}",
-                    out.len()
-                ),
-            }
-        }
-        out
-    }
-
-    /// Events arriving within `wait` (to show that nothing more comes).
-    /// The next `n` events that end a job (completed, failed, malformed), skipping the
-    /// `retrying` events a job sends on its way.
-    async fn final_events(&mut self, n: usize, limit: Duration, what: &str) -> Vec<Value> {
-        let until = tokio::time::Instant::now() + limit;
-        let mut out = Vec::new();
-        while out.len() < n {
-            let left = until.saturating_duration_since(tokio::time::Instant::now());
-            let e = self.events(1, left, what).await.remove(0);
-            if e["outcome"] != "retrying" {
-                out.push(e);
-            }
-        }
-        out
-    }
-
-    async fn more_events(&mut self, wait: Duration) -> Vec<Value> {
-        let mut out = Vec::new();
-        while let Ok(Some(Ok(d))) = tokio::time::timeout(wait, self.results.next()).await {
-            out.push(serde_json::from_slice(&d.data).unwrap());
-        }
-        out
-    }
-
-    async fn message_count(&self, queue: &str) -> u32 {
-        self.channel
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap()
-            .message_count()
-    }
-
-    /// Ready messages in the jobs queue and the retry queues.
-    async fn waiting_jobs(&self) -> u32 {
-        let mut n = self.message_count(&self.topology.jobs_queue()).await;
-        for d in &self.topology.retry_delays {
-            n += self.message_count(&self.topology.retry_queue(*d)).await;
-        }
-        n
-    }
-
-    async fn dead_letters(&self) -> Vec<lapin::message::BasicGetMessage> {
-        let mut out = Vec::new();
-        while let Some(m) = self
-            .channel
-            .basic_get(
-                self.topology.dead_queue().into(),
-                BasicGetOptions::default(),
-            )
-            .await
-            .unwrap()
-        {
-            m.delivery
-                .acker
-                .ack(BasicAckOptions::default())
-                .await
-                .unwrap();
-            out.push(m);
-        }
-        out
-    }
-
-    async fn publish_raw(&self, body: &[u8]) {
-        let confirm = self
-            .channel
-            .basic_publish(
-                self.topology.jobs_exchange().into(),
-                JOB_ROUTING_KEY.into(),
-                BasicPublishOptions::default(),
-                body,
-                BasicProperties::default(),
-            )
-            .await
-            .unwrap();
-        confirm.await.unwrap();
-    }
-
-    async fn cleanup(self) {
-        self.topology.delete(&self.channel).await.unwrap();
-        self.conn.close(200, "test done".into()).await.unwrap();
-    }
-}
-
-// ------------------------------------------------------------------ processes
-
-/// What every `regard` process of a test shares: broker names, database, media root.
-#[derive(Clone)]
-struct Setup {
-    prefix: String,
-    max_attempts: u32,
-    db_url: String,
-    media_root: PathBuf,
-    logs: PathBuf,
-}
-
-impl Setup {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_regard"));
-        c.current_dir(common::root())
-            .args(args)
-            .env("REGARD_AMQP_URL", amqp_url())
-            .env("REGARD_QUEUE_PREFIX", &self.prefix)
-            .env("REGARD_DELIVERY_LIMIT", "5")
-            .env("REGARD_RETRY_DELAYS", RETRY_DELAYS)
-            .env("REGARD_MAX_ATTEMPTS", self.max_attempts.to_string())
-            .env("REGARD_DATABASE_URL", &self.db_url)
-            .env("REGARD_MEDIA_ROOTS", &self.media_root)
-            .env_remove("REGARD_ALLOW_PRIVATE")
-            .env("REGARD_LOG", "warn,regard=info")
-            .env("NO_COLOR", "1");
-        c
-    }
-
-    fn enqueue(&self, args: &[&str]) -> Output {
-        self.command(&[&["enqueue"], args].concat())
-            .output()
-            .expect("regard enqueue runs")
-    }
-
-    /// Starts `regard worker` (one slot, one inference thread unless `extra` says otherwise).
-    fn worker(&self, name: &str, extra: &[(&str, &str)]) -> WorkerProcess {
-        let port = free_port();
-        let log = self.logs.join(format!("{name}.log"));
-        let mut c = self.command(&["worker"]);
-        c.env("REGARD_HTTP_LISTEN", format!("127.0.0.1:{port}"))
-            .env("REGARD_JOB_SLOTS", "1")
-            .env("REGARD_ORT_THREADS", "1")
-            .env("REGARD_SHUTDOWN_DEADLINE", "30")
-            .env("REGARD_RECONNECT_MAX", "1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        for (k, v) in extra {
-            c.env(k, v);
-        }
-        WorkerProcess {
-            child: c.spawn().expect("regard worker starts"),
-            port,
-            log,
-        }
-    }
-}
-
-struct WorkerProcess {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl WorkerProcess {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn http(&self, path: &str) -> Option<(u16, String)> {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        let status = text.split(' ').nth(1)?.parse().ok()?;
-        let body = text.split_once("\r\n\r\n")?.1.to_string();
-        Some((status, body))
-    }
-
-    /// A value from /metrics (first sample whose name and labels start with `prefix`).
-    fn metric(&self, prefix: &str) -> Option<f64> {
-        let (_, body) = self.http("/metrics")?;
-        body.lines()
-            .find(|l| l.starts_with(prefix) && l[prefix.len()..].starts_with(' '))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-    }
-
-    fn assert_alive(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("worker exited ({status}):\n{}", self.log());
-        }
-    }
-
-    async fn ready(&mut self) {
-        let limit = Duration::from_secs(60);
-        let until = Instant::now() + limit;
-        loop {
-            self.assert_alive();
-            if let Some((200, _)) = self.http("/readyz") {
-                return;
-            }
-            assert!(
-                Instant::now() < until,
-                "worker not ready after {limit:?}:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Waits until the worker is processing a job.
-    async fn busy(&mut self) {
-        let limit = Duration::from_secs(30);
-        let until = Instant::now() + limit;
-        loop {
-            self.assert_alive();
-            if self.metric("regard_jobs_in_flight") == Some(1.0) {
-                return;
-            }
-            assert!(Instant::now() < until, "no job in flight:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .args([format!("-{name}"), self.child.id().to_string()])
-            .status()
-            .expect("kill runs")
-            .success();
-        assert!(ok, "kill -{name} {}", self.child.id());
-    }
-
-    /// Waits for the process to end; panics after `limit`.
-    async fn exit_status(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let until = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < until,
-                "worker still running {limit:?} later:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGTERM, then the exit status must be 0 within `limit`.
-    async fn stop(mut self, limit: Duration) {
-        self.signal("TERM");
-        let status = self.exit_status(limit).await;
-        assert_eq!(status.code(), Some(0), "worker exit:\n{}", self.log());
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            // Left running by a failed test: kill it so it does not outlive the test.
-            if let Err(e) = self.child.kill() {
-                eprintln!("could not kill worker {}: {e}", self.child.id());
-            }
-            if let Err(e) = self.child.wait() {
-                eprintln!("could not reap worker {}: {e}", self.child.id());
-            }
-        }
-    }
-}
-
-// ------------------------------------------------------------------ one test's world
-
-struct World {
-    setup: Setup,
-    broker: Broker,
-    db: Option<TestDb>,
-    /// Holds the media root and the logs.
-    _dir: tempfile::TempDir,
-}
-
-impl World {
-    async fn new(name: &str) -> World {
-        let db = TestDb::new().await;
-        let url = db.url.clone();
-        World::with_db(name, Some(db), url, 3).await
-    }
-
-    async fn with_db(name: &str, db: Option<TestDb>, db_url: String, max_attempts: u32) -> World {
-        let broker = Broker::new(name, max_attempts).await;
-        let dir = tempfile::tempdir().unwrap();
-        let media_root = dir.path().join("media");
-        std::fs::create_dir(&media_root).unwrap();
-        let logs = dir.path().join("logs");
-        std::fs::create_dir(&logs).unwrap();
-        World {
-            setup: Setup {
-                prefix: broker.topology.prefix.clone(),
-                max_attempts,
-                db_url,
-                media_root: media_root.canonicalize().unwrap(),
-                logs,
-            },
-            broker,
-            db,
-            _dir: dir,
-        }
-    }
-
-    fn pool(&self) -> &PgPool {
-        &self.db.as_ref().expect("a shared-server database").pool
-    }
-
-    /// Copies a fixture into the media root; returns its path there.
-    fn media(&self, fixture: &str) -> String {
-        let from = common::root().join("fixtures").join(fixture);
-        let to = self
-            .setup
-            .media_root
-            .join(Path::new(fixture).file_name().unwrap());
-        std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
-        to.display().to_string()
-    }
-
-    fn write(&self, name: &str, bytes: &[u8]) -> String {
-        let path = self.setup.media_root.join(name);
-        std::fs::write(&path, bytes).unwrap();
-        path.display().to_string()
-    }
-
-    async fn finish(self) {
-        self.broker.cleanup().await;
-    }
-}
-
-fn by_job(events: &[Value]) -> BTreeMap<String, Value> {
-    events
-        .iter()
-        .map(|e| (e["job_id"].as_str().unwrap().to_string(), e.clone()))
-        .collect()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use world::*;
 
 // ------------------------------------------------------------------ tests
 
@@ -1341,28 +815,6 @@ async fn sigterm_hands_back_or_finishes_the_job_and_exits_zero() {
     w.finish().await;
 }
 
-/// 200 distinct posters: one fixture with a different JPEG comment each (same pixels, different
-/// bytes, so the store keeps 200 analyses).
-fn poster_variants(dir: &Path, n: usize) -> Vec<String> {
-    let jpeg = std::fs::read(common::root().join("fixtures/posters/duo_1000x1500.jpg")).unwrap();
-    assert_eq!(&jpeg[..2], [0xFF, 0xD8], "a JPEG starts with SOI");
-    (0..n)
-        .map(|i| {
-            let text = format!("regard test variant {i}");
-            let len = (text.len() + 2) as u16;
-            let mut bytes = Vec::with_capacity(jpeg.len() + 64);
-            bytes.extend_from_slice(&jpeg[..2]);
-            bytes.extend_from_slice(&[0xFF, 0xFE]);
-            bytes.extend_from_slice(&len.to_be_bytes());
-            bytes.extend_from_slice(text.as_bytes());
-            bytes.extend_from_slice(&jpeg[2..]);
-            let path = dir.join(format!("variant-{i:03}.jpg"));
-            std::fs::write(&path, bytes).unwrap();
-            path.display().to_string()
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_share_200_poster_jobs_and_do_each_once() {
     let _turn = SERIAL.lock().await;
@@ -1422,135 +874,11 @@ async fn two_workers_share_200_poster_jobs_and_do_each_once() {
     w.finish().await;
 }
 
-// ------------------------------------------------------------------ private PostgreSQL
-
-/// A throwaway PostgreSQL cluster (initdb in a temp dir, its own port and socket directory),
-/// stopped and removed on drop. Run as the `postgres` user when the tests run as root, since
-/// PostgreSQL refuses to run as root.
-struct PrivatePg {
-    bin: PathBuf,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl PrivatePg {
-    fn bin_dir() -> PathBuf {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-            .expect("PostgreSQL server binaries under /usr/lib/postgresql")
-            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-            .filter(|p| p.join("initdb").exists())
-            .collect();
-        dirs.sort();
-        dirs.pop()
-            .expect("an initdb under /usr/lib/postgresql/*/bin")
-    }
-
-    fn is_root() -> bool {
-        Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-            .unwrap_or(false)
-    }
-
-    fn run(&self, tool: &str, args: &[&str]) -> Output {
-        let exe = self.bin.join(tool);
-        let mut c = if Self::is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(exe);
-            c
-        } else {
-            Command::new(exe)
-        };
-        c.args(args)
-            .env("LC_ALL", "C")
-            .output()
-            .unwrap_or_else(|e| panic!("{tool}: {e}"))
-    }
-
-    fn data(&self) -> String {
-        self.dir.path().join("data").display().to_string()
-    }
-
-    fn init() -> PrivatePg {
-        let dir = tempfile::Builder::new()
-            .prefix("regard-pg-")
-            .tempdir()
-            .unwrap();
-        if Self::is_root() {
-            let ok = Command::new("chown")
-                .args(["-R", "postgres:", &dir.path().display().to_string()])
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "chown the private cluster directory to postgres");
-        }
-        let pg = PrivatePg {
-            bin: Self::bin_dir(),
-            dir,
-            port: free_port(),
-        };
-        let out = pg.run(
-            "initdb",
-            &[
-                "-D",
-                &pg.data(),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-            ],
-        );
-        assert!(out.status.success(), "initdb: {}", stderr(&out));
-        pg
-    }
-
-    fn start(&self) {
-        let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            self.port,
-            self.dir.path().display()
-        );
-        let log = self.dir.path().join("pg.log").display().to_string();
-        let out = self.run(
-            "pg_ctl",
-            &["-D", &self.data(), "-o", &opts, "-l", &log, "-w", "start"],
-        );
-        assert!(
-            out.status.success(),
-            "pg_ctl start: {}{}",
-            stderr(&out),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-    }
-
-    fn stop(&self) {
-        let out = self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
-        assert!(out.status.success(), "pg_ctl stop: {}", stderr(&out));
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for PrivatePg {
-    fn drop(&mut self) {
-        // Stopping an already stopped cluster fails harmlessly; only report other failures.
-        let out = self.run(
-            "pg_ctl",
-            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
-        );
-        let text = stderr(&out);
-        if !out.status.success() && !text.contains("not running") && !text.contains("PID file") {
-            eprintln!("could not stop the private PostgreSQL: {text}");
-        }
-    }
-}
-
+/// A database outage far longer than the retry schedule allows (two attempts, 0.5 s apart):
+/// the worker stops taking jobs while the database is unreachable, says so on /readyz, spends
+/// no attempt and dead-letters nothing, then takes them again and completes each once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_database_outage_keeps_the_jobs_until_it_is_back_then_each_completes_once() {
+async fn a_database_outage_pauses_consumption_and_dead_letters_nothing() {
     let _turn = SERIAL.lock().await;
     let pg = tokio::task::spawn_blocking(|| {
         let pg = PrivatePg::init();
@@ -1559,13 +887,13 @@ async fn a_database_outage_keeps_the_jobs_until_it_is_back_then_each_completes_o
     })
     .await
     .unwrap();
-    // Retries every 0.5–1 s and practically never give up: the outage must not cost a job.
-    let mut w = World::with_db("outage", None, pg.url(), 1000).await;
+    let mut w = World::with_db("outage", None, pg.url(), 2).await;
     let files = poster_variants(&w.setup.media_root, 3);
     let mut worker = w.setup.worker("w1", &[]);
     worker.ready().await;
 
     pg.stop();
+    let stopped = Instant::now();
     let probe = &worker;
     eventually(
         Duration::from_secs(20),
@@ -1585,33 +913,31 @@ async fn a_database_outage_keeps_the_jobs_until_it_is_back_then_each_completes_o
         ]);
         assert!(out.status.success(), "{}", stderr(&out));
     }
-    // While the database is down: jobs go round the retry queues, none completes, none is dead.
-    eventually(
-        Duration::from_secs(20),
-        "jobs being retried",
-        || async move {
-            probe
-                .metric("regard_job_retries_total")
-                .filter(|n| *n >= 3.0)
-        },
-    )
-    .await;
+    // The first job finds the database down; the worker hands it back and stops consuming.
     let broker = &w.broker;
     eventually(
         Duration::from_secs(20),
-        "all three jobs waiting",
+        "all three jobs waiting, none taken",
         || async move {
             let in_flight = probe.metric("regard_jobs_in_flight").unwrap_or(0.0) as u32;
-            (broker.waiting_jobs().await + in_flight == 3).then_some(())
+            let waiting = broker.message_count(&broker.topology.jobs_queue()).await;
+            (waiting == 3 && in_flight == 0).then_some(())
         },
     )
     .await;
-    let during = w.broker.more_events(Duration::from_secs(2)).await;
     assert!(
-        during
-            .iter()
-            .all(|e| e["outcome"] == "retrying" && e["next_attempt_at"].is_string()),
-        "nothing completes without a database, and a scraper hears of each retry: {during:#?}"
+        worker
+            .log()
+            .contains("not taking jobs until it answers again"),
+        "{}",
+        worker.log()
+    );
+    // Ten seconds of outage: the old schedule would have dead-lettered every job by now.
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(stopped.elapsed())).await;
+    let during = w.broker.more_events(Duration::from_secs(1)).await;
+    assert!(
+        during.iter().all(|e| e["outcome"] != "failed"),
+        "nothing fails for an outage: {during:#?}"
     );
     assert_eq!(
         w.broker
@@ -1619,6 +945,16 @@ async fn a_database_outage_keeps_the_jobs_until_it_is_back_then_each_completes_o
             .await,
         0
     );
+    assert_eq!(
+        w.broker
+            .message_count(&w.broker.topology.jobs_queue())
+            .await,
+        3,
+        "the jobs wait in the jobs queue, not in a retry queue"
+    );
+    let (status, body) = worker.http("/readyz").expect("readyz answers");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("database"), "{body}");
     worker.assert_alive();
 
     pg.start();
@@ -1633,8 +969,8 @@ async fn a_database_outage_keeps_the_jobs_until_it_is_back_then_each_completes_o
     assert_eq!(ids.len(), 3, "{events:#?}");
     assert!(events.iter().all(|e| e["outcome"] == "completed"));
     assert!(
-        events.iter().all(|e| e["attempt"].as_u64().unwrap() > 1),
-        "{events:#?}"
+        events.iter().all(|e| e["attempt"] == 1),
+        "the outage spent no attempt: {events:#?}"
     );
     let extra = w.broker.more_events(Duration::from_secs(2)).await;
     assert!(extra.is_empty(), "each once: {extra:#?}");
@@ -1655,6 +991,14 @@ async fn a_database_outage_keeps_the_jobs_until_it_is_back_then_each_completes_o
         scalar_i64(&pool, "SELECT count(*) FROM regard.analysis").await,
         3
     );
+    assert_eq!(
+        scalar_i64(
+            &pool,
+            "SELECT count(*) FROM regard.job WHERE status = 'succeeded'"
+        )
+        .await,
+        3
+    );
     pool.close().await;
     assert_eq!(w.broker.waiting_jobs().await, 0);
     assert_eq!(
@@ -1663,6 +1007,7 @@ async fn a_database_outage_keeps_the_jobs_until_it_is_back_then_each_completes_o
             .await,
         0
     );
+    worker.ready().await;
     worker.stop(Duration::from_secs(20)).await;
     w.finish().await;
     tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();

@@ -7,7 +7,8 @@ use crate::config::AnalysisSettings;
 use crate::media::fetch::FetchPolicy;
 use crate::pipeline::manifest_provenance;
 use crate::queue::{
-    EnqueueSummary, JobProcessor, Publisher, QueueError, Refused, Worker, shutdown_channel,
+    EnqueueSummary, JobProcessor, Publisher, QueueError, Refused, Worker, WorkerConfig,
+    shutdown_channel,
 };
 use crate::queue::{Job, JobId, JobRejection, JobSource, SettingsOverrides};
 use crate::runner::ModelOptions;
@@ -48,7 +49,7 @@ pub async fn connect_and_migrate(
 
 /// Runs `regard worker` until SIGTERM/SIGINT. Returns whether it stopped cleanly.
 pub async fn run(args: WorkerCommandArgs) -> anyhow::Result<bool> {
-    let config = args.queue.config();
+    let mut config = args.queue.config();
     let store = connect_and_migrate(
         &args.db.database_url,
         args.db.statement_timeout,
@@ -57,6 +58,10 @@ pub async fn run(args: WorkerCommandArgs) -> anyhow::Result<bool> {
     .await?;
     let settings = args.settings.apply(AnalysisSettings::default());
     let limits = args.limits.limits();
+    // A job is bounded by its fetch and its analysis deadline; a slot busy for much longer
+    // is stuck, and /readyz says so.
+    config.stuck_after =
+        WorkerConfig::stuck_after_deadline(limits.fetch_timeout + limits.analysis_deadline);
     let models = args.models.options();
     let slots = usize::from(config.job_slots.max(1));
     let policy = FetchPolicy {

@@ -27,6 +27,8 @@ impl JobProcessor {
             runner.store().is_some(),
             "the queue worker needs a database"
         );
+        // Tests arm failure points in the job path through FAILPOINTS (feature `failpoints`).
+        crate::runner::failpoint::setup().map_err(anyhow::Error::msg)?;
         Ok(JobProcessor {
             runner,
             failed_media: Mutex::new(HashMap::new()),

@@ -5,6 +5,14 @@
 //! to the jobs queue then ack (shutdown deadline passed). Copies are published with confirms
 //! before the ack, so a crash in between duplicates a job (harmless: results are idempotent)
 //! and never loses one. A per-delivery lock makes the worker's own paths mutually exclusive.
+//!
+//! A delivery that can be neither acked nor forwarded (a publish or an ack that fails or times
+//! out on a live channel) is nacked back to the queue, or, when even that fails, its channels
+//! are closed so that the broker returns it: it never holds a prefetch slot until the broker's
+//! consumer timeout. A transient failure while the processor is not ready (the database is
+//! unreachable) spends no attempt: the job goes back to the jobs queue as it came and the
+//! worker stops consuming until the processor is ready again, so an outage of any length
+//! dead-letters nothing.
 
 use super::http;
 use super::job::Job;
@@ -13,7 +21,8 @@ use super::topology::{
     self, HEADER_ATTEMPT, HEADER_DELIVERY_COUNT, HEADER_ERROR, HEADER_ERROR_CODE,
     HEADER_FAILURE_RECORDED, HEADER_INTERRUPTED, JOB_ROUTING_KEY, RetryDecision, Topology,
 };
-use super::{QueueError, broker_op, connect, redact};
+use super::{BROKER_TIMEOUT, QueueError, broker_op, connect, redact};
+use crate::runner::failpoint;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
@@ -24,10 +33,10 @@ use lapin::{BasicProperties, Channel, Connection};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument;
 
@@ -274,6 +283,9 @@ pub struct WorkerConfig {
     pub reconnect_max: Duration,
     /// Shown in the broker's connection list.
     pub connection_name: String,
+    /// A job slot busy for longer than this is stuck: `/readyz` answers 503 and says so. Set it
+    /// from the job's own deadline with [`WorkerConfig::stuck_after_deadline`].
+    pub stuck_after: Duration,
 }
 
 impl WorkerConfig {
@@ -284,11 +296,24 @@ impl WorkerConfig {
             job_slots: 1,
             shutdown_deadline: Duration::from_secs(60),
             reconnect_min: Duration::from_millis(200),
-            reconnect_max: Duration::from_secs(30),
+            // Short enough that a worker is back within seconds of a broker restart; each
+            // attempt is one TCP connect, and the outage log stays quiet.
+            reconnect_max: Duration::from_secs(5),
             connection_name: format!("regard worker {}", crate::PIPELINE_VERSION),
+            stuck_after: Self::stuck_after_deadline(Duration::from_secs(1200)),
         }
     }
+
+    /// When a slot counts as stuck for jobs bounded by `deadline` (fetch plus analysis): the
+    /// deadline plus a quarter of it, at least 10 s, for the commit and the broker round trips.
+    pub fn stuck_after_deadline(deadline: Duration) -> Duration {
+        deadline + (deadline / 4).max(Duration::from_secs(10))
+    }
 }
+
+/// How often a worker that stopped taking jobs during a database outage asks whether the
+/// database answers again.
+const OUTAGE_POLL: Duration = Duration::from_secs(1);
 
 /// What happened at shutdown.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -308,6 +333,11 @@ struct Pending {
     acker: lapin::Acker,
     publish: Channel,
     job_id: Option<String>,
+    /// When the processor started on it (for `/readyz`'s stuck-slot check).
+    began: OnceLock<Instant>,
+    /// Asks the session that received this delivery to close its channels: the broker then
+    /// returns every delivery of theirs that is still unsettled.
+    recycle: Arc<Notify>,
 }
 
 type Registry = Arc<Mutex<HashMap<u64, Arc<Pending>>>>;
@@ -326,6 +356,35 @@ struct Shared<P> {
     processor: Arc<P>,
     metrics: Arc<Metrics>,
     cpu: CpuSlots,
+    /// Deliveries in flight.
+    registry: Registry,
+    /// Set by a job that found the database unreachable: the session stops taking jobs until
+    /// the processor is ready again.
+    outage: AtomicBool,
+    outage_seen: Notify,
+}
+
+impl<P: Processor> Shared<P> {
+    /// The longest-running job, when it has run for longer than a job may.
+    fn stuck_slot(&self) -> Option<Duration> {
+        lock(&self.registry)
+            .values()
+            .filter_map(|p| p.began.get().map(Instant::elapsed))
+            .max()
+            .filter(|busy| *busy > self.config.stuck_after)
+    }
+
+    /// `/readyz`: no stuck slot, and the processor can work.
+    async fn ready(&self) -> Result<(), String> {
+        if let Some(busy) = self.stuck_slot() {
+            return Err(format!(
+                "a job slot has been busy for {}s, longer than a job may take ({}s): stuck",
+                busy.as_secs(),
+                self.config.stuck_after.as_secs()
+            ));
+        }
+        self.processor.ready().await
+    }
 }
 
 /// The queue worker, generic over what it does with a job.
@@ -346,6 +405,9 @@ impl<P: Processor> Worker<P> {
             processor,
             metrics: Arc::new(Metrics::new()),
             cpu,
+            registry: Arc::default(),
+            outage: AtomicBool::new(false),
+            outage_seen: Notify::new(),
         };
         shared.metrics.set_slots(shared.config.job_slots);
         Ok(Worker {
@@ -369,10 +431,10 @@ impl<P: Processor> Worker<P> {
             .await
             .map_err(http_err)?;
         let bound = listener.local_addr().map_err(http_err)?;
-        let processor = self.shared.processor.clone();
+        let shared = self.shared.clone();
         let ready = move || {
-            let p = processor.clone();
-            async move { p.ready().await }
+            let shared = shared.clone();
+            async move { shared.ready().await }
         };
         let task = tokio::spawn(http::serve(listener, self.shared.metrics.clone(), ready));
         self.http = Some(AbortOnDrop(task));
@@ -385,7 +447,7 @@ impl<P: Processor> Worker<P> {
     pub async fn run(self, mut shutdown: Shutdown) -> Result<RunReport, QueueError> {
         let shared = self.shared.clone();
         let cfg = &shared.config;
-        let registry: Registry = Arc::default();
+        let registry = shared.registry.clone();
         let mut handlers = JoinSet::new();
         let next_id = AtomicU64::new(0);
         let mut backoff = cfg.reconnect_min;
@@ -395,7 +457,7 @@ impl<P: Processor> Worker<P> {
         let mut outage = OutageLog::default();
 
         'sessions: while !shutdown.is_triggered() {
-            let (session, mut consumer) = tokio::select! {
+            let mut session = tokio::select! {
                 opened = Session::open(cfg) => match opened {
                     Ok(s) => s,
                     Err(error) => {
@@ -417,12 +479,6 @@ impl<P: Processor> Worker<P> {
             }
             first = false;
             shared.metrics.set_connected(true);
-            tracing::info!(
-                broker = %redact(&cfg.amqp_url),
-                queue = %cfg.topology.jobs_queue(),
-                slots = cfg.job_slots,
-                "consuming jobs"
-            );
             // Queue depth and consumers for /metrics, on a channel of their own; stops with
             // the session.
             let _queues = match broker_op("channel.open", session.conn.create_channel()).await {
@@ -436,13 +492,21 @@ impl<P: Processor> Worker<P> {
                     None
                 }
             };
+            // No consumer while the database is unreachable; the first tick starts one at once
+            // unless a job saw the database down.
+            let mut consumer: Option<lapin::Consumer> = None;
+            let mut resume = tokio::time::interval(OUTAGE_POLL);
             let mut health = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tokio::select! {
-                    delivery = consumer.next() => match delivery {
+                    delivery = next_delivery(&mut consumer) => match delivery {
                         Some(Ok(delivery)) => {
                             let id = next_id.fetch_add(1, Ordering::Relaxed);
-                            let pending = Arc::new(Pending::new(delivery, session.publish.clone()));
+                            let pending = Arc::new(Pending::new(
+                                delivery,
+                                session.publish.clone(),
+                                session.recycle.clone(),
+                            ));
                             lock(&registry).insert(id, pending.clone());
                             let (shared, registry) = (shared.clone(), registry.clone());
                             handlers.spawn(async move {
@@ -459,6 +523,39 @@ impl<P: Processor> Worker<P> {
                             break;
                         }
                     },
+                    _ = shared.outage_seen.notified(), if consumer.is_some() => {
+                        if shared.outage.load(Ordering::SeqCst) {
+                            let mut stopped = consumer.take().expect("a consumer to stop");
+                            match session.stop_consuming(&mut stopped, &shared.metrics, &cfg.topology).await {
+                                Some(handed_back) => tracing::warn!(
+                                    handed_back,
+                                    "database unreachable: not taking jobs until it answers again"
+                                ),
+                                None => break,
+                            }
+                        }
+                    }
+                    _ = resume.tick(), if consumer.is_none() => {
+                        let down = shared.outage.load(Ordering::SeqCst);
+                        if down && shared.processor.ready().await.is_err() {
+                            continue;
+                        }
+                        shared.outage.store(false, Ordering::SeqCst);
+                        match session.consume(cfg).await {
+                            Ok(c) => consumer = Some(c),
+                            Err(error) => {
+                                tracing::warn!(%error, "cannot start consuming; reconnecting");
+                                break;
+                            }
+                        }
+                        tracing::info!(
+                            broker = %redact(&cfg.amqp_url),
+                            queue = %cfg.topology.jobs_queue(),
+                            slots = cfg.job_slots,
+                            after_outage = down,
+                            "consuming jobs"
+                        );
+                    }
                     Some(joined) = handlers.join_next() => {
                         if let Err(error) = joined {
                             tracing::error!(%error, "job handler task failed");
@@ -470,10 +567,18 @@ impl<P: Processor> Worker<P> {
                             break;
                         }
                     }
+                    _ = session.recycle.notified() => {
+                        tracing::warn!("a delivery could not be settled on this channel: closing it, so that the broker returns it");
+                        break;
+                    }
                     _ = shutdown.wait() => {
                         shared.metrics.set_draining();
-                        report.handed_back +=
-                            session.stop_consuming(&mut consumer, &shared.metrics, &cfg.topology).await;
+                        if let Some(mut c) = consumer.take() {
+                            report.handed_back += session
+                                .stop_consuming(&mut c, &shared.metrics, &cfg.topology)
+                                .await
+                                .unwrap_or(0);
+                        }
                         last_session = Some(session);
                         break 'sessions;
                     }
@@ -519,8 +624,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The next delivery, or never while there is no consumer.
+async fn next_delivery(
+    consumer: &mut Option<lapin::Consumer>,
+) -> Option<Result<lapin::message::Delivery, lapin::Error>> {
+    match consumer {
+        Some(c) => c.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Pending {
-    fn new(delivery: lapin::message::Delivery, publish: Channel) -> Self {
+    fn new(delivery: lapin::message::Delivery, publish: Channel, recycle: Arc<Notify>) -> Self {
         let job_id = delivery
             .properties
             .message_id()
@@ -534,6 +649,8 @@ impl Pending {
             acker: delivery.acker,
             publish,
             job_id,
+            began: OnceLock::new(),
+            recycle,
         }
     }
 
@@ -589,6 +706,12 @@ impl Pending {
         key: String,
         headers: FieldTable,
     ) -> Result<(), QueueError> {
+        failpoint::hit(failpoint::BEFORE_COPY)
+            .await
+            .map_err(|_| QueueError::Timeout {
+                op: "publisher confirm",
+                timeout: BROKER_TIMEOUT,
+            })?;
         let props = self
             .properties
             .clone()
@@ -620,42 +743,62 @@ impl Pending {
         Ok(())
     }
 
-    /// Acks; a failed ack is logged and counted, never fatal: the broker will redeliver and the
-    /// store's idempotency absorbs the duplicate.
+    /// Acks; a failed ack is logged and counted, never fatal: the delivery is given back
+    /// ([`Pending::give_back`]), the broker redelivers it and the store's idempotency absorbs
+    /// the duplicate.
     async fn ack(&self, metrics: &Metrics) -> bool {
-        match tokio::time::timeout(
-            super::BROKER_TIMEOUT,
-            self.acker.ack(BasicAckOptions::default()),
-        )
-        .await
-        {
-            Ok(Ok(true)) => true,
-            Ok(Ok(false)) => {
-                metrics.ack_failed();
-                tracing::warn!(
-                    job_id = self.job_id.as_deref().unwrap_or("-"),
-                    "ack not sent: channel closed or already settled; the broker will redeliver"
-                );
-                false
-            }
-            Ok(Err(error)) => {
-                metrics.ack_failed();
-                tracing::warn!(job_id = self.job_id.as_deref().unwrap_or("-"), %error, "ack failed; the broker will redeliver");
-                false
-            }
-            Err(_) => {
-                metrics.ack_failed();
-                tracing::warn!(
-                    job_id = self.job_id.as_deref().unwrap_or("-"),
-                    "ack timed out; the broker may redeliver"
-                );
-                false
-            }
+        let job_id = self.job_id.as_deref().unwrap_or("-");
+        if failpoint::hit(failpoint::BEFORE_ACK).await.is_err() {
+            metrics.ack_failed();
+            tracing::warn!(job_id, "ack not sent (failure point)");
+            self.give_back().await;
+            return false;
         }
+        let failed =
+            match tokio::time::timeout(BROKER_TIMEOUT, self.acker.ack(BasicAckOptions::default()))
+                .await
+            {
+                Ok(Ok(true)) => return true,
+                Ok(Ok(false)) => "ack not sent: channel closed or already settled".to_string(),
+                Ok(Err(error)) => format!("ack failed: {error}"),
+                Err(_) => format!("ack timed out after {BROKER_TIMEOUT:?}"),
+            };
+        metrics.ack_failed();
+        tracing::warn!(job_id, reason = %failed, "delivery not acked; the broker will redeliver it");
+        self.give_back().await;
+        false
     }
 
-    /// Copy, then ack. `Unsettled` when the copy could not be published: the original stays
-    /// unacked and comes back when the channel closes.
+    /// Settles a delivery that could be neither acked nor forwarded, in bounded time: a nack
+    /// that returns it to the queue, or, when the nack cannot be sent or is not answered,
+    /// closing the session's channels (the broker then returns every unsettled delivery of
+    /// theirs). Never leaves it holding a prefetch slot until the broker's consumer timeout.
+    async fn give_back(&self) {
+        let job_id = self.job_id.as_deref().unwrap_or("-");
+        if self.acker.poisoned() {
+            // The channel is gone: the broker has returned the delivery already.
+            return;
+        }
+        if self.acker.usable() {
+            let nack = self.acker.nack(BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            });
+            match tokio::time::timeout(BROKER_TIMEOUT, nack).await {
+                Ok(Ok(true)) => {
+                    tracing::info!(job_id, "delivery returned to the queue");
+                    return;
+                }
+                Ok(Ok(false)) => tracing::warn!(job_id, "nack not sent"),
+                Ok(Err(error)) => tracing::warn!(job_id, %error, "nack failed"),
+                Err(_) => tracing::warn!(job_id, "nack timed out"),
+            }
+        }
+        self.recycle.notify_one();
+    }
+
+    /// Copy, then ack. `Unsettled` when the copy could not be published: the original is
+    /// given back ([`Pending::give_back`]).
     async fn forward_then_ack(
         &self,
         metrics: &Metrics,
@@ -674,23 +817,25 @@ impl Pending {
             }
             Err(error) => {
                 metrics.ack_failed();
-                tracing::warn!(job_id = self.job_id.as_deref().unwrap_or("-"), %error, "could not forward the message; leaving it to the broker");
-                if let QueueError::Refused(_) = error {
-                    // The channel is alive but refused: return the message rather than hold it.
-                    if let Err(error) = self
-                        .acker
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..Default::default()
-                        })
-                        .await
-                    {
-                        tracing::warn!(%error, "nack failed too");
-                    }
-                }
+                tracing::warn!(job_id = self.job_id.as_deref().unwrap_or("-"), %error, "could not forward the message; giving it back to the broker");
+                self.give_back().await;
                 JobOutcome::Unsettled
             }
         }
+    }
+}
+
+impl Pending {
+    /// A copy to the jobs queue with the same headers (the attempt count unchanged), then ack.
+    async fn requeue(&self, metrics: &Metrics, topology: &Topology) -> JobOutcome {
+        self.forward_then_ack(
+            metrics,
+            topology.jobs_exchange(),
+            JOB_ROUTING_KEY.into(),
+            self.copy_headers(&[]),
+            JobOutcome::Interrupted,
+        )
+        .await
     }
 }
 
@@ -822,8 +967,19 @@ async fn handle<P: Processor>(shared: &Shared<P>, pending: &Pending) {
     let span =
         tracing::info_span!("job", job_id = %job.id, kind = job.kind_name(), attempt = ctx.attempt);
     async {
+        if shared.outage.load(Ordering::SeqCst) {
+            // Prefetched just before the consumer stopped: not even tried.
+            let mut settled = pending.settled.lock().await;
+            if !*settled {
+                *settled = true;
+                let outcome = pending.requeue(metrics, topology).await;
+                metrics.job_finished(outcome, job.kind_name(), None);
+            }
+            return;
+        }
         metrics.job_started(job.kind_name(), pending.queued_for());
         let started = Instant::now();
+        let _ = pending.began.set(started);
         // The processor runs in its own task so that a panic fails this job only.
         let task = {
             let (processor, job, ctx) = (shared.processor.clone(), job.clone(), ctx.clone());
@@ -848,7 +1004,14 @@ async fn handle<P: Processor>(shared: &Shared<P>, pending: &Pending) {
         let outcome = match result {
             Ok(done) => {
                 let event = result_event(&job, &ctx, "completed", Some(&done.summary), None);
-                match publish_result(pending, topology, &job, "completed", &event).await {
+                let published = match failpoint::hit(failpoint::BEFORE_EVENT).await {
+                    Ok(()) => publish_result(pending, topology, &job, "completed", &event).await,
+                    Err(_) => Err(QueueError::Timeout {
+                        op: "publisher confirm",
+                        timeout: BROKER_TIMEOUT,
+                    }),
+                };
+                match published {
                     Ok(()) => {
                         if pending.ack(metrics).await {
                             JobOutcome::Completed
@@ -857,13 +1020,11 @@ async fn handle<P: Processor>(shared: &Shared<P>, pending: &Pending) {
                         }
                     }
                     Err(error) => {
+                        // The result is committed: the next delivery finds it in the store
+                        // and publishes the event without analysing again.
                         metrics.ack_failed();
-                        tracing::warn!(%error, "result event not published; job left unacked for redelivery");
-                        if let QueueError::Refused(_) = error
-                            && let Err(error) = pending.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await
-                        {
-                            tracing::warn!(%error, "nack failed too");
-                        }
+                        tracing::warn!(%error, "result event not published; the job goes back to the queue");
+                        pending.give_back().await;
                         JobOutcome::Unsettled
                     }
                 }
@@ -889,6 +1050,11 @@ async fn settle_failure<P: Processor>(
     let topology = &shared.config.topology;
     let failures = ctx.attempt;
     metrics.job_error(job.kind_name(), error.code());
+    if error.is_retryable()
+        && let Err(reason) = shared.processor.ready().await
+    {
+        return wait_out_outage(shared, pending, &error, &reason).await;
+    }
     let error_headers = |attempts: u32| {
         vec![
             (HEADER_ATTEMPT, AMQPValue::LongUInt(attempts)),
@@ -934,6 +1100,11 @@ async fn settle_failure<P: Processor>(
         Err(record_error) => {
             tracing::warn!(%record_error, "could not record the failure");
             if record_error.is_retryable()
+                && let Err(reason) = shared.processor.ready().await
+            {
+                return wait_out_outage(shared, pending, &record_error, &reason).await;
+            }
+            if record_error.is_retryable()
                 && let RetryDecision::RetryAfter(delay) = topology.after_failures(failures)
             {
                 return retry(delay).await;
@@ -969,6 +1140,23 @@ async fn settle_failure<P: Processor>(
             headers,
             outcome,
         )
+        .await
+}
+
+/// The processor cannot work (the database is unreachable): the job goes back to the jobs
+/// queue as it came, without spending an attempt, and the session stops taking jobs until the
+/// processor is ready again. An outage, however long, dead-letters nothing.
+async fn wait_out_outage<P: Processor>(
+    shared: &Shared<P>,
+    pending: &Pending,
+    error: &JobError,
+    reason: &str,
+) -> JobOutcome {
+    tracing::warn!(code = error.code(), %error, %reason, "not ready: job handed back without spending an attempt");
+    shared.outage.store(true, Ordering::SeqCst);
+    shared.outage_seen.notify_one();
+    pending
+        .requeue(&shared.metrics, &shared.config.topology)
         .await
 }
 
@@ -1084,28 +1272,28 @@ struct Session {
     consume: Channel,
     publish: Channel,
     consumer_tag: String,
+    /// Notified when a delivery of this session could not be settled (see [`Pending::give_back`]).
+    recycle: Arc<Notify>,
 }
 
 impl Session {
-    async fn open(cfg: &WorkerConfig) -> Result<(Session, lapin::Consumer), QueueError> {
+    async fn open(cfg: &WorkerConfig) -> Result<Session, QueueError> {
         let conn = connect(&cfg.amqp_url, &cfg.connection_name).await?;
         // On error `conn` is dropped here, which closes it.
-        let (consume, publish, consumer_tag, consumer) = Self::prepare(cfg, &conn).await?;
-        Ok((
-            Session {
-                conn,
-                consume,
-                publish,
-                consumer_tag,
-            },
-            consumer,
-        ))
+        let (consume, publish) = Self::prepare(cfg, &conn).await?;
+        Ok(Session {
+            conn,
+            consume,
+            publish,
+            consumer_tag: String::new(),
+            recycle: Arc::new(Notify::new()),
+        })
     }
 
     async fn prepare(
         cfg: &WorkerConfig,
         conn: &Connection,
-    ) -> Result<(Channel, Channel, String, lapin::Consumer), QueueError> {
+    ) -> Result<(Channel, Channel), QueueError> {
         let publish = broker_op("channel.open", conn.create_channel()).await?;
         broker_op("declare topology", cfg.topology.declare(&publish))
             .await
@@ -1122,18 +1310,22 @@ impl Session {
             consume.basic_qos(cfg.job_slots, BasicQosOptions::default()),
         )
         .await?;
-        let consumer_tag = format!("regard-{}", uuid::Uuid::new_v4());
-        let consumer = broker_op(
+        Ok((consume, publish))
+    }
+
+    /// Starts (or, after an outage, restarts) taking jobs.
+    async fn consume(&mut self, cfg: &WorkerConfig) -> Result<lapin::Consumer, QueueError> {
+        self.consumer_tag = format!("regard-{}", uuid::Uuid::new_v4());
+        broker_op(
             "basic.consume",
-            consume.basic_consume(
+            self.consume.basic_consume(
                 cfg.topology.jobs_queue().into(),
-                consumer_tag.as_str().into(),
+                self.consumer_tag.as_str().into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             ),
         )
-        .await?;
-        Ok((consume, publish, consumer_tag, consumer))
+        .await
     }
 
     fn is_healthy(&self) -> bool {
@@ -1143,12 +1335,13 @@ impl Session {
     }
 
     /// Cancels the consumer, then hands back whatever was prefetched but not yet started.
+    /// `None` when the broker did not take the cancel (the session is then best closed).
     async fn stop_consuming(
         &self,
         consumer: &mut lapin::Consumer,
         metrics: &Metrics,
         topology: &Topology,
-    ) -> usize {
+    ) -> Option<usize> {
         if let Err(error) = broker_op(
             "basic.cancel",
             self.consume.basic_cancel(
@@ -1159,17 +1352,17 @@ impl Session {
         .await
         {
             tracing::warn!(%error, "could not cancel the consumer");
-            return 0;
+            return None;
         }
         let mut handed_back = 0;
         // After cancel-ok the stream yields what was already buffered, then ends.
         while let Ok(Some(Ok(delivery))) =
             tokio::time::timeout(Duration::from_secs(2), consumer.next()).await
         {
-            let pending = Pending::new(delivery, self.publish.clone());
+            let pending = Pending::new(delivery, self.publish.clone(), self.recycle.clone());
             handed_back += usize::from(hand_back(metrics, topology, &pending).await);
         }
-        handed_back
+        Some(handed_back)
     }
 
     async fn close(self, why: &str) {
