@@ -546,7 +546,7 @@ limits_table! {
     /// run stops at the next frame and fails with `job_timeout` (retryable), freeing its slot.
     /// 0: no limit.
     job_timeout: Duration = Duration::from_secs(1800),
-        flag "job-timeout-seconds" in Seconds env "JOB_TIMEOUT";
+        flag "job-timeout" in Seconds env "JOB_TIMEOUT";
     /// HTTP connect timeout, in seconds.
     connect_timeout: Duration = Duration::from_secs(10),
         flag "connect-timeout-seconds" in Seconds env "CONNECT_TIMEOUT_SECONDS";

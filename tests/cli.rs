@@ -190,7 +190,10 @@ fn onnx_runtime_warnings_arrive_as_json_records() {
     let unused_sha = sha256_hex(&std::fs::read(&unused).unwrap());
     assert!(original.contains(tint_sha) && original.contains("\"tiny_tint.onnx\""));
     let manifest = original
-        .replace("\"../../models/", &format!("\"{}/", root.join("models").display()))
+        .replace(
+            "\"../../models/",
+            &format!("\"{}/", root.join("models").display()),
+        )
         .replace("\"tiny_tint.onnx\"", &format!("\"{}\"", unused.display()))
         .replace(tint_sha, &unused_sha);
     let dir = tempfile::tempdir().unwrap();
@@ -211,8 +214,7 @@ fn onnx_runtime_warnings_arrive_as_json_records() {
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| {
-            serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"))
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"))
         })
         .collect();
     let warning = records
@@ -225,7 +227,9 @@ fn onnx_runtime_warnings_arrive_as_json_records() {
         .unwrap_or_else(|| panic!("ONNX Runtime's warning is a JSON record: {stderr}"));
     assert_eq!(warning["level"], "WARN", "{warning}");
     assert!(
-        warning["target"].as_str().is_some_and(|t| t.starts_with("ort")),
+        warning["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("ort")),
         "{warning}"
     );
 }
