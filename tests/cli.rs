@@ -204,3 +204,111 @@ fn a_worker_with_an_altered_embedder_file_refuses_to_start() {
     assert!(!out.status.success(), "the worker started: {stderr}");
     assert!(stderr.contains(sface), "the altered file is not named: {stderr}");
 }
+
+/// ONNX Runtime's own log lines go through tracing: in JSON mode a warning of the library (here
+/// about a model initializer that no node reads) is a JSON record at WARN, not a coloured line.
+#[test]
+fn onnx_runtime_warnings_arrive_as_json_records() {
+    let root = common::root();
+    let models = root.join("fixtures/models");
+    let original = std::fs::read_to_string(models.join("manifest.toml")).unwrap();
+    let tint_sha = "ac1ec42e258abc17df103ec82da171b6f7c18c02aba53983a4104c2eeb8a70ae";
+    let unused = models.join("unused_initializer.onnx");
+    let unused_sha = sha256_hex(&std::fs::read(&unused).unwrap());
+    assert!(original.contains(tint_sha) && original.contains("\"tiny_tint.onnx\""));
+    let manifest = original
+        .replace(
+            "\"../../models/",
+            &format!("\"{}/", root.join("models").display()),
+        )
+        .replace("\"tiny_tint.onnx\"", &format!("\"{}\"", unused.display()))
+        .replace(tint_sha, &unused_sha);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("manifest.toml");
+    std::fs::write(&path, manifest).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_regard"))
+        .current_dir(&root)
+        .args(["--log-format", "json", "analyze", "--models"])
+        .arg(&path)
+        .arg("fixtures/faces/astronaut.png")
+        .env_remove("REGARD_LOG")
+        .env_remove("ORT_LOG")
+        .output()
+        .expect("regard runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let records: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"))
+        })
+        .collect();
+    let warning = records
+        .iter()
+        .find(|r| {
+            r["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Removing initializer 'unused'"))
+        })
+        .unwrap_or_else(|| panic!("ONNX Runtime's warning is a JSON record: {stderr}"));
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    assert!(
+        warning["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("ort")),
+        "{warning}"
+    );
+}
+
+/// ONNX Runtime keeps a telemetry event store (device id, OS, executable path) under
+/// `$XDG_CACHE_HOME` or `~/.cache/Microsoft/DeveloperTools` unless told not to before its
+/// environment exists: regard sends and keeps nothing of the kind.
+#[test]
+fn onnx_runtime_keeps_no_telemetry_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let xdg = dir.path().join("xdg");
+    std::fs::create_dir_all(&home).unwrap();
+    for xdg_cache in [None, Some(&xdg)] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_regard"));
+        cmd.current_dir(common::root())
+            .args(["analyze", "fixtures/faces/astronaut.png"])
+            .env("HOME", &home)
+            .env_remove("ORT_DISABLE_TELEMETRY");
+        match xdg_cache {
+            Some(x) => cmd.env("XDG_CACHE_HOME", x),
+            None => cmd.env_remove("XDG_CACHE_HOME"),
+        };
+        let out = cmd.output().expect("regard runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for store in [home.join(".cache/Microsoft"), xdg.join("Microsoft")] {
+            assert!(
+                !store.exists(),
+                "XDG_CACHE_HOME {xdg_cache:?}: {} was created: {:?}",
+                store.display(),
+                walk(&store)
+            );
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            found.push(e.path());
+            found.extend(walk(&e.path()));
+        }
+    }
+    found
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

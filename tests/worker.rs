@@ -1012,3 +1012,84 @@ async fn a_database_outage_pauses_consumption_and_dead_letters_nothing() {
     w.finish().await;
     tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
 }
+
+/// A job that outlives `REGARD_JOB_TIMEOUT` fails at the deadline with `job_timeout`, a
+/// retryable failure recorded in the ledger; its analysis thread stops at its next frame and
+/// gives the one pipeline back, so the next job on the same one-slot worker completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_past_its_timeout_fails_on_time_and_the_next_job_completes() {
+    let _turn = SERIAL.lock().await;
+    let mut w = World::new("jobtimeout").await;
+    let timeout_s = 5;
+    // Every frame of a 23 s trailer (25 per second): far longer than 5 s of analysis anywhere.
+    let mut worker = w.setup.worker(
+        "w1",
+        &[
+            ("REGARD_JOB_TIMEOUT", &timeout_s.to_string()),
+            ("REGARD_SAMPLE_RATE", "25"),
+        ],
+    );
+    worker.ready().await;
+    let trailer = w.media("trailers/t2_854x480.mp4");
+    let poster = w.media("faces/astronaut.png");
+    let started = Instant::now();
+    for (id, kind, source) in [
+        ("slow-trailer", "trailer", trailer.as_str()),
+        ("next-poster", "poster", poster.as_str()),
+    ] {
+        let out = w.setup.enqueue(&[
+            "--kind", kind, "--source", source, "--title", "T", "--job-id", id,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let first = w
+        .broker
+        .events(1, Duration::from_secs(60), "the trailer's timeout")
+        .await
+        .remove(0);
+    let elapsed = started.elapsed();
+    assert_eq!(first["job_id"], "slow-trailer", "{first:#}");
+    assert_eq!(first["outcome"], "retrying", "retryable: {first:#}");
+    assert_eq!(first["error_code"], "job_timeout", "{first:#}");
+    assert!(
+        elapsed >= Duration::from_secs(timeout_s) && elapsed < Duration::from_secs(timeout_s + 15),
+        "failed at its deadline: {elapsed:?}"
+    );
+    let (status, code): (String, String) =
+        sqlx::query_as("SELECT status, error_code FROM regard.job WHERE job_id = 'slow-trailer'")
+            .fetch_one(w.pool())
+            .await
+            .unwrap();
+    // Retrying, or already running its next attempt.
+    assert!(
+        matches!(status.as_str(), "retrying" | "running") && code == "job_timeout",
+        "{status} {code}"
+    );
+
+    // The slot is free: the poster waiting behind the trailer completes on the same worker,
+    // within its own 5 s (it would wait for the trailer's thread if that kept the pipeline).
+    let next = loop {
+        let e = w
+            .broker
+            .events(1, Duration::from_secs(60), "the poster after the timeout")
+            .await
+            .remove(0);
+        if e["job_id"] == "next-poster" {
+            break e;
+        }
+    };
+    assert_eq!(next["outcome"], "completed", "{next:#}");
+    assert_eq!(
+        scalar_i64(
+            w.pool(),
+            "SELECT count(*) FROM regard.analysis WHERE status = 'succeeded'"
+        )
+        .await,
+        1,
+        "the poster only: a trailer stopped by its timeout stores no partial result"
+    );
+    worker.assert_alive();
+    assert_eq!(worker.http("/readyz").map(|(code, _)| code), Some(200));
+    worker.stop(Duration::from_secs(20)).await;
+    w.finish().await;
+}

@@ -250,7 +250,7 @@ struct RawManifest {
     manifest_version: u32,
     #[serde(default)]
     sensitive_attributes: Vec<String>,
-    runtime: RawRuntime,
+    runtime: RawRuntimes,
     #[serde(default, rename = "model")]
     models: Vec<RawModel>,
 }
@@ -259,6 +259,30 @@ struct RawManifest {
 struct RawRuntime {
     file: String,
     sha256: String,
+}
+
+/// `[runtime]` names one library for every machine, or one per CPU architecture
+/// (`[runtime.x86_64]`, `[runtime.aarch64]`: Rust's names, as in `std::env::consts::ARCH`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawRuntimes {
+    Any(RawRuntime),
+    PerArch(std::collections::BTreeMap<String, RawRuntime>),
+}
+
+impl RawRuntimes {
+    fn for_arch(&self, arch: &str) -> Result<&RawRuntime, String> {
+        match self {
+            RawRuntimes::Any(one) => Ok(one),
+            RawRuntimes::PerArch(all) => all.get(arch).ok_or_else(|| {
+                let known: Vec<&str> = all.keys().map(String::as_str).collect();
+                format!(
+                    "[runtime] has no entry for this machine's architecture {arch} (entries: {})",
+                    known.join(", ")
+                )
+            }),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -302,7 +326,17 @@ impl ModelManifest {
     }
 
     /// Parse manifest text; `path` names the manifest in errors and anchors relative paths.
+    /// The runtime is the one of the architecture this process runs on.
     pub fn parse(text: &str, path: &Path) -> Result<ModelManifest, VisionError> {
+        Self::parse_for_arch(text, path, std::env::consts::ARCH)
+    }
+
+    /// [`ModelManifest::parse`], choosing the runtime entry of `arch` (Rust's name).
+    pub fn parse_for_arch(
+        text: &str,
+        path: &Path,
+        arch: &str,
+    ) -> Result<ModelManifest, VisionError> {
         let err = |message: String| VisionError::Manifest {
             path: path.to_path_buf(),
             message,
@@ -315,9 +349,10 @@ impl ModelManifest {
             )));
         }
         let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
+        let raw_runtime = raw.runtime.for_arch(arch).map_err(err)?;
         let runtime = RuntimeSpec {
-            file: dir.join(&raw.runtime.file),
-            sha256: check_sha256_syntax(&raw.runtime.sha256)
+            file: dir.join(&raw_runtime.file),
+            sha256: check_sha256_syntax(&raw_runtime.sha256)
                 .map_err(|m| err(format!("[runtime]: {m}")))?,
         };
         let mut models = Vec::with_capacity(raw.models.len());
@@ -627,7 +662,12 @@ mod tests {
 
     #[test]
     fn repository_manifest_parses_into_roles() {
-        let m = ModelManifest::parse(REPO_MANIFEST, Path::new("models/manifest.toml")).unwrap();
+        let m = ModelManifest::parse_for_arch(
+            REPO_MANIFEST,
+            Path::new("models/manifest.toml"),
+            "x86_64",
+        )
+        .unwrap();
         assert_eq!(m.sensitive_attributes, ["origin"]);
         assert_eq!(
             m.runtime.file,
@@ -794,6 +834,30 @@ mod tests {
             "{altered}"
         );
         assert!(off.is_ok(), "{off:?}");
+    }
+
+    #[test]
+    fn the_runtime_is_the_one_of_the_architecture() {
+        let path = Path::new("models/manifest.toml");
+        let x86 = ModelManifest::parse_for_arch(REPO_MANIFEST, path, "x86_64").unwrap();
+        assert_eq!(
+            x86.runtime.file,
+            Path::new("models/lib/libonnxruntime.so.1.31.1")
+        );
+        let arm = ModelManifest::parse_for_arch(REPO_MANIFEST, path, "aarch64").unwrap();
+        assert_eq!(
+            arm.runtime.file,
+            Path::new("models/lib/aarch64/libonnxruntime.so.1.31.1")
+        );
+        assert_ne!(x86.runtime.sha256, arm.runtime.sha256);
+        // The models are the same files on every architecture.
+        assert_eq!(x86.models, arm.models);
+        let e = ModelManifest::parse_for_arch(REPO_MANIFEST, path, "riscv64").unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("riscv64") && msg.contains("aarch64, x86_64"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -19,12 +19,24 @@ use crate::domain::{Detection, ModelRef};
 use image::RgbImage;
 use ndarray::ArrayView4;
 use ort::environment::Environment;
+use ort::logging::LogLevel;
 use ort::session::Session;
 use ort::value::TensorRef;
 use std::sync::{Mutex, OnceLock};
 
 /// ONNX Runtime is loaded once per process; later loads must name the same library bytes.
 static RUNTIME: Mutex<Option<(String, Environment)>> = Mutex::new(None);
+
+/// The variable ONNX Runtime reads, once, when its first environment is created, to decide
+/// whether to start its telemetry (on Linux an event store under
+/// `$XDG_CACHE_HOME`/`~/.cache/Microsoft/DeveloperTools`, with a device id). Turning telemetry
+/// events off through the API after that does not remove the store.
+const ORT_DISABLE_TELEMETRY: &str = "ORT_DISABLE_TELEMETRY";
+
+/// The least severe of ONNX Runtime's own log lines that reach tracing. Its logger is
+/// created at VERBOSE (ort's tracing bridge); below WARNING the library formats a line for
+/// every node of every run, which tracing would then only throw away.
+const ORT_LOG_LEVEL: LogLevel = LogLevel::Warning;
 
 fn runtime_environment(file: &std::path::Path, sha256: &str) -> Result<Environment, VisionError> {
     let mut guard = RUNTIME
@@ -45,13 +57,18 @@ fn runtime_environment(file: &std::path::Path, sha256: &str) -> Result<Environme
         file: file.to_path_buf(),
         message,
     };
+    // regard sends nothing anywhere and keeps no event store: ONNX Runtime's telemetry off,
+    // before the library is loaded. SAFETY: set once, under the RUNTIME lock, before the
+    // library (the only reader of this variable) exists; regard reads no variable concurrently.
+    unsafe { std::env::set_var(ORT_DISABLE_TELEMETRY, "1") };
     let env = ort::init_from(file)
         .map_err(|e| load_err(e.to_string()))?
         .with_name("regard")
-        // regard sends nothing anywhere and keeps no event store: ONNX Runtime's telemetry off.
         .with_telemetry(false)
         .build()
         .map_err(|e| load_err(e.to_string()))?;
+    // The library's own lines go through tracing (ort's `tracing` feature), as JSON in JSON mode.
+    env.set_log_level(ORT_LOG_LEVEL);
     *guard = Some((sha256.to_string(), env.clone()));
     Ok(env)
 }
