@@ -137,7 +137,7 @@ fn analyze(db: &TestDb, title: &str, section: &str, media: &[&str], extra: &[&st
     let mut args = vec![
         "analyze",
         "--db",
-        &db.url,
+        db.url.as_str(),
         "--film-title",
         title,
         "--film-year",
@@ -155,7 +155,7 @@ fn analyze(db: &TestDb, title: &str, section: &str, media: &[&str], extra: &[&st
 }
 
 fn add_coder(db: &TestDb, name: &str, admin: bool) {
-    let mut args = vec!["coding", "add-coder", "--db", &db.url, "--name", name];
+    let mut args = vec!["coding", "add-coder", "--db", db.url.as_str(), "--name", name];
     if admin {
         args.push("--admin");
     }
@@ -171,11 +171,11 @@ async fn serve(db: &TestDb, tmp: &Path, extra: &[&str]) -> (Process, String) {
         "coding",
         "serve",
         "--db",
-        &db.url,
+        db.url.as_str(),
         "--listen",
-        &listen,
+        listen.as_str(),
         "--media-root",
-        &fixtures,
+        fixtures.as_str(),
     ];
     args.extend_from_slice(extra);
     let child = Command::new(env!("CARGO_BIN_EXE_regard"))
@@ -234,8 +234,7 @@ async fn browser(driver: &str) -> Client {
                      "--disable-gpu", "--window-size=1366,768", "--lang=fr-FR"],
         }),
     );
-    ClientBuilder::rustls()
-        .expect("rustls connector")
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
         .connect(driver)
         .await
@@ -271,12 +270,14 @@ async fn sign_in(c: &Client, base: &str, name: &str) {
 }
 
 async fn start_queue(c: &Client, attribute: &str) {
-    c.find(Locator::Css(&format!("#attribute option[value='{attribute}']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    c.find(Locator::Css(&format!(
+        "#attribute option[value='{attribute}']"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
     c.find(Locator::Css("#festival"))
         .await
         .unwrap()
@@ -571,7 +572,11 @@ async fn two_coders_code_with_the_keyboard_and_the_admin_sees_agreement_and_orig
     let before_undo = shown(&c).await.1;
     press(&c, 'z').await;
     let back = wait_person(&c, &alice[8].to_string(), true).await;
-    assert_eq!(back, alice[8].to_string(), "undo shows the last person again");
+    assert_eq!(
+        back,
+        alice[8].to_string(),
+        "undo shows the last person again"
+    );
     let relabelled = code_with_keys(&c, &['1']).await;
     assert_eq!(relabelled, [alice[8]]);
     assert_eq!(shown(&c).await.1, before_undo);
@@ -579,9 +584,12 @@ async fn two_coders_code_with_the_keyboard_and_the_admin_sees_agreement_and_orig
     alice.extend(last);
     assert_eq!(alice.len(), 10);
     // The coding page at 1366×768 (the window's size): face and every key visible at once.
-    fits(&c, &["#face", "#keys", "#undo", "#context-toggle", "#logout"])
-        .await
-        .unwrap_or_else(|e| panic!("1366×768: {e}"));
+    fits(
+        &c,
+        &["#face", "#keys", "#undo", "#context-toggle", "#logout"],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("1366×768: {e}"));
     screenshot("coding.png", &c.screenshot().await.unwrap());
     // A tablet (768×1024): one column, nothing wider than the screen.
     c.set_window_size(768, 1024).await.unwrap();
@@ -592,7 +600,9 @@ async fn two_coders_code_with_the_keyboard_and_the_admin_sees_agreement_and_orig
     sign_out(&c).await;
 
     let labels = |coder: &str| {
-        format!("SELECT count(*) FROM regard.coder_label WHERE coder = '{coder}' AND attribute = 'origin'")
+        format!(
+            "SELECT count(*) FROM regard.coder_label WHERE coder = '{coder}' AND attribute = 'origin'"
+        )
     };
     assert_eq!(scalar(&db.store, &labels("alice")).await, 10);
     assert_eq!(
@@ -672,11 +682,18 @@ async fn two_coders_code_with_the_keyboard_and_the_admin_sees_agreement_and_orig
         .await
         .unwrap();
     assert_eq!(
-        c.find_all(Locator::Css("form.dispute")).await.unwrap().len(),
+        c.find_all(Locator::Css("form.dispute"))
+            .await
+            .unwrap()
+            .len(),
         1
     );
     assert_eq!(
-        scalar(&db.store, "SELECT count(*) FROM regard.adjudication WHERE adjudicator = 'carol'").await,
+        scalar(
+            &db.store,
+            "SELECT count(*) FROM regard.adjudication WHERE adjudicator = 'carol'"
+        )
+        .await,
         1
     );
     assert_eq!(
@@ -690,7 +707,11 @@ async fn two_coders_code_with_the_keyboard_and_the_admin_sees_agreement_and_orig
     c.clone().close().await.unwrap();
 
     // Figures by origin: 9 decided persons (8 agreed, 1 adjudicated) of all persons.
-    let rows = db.store.origin_figures(Some(FESTIVAL), Some(2026)).await.unwrap();
+    let rows = db
+        .store
+        .origin_figures(Some(FESTIVAL), Some(2026))
+        .await
+        .unwrap();
     let decided: i64 = rows
         .iter()
         .filter(|r| r.category == "unknown")
@@ -705,29 +726,43 @@ async fn two_coders_code_with_the_keyboard_and_the_admin_sees_agreement_and_orig
     .unwrap();
     for r in &rows {
         let coverage = r.coverage.expect("coverage");
-        assert!((coverage - r.decided as f64 / r.total as f64).abs() < 1e-9, "{r:?}");
+        assert!(
+            (coverage - r.decided as f64 / r.total as f64).abs() < 1e-9,
+            "{r:?}"
+        );
         assert_eq!(r.incomplete, coverage < min_coverage, "{r:?}");
         if r.category != "unknown" && r.decided > 0 {
             let share = r.share.expect("share");
-            assert!((share - r.persons as f64 / r.decided as f64).abs() < 1e-9, "{r:?}");
+            assert!(
+                (share - r.persons as f64 / r.decided as f64).abs() < 1e-9,
+                "{r:?}"
+            );
             let (low, high) = (r.share_ci_low.unwrap(), r.share_ci_high.unwrap());
             assert!(low <= share && share <= high && low < high, "{r:?}");
         }
     }
-    assert!(rows.iter().any(|r| r.incomplete), "{persons} persons, 9 coded: incomplete");
+    assert!(
+        rows.iter().any(|r| r.incomplete),
+        "{persons} persons, 9 coded: incomplete"
+    );
     let out = regard(
-        &["coding", "figures", "--db", &db.url, "--festival", FESTIVAL],
+        &["coding", "figures", "--db", db.url.as_str(), "--festival", FESTIVAL],
         None,
     );
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
-        table.contains("coverage") && table.contains("95% interval") && table.contains("INCOMPLETE"),
+        table.contains("coverage")
+            && table.contains("95% interval")
+            && table.contains("INCOMPLETE"),
         "{table}"
     );
-    assert!(table.contains("placeholder_a") && table.contains("]%"), "{table}");
+    assert!(
+        table.contains("placeholder_a") && table.contains("]%"),
+        "{table}"
+    );
 
     // Retention removes the work queues too.
-    regard(&["retention", "--db", &db.url, "--older-than", "0"], None);
+    regard(&["retention", "--db", db.url.as_str(), "--older-than", "0"], None);
     assert_eq!(
         scalar(&db.store, "SELECT count(*) FROM regard.coding_queue").await,
         0
@@ -767,7 +802,13 @@ async fn faces_need_a_session_forms_need_their_token_and_nothing_is_written_or_c
             });
         }
     });
-    analyze(&db, "Delta", "Compétition", &[&media_url], &["--allow-private-urls"]);
+    analyze(
+        &db,
+        "Delta",
+        "Compétition",
+        &[&media_url],
+        &["--allow-private-urls"],
+    );
     add_coder(&db, "dora", false);
     add_coder(&db, "erin", true);
     let tmp = tempfile::tempdir().unwrap();
@@ -787,7 +828,10 @@ async fn faces_need_a_session_forms_need_their_token_and_nothing_is_written_or_c
     .await;
 
     // No session, or a forged cookie: no image.
-    for cookie in [None, Some("regard_session=00000000-0000-0000-0000-000000000000.00")] {
+    for cookie in [
+        None,
+        Some("regard_session=00000000-0000-0000-0000-000000000000.00"),
+    ] {
         for path in [format!("/face/{local}"), format!("/context/{local}")] {
             let mut req = client.get(format!("{base}{path}"));
             if let Some(c) = cookie {
@@ -818,7 +862,11 @@ async fn faces_need_a_session_forms_need_their_token_and_nothing_is_written_or_c
     let r = client
         .post(format!("{base}/code/queue"))
         .header("cookie", &dora)
-        .form(&[("csrf", dora_csrf.as_str()), ("attribute", "origin"), ("festival", FESTIVAL)])
+        .form(&[
+            ("csrf", dora_csrf.as_str()),
+            ("attribute", "origin"),
+            ("festival", FESTIVAL),
+        ])
         .send()
         .await
         .unwrap();
@@ -886,7 +934,10 @@ async fn faces_need_a_session_forms_need_their_token_and_nothing_is_written_or_c
     }
     stop.store(true, Ordering::Relaxed);
     let appeared = watcher.join().unwrap();
-    assert!(appeared.is_empty(), "files written while serving faces: {appeared:?}");
+    assert!(
+        appeared.is_empty(),
+        "files written while serving faces: {appeared:?}"
+    );
 
     // From a URL the source is downloaded to a temp file: deleted before the response ends.
     let before = snapshot(&watched);
@@ -901,7 +952,11 @@ async fn faces_need_a_session_forms_need_their_token_and_nothing_is_written_or_c
         assert_no_caching(&r, &path);
         r.bytes().await.unwrap();
     }
-    assert_eq!(snapshot(&watched), before, "a download's temp file remained");
+    assert_eq!(
+        snapshot(&watched),
+        before,
+        "a download's temp file remained"
+    );
 
     // Pages forbid caching too; and the rate limit stops a coder pulling faces in bulk.
     for path in ["/login", "/code", "/admin"] {
@@ -926,7 +981,10 @@ async fn faces_need_a_session_forms_need_their_token_and_nothing_is_written_or_c
             limited += 1;
         }
     }
-    assert!(limited > 0, "30 faces at once were all served (burst is 20)");
+    assert!(
+        limited > 0,
+        "30 faces at once were all served (burst is 20)"
+    );
 
     // Sign-out ends the session for good: the same cookie gets nothing afterwards.
     let r = client

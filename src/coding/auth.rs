@@ -1,9 +1,9 @@
 //! Who may code: argon2 password hashes, session cookies signed with HMAC-SHA256 (the session
 //! itself is a database row, so log-out ends it for good), and CSRF tokens bound to the session.
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -36,8 +36,11 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
 
 /// True when `password` matches the stored hash (a malformed hash never matches).
 pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// Signs and checks values with the server's key. Each use has its own purpose string, so a
@@ -121,7 +124,10 @@ mod tests {
         assert!(verify_password("correct horse battery", &hash));
         assert!(!verify_password("correct horse batterx", &hash));
         assert!(!verify_password("anything", "not a hash"));
-        assert!(matches!(hash_password("short"), Err(AuthError::WeakPassword)));
+        assert!(matches!(
+            hash_password("short"),
+            Err(AuthError::WeakPassword)
+        ));
     }
 
     #[test]
@@ -130,7 +136,11 @@ mod tests {
         let signed = signer.sign("session", "abc");
         assert_eq!(signer.verify("session", &signed), Some("abc"));
         assert_eq!(signer.verify("pre", &signed), None, "another purpose");
-        assert_eq!(Signer::random().verify("session", &signed), None, "another key");
+        assert_eq!(
+            Signer::random().verify("session", &signed),
+            None,
+            "another key"
+        );
         let forged = signed.replacen("abc", "abd", 1);
         assert_eq!(signer.verify("session", &forged), None);
         let token = signer.csrf_token("abc");

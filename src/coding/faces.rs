@@ -118,7 +118,12 @@ fn trailer_picture(
     }
     let mut parts = vec![face_crop(key_frame, &source.bbox)];
     // The other moments have no box of their own: the whole frame, small.
-    parts.extend(frames[1..].iter().flatten().map(|f| fit_height(f, FACE_HEIGHT)));
+    parts.extend(
+        frames[1..]
+            .iter()
+            .flatten()
+            .map(|f| fit_height(f, FACE_HEIGHT)),
+    );
     Ok(side_by_side(&parts))
 }
 
@@ -172,7 +177,10 @@ fn frames_at(
             break;
         }
     }
-    Ok(best.into_iter().map(|b| b.map(|(_, image)| image)).collect())
+    Ok(best
+        .into_iter()
+        .map(|b| b.map(|(_, image)| image))
+        .collect())
 }
 
 /// The box with a margin of half its size on every side, scaled to [`FACE_HEIGHT`].

@@ -177,7 +177,10 @@ pub fn coding(coder: &CoderAccount, csrf: &str, scheme: &CodingScheme) -> String
     page(
         &title,
         Some(csrf),
-        &format!(" data-attribute=\"{}\" data-state=\"loading\"", esc(&scheme.attribute)),
+        &format!(
+            " data-attribute=\"{}\" data-state=\"loading\"",
+            esc(&scheme.attribute)
+        ),
         &body,
     )
 }
@@ -230,7 +233,9 @@ pub fn admin(
             attr = esc(&s.scheme.attribute),
         );
         if !p.coders.is_empty() {
-            body.push_str("<table><tr><th>Coder</th><th>Labels</th><th>Unsure</th><th>Last</th></tr>");
+            body.push_str(
+                "<table><tr><th>Coder</th><th>Labels</th><th>Unsure</th><th>Last</th></tr>",
+            );
             for c in &p.coders {
                 let _ = write!(
                     body,
@@ -304,7 +309,11 @@ pub fn admin(
             percent(f.coverage),
             f.decided,
             f.total,
-            if f.incomplete { "<span class=\"incomplete\">incomplete</span>" } else { "" }
+            if f.incomplete {
+                "<span class=\"incomplete\">incomplete</span>"
+            } else {
+                ""
+            }
         );
     }
     body.push_str("</table></section></main>");
@@ -318,7 +327,10 @@ mod tests {
 
     #[test]
     fn text_is_escaped_and_keys_follow_the_scheme() {
-        assert_eq!(esc("<a href=\"x\">'&"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;");
+        assert_eq!(
+            esc("<a href=\"x\">'&"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
+        );
         let scheme = CodingScheme {
             attribute: "origin".into(),
             title: "Origine perçue".into(),

@@ -54,7 +54,10 @@ mod tests {
         assert!((0..3).all(|_| limiter.allow_at(1, t0)));
         assert!(!limiter.allow_at(1, t0));
         assert!(limiter.allow_at(2, t0), "another coder has its own bucket");
-        assert!(limiter.allow_at(1, t0 + Duration::from_secs(1)), "one a second at 60/min");
+        assert!(
+            limiter.allow_at(1, t0 + Duration::from_secs(1)),
+            "one a second at 60/min"
+        );
         assert!(!limiter.allow_at(1, t0 + Duration::from_secs(1)));
     }
 }

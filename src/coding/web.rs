@@ -135,7 +135,11 @@ async fn security_headers(mut response: Response<axum::body::Body>) -> Response<
     };
     set(h, CACHE_CONTROL, "no-store, max-age=0");
     set(h, HeaderName::from_static("pragma"), "no-cache");
-    set(h, HeaderName::from_static("x-content-type-options"), "nosniff");
+    set(
+        h,
+        HeaderName::from_static("x-content-type-options"),
+        "nosniff",
+    );
     set(h, HeaderName::from_static("x-frame-options"), "DENY");
     set(h, HeaderName::from_static("referrer-policy"), "no-referrer");
     set(
@@ -150,7 +154,9 @@ async fn security_headers(mut response: Response<axum::body::Body>) -> Response<
 /// What a handler can fail with, as the response a browser gets.
 enum WebError {
     /// No live session: pages redirect to the sign-in page, the rest get 401 and no body.
-    SignIn { page: bool },
+    SignIn {
+        page: bool,
+    },
     Csrf,
     Forbidden,
     TooMany,
@@ -170,9 +176,11 @@ impl IntoResponse for WebError {
                 (StatusCode::FORBIDDEN, "CSRF token missing or wrong").into_response()
             }
             WebError::Forbidden => (StatusCode::FORBIDDEN, "not allowed").into_response(),
-            WebError::TooMany => {
-                (StatusCode::TOO_MANY_REQUESTS, "too many pictures, slow down").into_response()
-            }
+            WebError::TooMany => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many pictures, slow down",
+            )
+                .into_response(),
             WebError::NotFound => (StatusCode::NOT_FOUND, "not found").into_response(),
             WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, m).into_response(),
             WebError::Internal(m) => {

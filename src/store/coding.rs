@@ -297,8 +297,15 @@ impl Store {
         let mut affected: BTreeSet<(i64, String)> = BTreeSet::new();
         let mut written = 0;
         for l in &labels {
-            written += write_label(&mut tx, l.person_id, &l.attribute, &l.label, coder, "import")
-                .await?;
+            written += write_label(
+                &mut tx,
+                l.person_id,
+                &l.attribute,
+                &l.label,
+                coder,
+                "import",
+            )
+            .await?;
             affected.insert((persons[&l.person_id], l.attribute.clone()));
         }
         for (analysis_id, attribute) in &affected {
@@ -592,12 +599,14 @@ impl Store {
         .bind(name.trim())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(coder_id, name, password_hash, is_admin)| CoderAccount {
-            coder_id,
-            name,
-            password_hash,
-            is_admin,
-        }))
+        Ok(
+            row.map(|(coder_id, name, password_hash, is_admin)| CoderAccount {
+                coder_id,
+                name,
+                password_hash,
+                is_admin,
+            }),
+        )
     }
 
     /// Start a session for a coder; it ends at log-out or after `ttl`.
@@ -632,12 +641,14 @@ impl Store {
         .bind(session_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(coder_id, name, password_hash, is_admin)| CoderAccount {
-            coder_id,
-            name,
-            password_hash,
-            is_admin,
-        }))
+        Ok(
+            row.map(|(coder_id, name, password_hash, is_admin)| CoderAccount {
+                coder_id,
+                name,
+                password_hash,
+                is_admin,
+            }),
+        )
     }
 
     pub async fn end_session(&self, session_id: uuid::Uuid) -> Result<(), StoreError> {
@@ -780,7 +791,11 @@ impl Store {
     }
 
     /// How many persons are left in a coder's queue (not skipped).
-    pub async fn queue_left(&self, coder: &CoderAccount, attribute: &str) -> Result<i64, StoreError> {
+    pub async fn queue_left(
+        &self,
+        coder: &CoderAccount,
+        attribute: &str,
+    ) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT count(*) FROM regard.coding_queue
              WHERE coder_id = $1 AND attribute = $2 AND NOT skipped",
@@ -865,7 +880,15 @@ impl Store {
         let Some((person_id, label)) = last else {
             return Ok(None);
         };
-        log_event(&mut tx, person_id, attribute, &coder.name, "undo", Some(&label)).await?;
+        log_event(
+            &mut tx,
+            person_id,
+            attribute,
+            &coder.name,
+            "undo",
+            Some(&label),
+        )
+        .await?;
         sqlx::query(
             "INSERT INTO regard.coding_queue (coder_id, attribute, person_id, position)
              VALUES ($1, $2, $3, (SELECT coalesce(min(position), 1) - 1 FROM regard.coding_queue
@@ -924,19 +947,31 @@ impl Store {
 
     /// Where to render a person's face from.
     pub async fn face_source(&self, person_id: i64) -> Result<Option<FaceSource>, StoreError> {
-        let row: Option<(String, String, String, f32, f32, f32, f32, Option<f64>, i32, Option<serde_json::Value>)> =
-            sqlx::query_as(
-                "SELECT a.kind, a.source, a.content_sha256, p.box_x, p.box_y, p.box_width,
+        let row: Option<(
+            String,
+            String,
+            String,
+            f32,
+            f32,
+            f32,
+            f32,
+            Option<f64>,
+            i32,
+            Option<serde_json::Value>,
+        )> = sqlx::query_as(
+            "SELECT a.kind, a.source, m.content_sha256, p.box_x, p.box_y, p.box_width,
                         p.box_height, p.key_frame_s, p.number,
                         CASE WHEN a.kind = 'trailer' THEN
-                            jsonb_build_object('sample_rate', a.result -> 'sample_rate',
+                            jsonb_build_object('sample_rate', a.sample_rate,
                                                'timeline', a.result -> 'timeline') END
-                 FROM regard.person p JOIN regard.analysis a USING (analysis_id)
-                 WHERE p.person_id = $1 AND a.content_sha256 IS NOT NULL",
-            )
-            .bind(person_id)
-            .fetch_optional(&self.pool)
-            .await?;
+                 FROM regard.person p
+                 JOIN regard.analysis a USING (analysis_id)
+                 JOIN regard.media m ON m.media_id = a.media_id
+                 WHERE p.person_id = $1",
+        )
+        .bind(person_id)
+        .fetch_optional(&self.pool)
+        .await?;
         let Some((kind, source, sha, x, y, w, h, key_frame_s, number, trailer)) = row else {
             return Ok(None);
         };
@@ -1118,8 +1153,15 @@ impl Store {
         .bind(&adjudicator.name)
         .execute(&mut *tx)
         .await?;
-        log_event(&mut tx, person_id, attribute, &adjudicator.name, "adjudicate", Some(label))
-            .await?;
+        log_event(
+            &mut tx,
+            person_id,
+            attribute,
+            &adjudicator.name,
+            "adjudicate",
+            Some(label),
+        )
+        .await?;
         recompute_for_person(&mut tx, person_id, attribute).await?;
         tx.commit().await?;
         Ok(())
