@@ -769,7 +769,8 @@ async fn two_coders_code_with_the_keyboard_and_the_admin_sees_agreement_and_orig
     );
 }
 
-#[tokio::test]
+// Multi-threaded: `regard analyze` blocks one thread while the test serves it a poster by URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faces_need_a_session_forms_need_their_token_and_nothing_is_written_or_cached() {
     let db = TestDb::new().await;
     analyze(
