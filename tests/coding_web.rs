@@ -155,7 +155,14 @@ fn analyze(db: &TestDb, title: &str, section: &str, media: &[&str], extra: &[&st
 }
 
 fn add_coder(db: &TestDb, name: &str, admin: bool) {
-    let mut args = vec!["coding", "add-coder", "--db", db.url.as_str(), "--name", name];
+    let mut args = vec![
+        "coding",
+        "add-coder",
+        "--db",
+        db.url.as_str(),
+        "--name",
+        name,
+    ];
     if admin {
         args.push("--admin");
     }
@@ -746,7 +753,14 @@ async fn two_coders_code_with_the_keyboard_and_the_admin_sees_agreement_and_orig
         "{persons} persons, 9 coded: incomplete"
     );
     let out = regard(
-        &["coding", "figures", "--db", db.url.as_str(), "--festival", FESTIVAL],
+        &[
+            "coding",
+            "figures",
+            "--db",
+            db.url.as_str(),
+            "--festival",
+            FESTIVAL,
+        ],
         None,
     );
     let table = String::from_utf8_lossy(&out.stdout);
@@ -762,7 +776,10 @@ async fn two_coders_code_with_the_keyboard_and_the_admin_sees_agreement_and_orig
     );
 
     // Retention removes the work queues too.
-    regard(&["retention", "--db", db.url.as_str(), "--older-than", "0"], None);
+    regard(
+        &["retention", "--db", db.url.as_str(), "--older-than", "0"],
+        None,
+    );
     assert_eq!(
         scalar(&db.store, "SELECT count(*) FROM regard.coding_queue").await,
         0
