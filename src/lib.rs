@@ -4,9 +4,11 @@
 //! perceive, embed) → [`track`] (faces → persons across frames and shots) → [`stats`]
 //! (representation statistics and their uncertainty) → [`report`] (tables, JSON, pictures).
 //! [`pipeline`] runs one media file through them; [`store`] (PostgreSQL) and [`queue`]
-//! (RabbitMQ) sit at the edges and are driven by the CLI in `main.rs`.
+//! (RabbitMQ) sit at the edges and are driven by the CLI in `main.rs`; [`coding`] is the coders'
+//! web application on top of the store.
 
 pub mod cli;
+pub mod coding;
 pub mod config;
 pub mod domain;
 pub mod evaluate;

@@ -67,6 +67,7 @@ fn main() -> ExitCode {
             Command::Persons(PersonsCommand::Import(args)) => {
                 regard::cli::persons::run_import(args).await
             }
+            Command::Coding(command) => regard::cli::coding::run(command).await,
             Command::Retention(args) => regard::cli::persons::run_retention(args).await,
             Command::Jobs(command) => regard::cli::jobs::run(command).await,
             Command::Films(command) => regard::cli::jobs::run_films(command).await,

@@ -21,6 +21,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("runner", 7),
     ("evaluate", 8),
     ("queue", 8),
+    ("coding", 8),
     ("cli", 9),
 ];
 

@@ -641,7 +641,7 @@ async fn migrations_apply_to_empty_then_migrated_database_and_concurrently() {
         "SELECT count(*) FROM regard._sqlx_migrations WHERE success",
     )
     .await;
-    assert_eq!(applied, 5);
+    assert_eq!(applied, 6);
     let outside: i64 = scalar_i64(
         &db.store,
         "SELECT count(*) FROM information_schema.tables WHERE table_schema NOT IN ('regard', 'pg_catalog', 'information_schema')",
@@ -675,7 +675,7 @@ async fn every_view_and_saved_question_returns_the_seeded_figures() {
     .fetch_all(s.pool())
     .await
     .unwrap();
-    assert_eq!(views.len(), 12, "{views:?}");
+    assert_eq!(views.len(), 14, "{views:?}");
     for v in &views {
         sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM regard.{v}")))
             .fetch_all(s.pool())
@@ -1013,7 +1013,7 @@ async fn every_column_of_every_view_has_a_comment() {
     .fetch_all(db.store.pool())
     .await
     .unwrap();
-    assert_eq!(views.len(), 12, "{views:?}");
+    assert_eq!(views.len(), 14, "{views:?}");
     let bare: Vec<&str> = views
         .iter()
         .filter(|(_, c)| c.as_deref().is_none_or(|c| c.trim().is_empty()))
@@ -1063,7 +1063,7 @@ async fn the_metabase_role_reads_the_views_and_no_table() {
     .await
     .unwrap();
     let views = privileges.iter().filter(|p| p.1 == "v").count();
-    assert_eq!(views, 12);
+    assert_eq!(views, 14);
     for (name, kind, select, write) in &privileges {
         assert_eq!(
             *select,

@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod bench;
+pub mod coding;
 pub mod evaluate;
 pub mod jobs;
 pub mod persons;
@@ -135,8 +136,12 @@ pub enum Command {
     /// Human coding: export the persons still to code, import a coder's labels.
     #[command(subcommand)]
     Persons(PersonsCommand),
-    /// Delete per-person rows (faces, persons, their coder labels) of analyses older than an
-    /// age; the representation figures and every aggregate view keep their values.
+    /// Coders in a browser: the coding web application, coder accounts, origin figures.
+    #[command(subcommand)]
+    Coding(crate::cli::coding::CodingCommand),
+    /// Delete per-person rows (faces, persons, their coder labels, coders' work queues) of
+    /// analyses older than an age; the representation figures and every aggregate view keep
+    /// their values.
     Retention(RetentionArgs),
     /// The job ledger: every job id received (queue or CLI) and what became of it.
     #[command(subcommand)]

@@ -105,9 +105,10 @@ pub async fn run_retention(args: RetentionArgs) -> anyhow::Result<bool> {
     let store = Store::connect(&args.db.database_url).await?;
     let age = Duration::from_secs(u64::from(args.older_than) * 24 * 3600);
     let summary = store.purge_persons_older_than(age).await?;
+    let queued = store.purge_coding_queues_older_than(age).await?;
     println!(
-        "retention ({} day(s)): {} face/person row(s) deleted, {} stored result(s) stripped of per-person data; representation figures kept",
-        args.older_than, summary.persons_deleted, summary.analyses_stripped
+        "retention ({} day(s)): {} face/person row(s) deleted, {} stored result(s) stripped of per-person data, {} coder work queue row(s) removed; representation figures kept",
+        args.older_than, summary.persons_deleted, summary.analyses_stripped, queued
     );
     Ok(true)
 }

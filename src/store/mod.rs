@@ -12,7 +12,11 @@ mod reanalysis;
 mod reuse;
 mod write;
 
-pub use coding::{FilmFilter, ImportSummary, LabelLineError, PersonToCode};
+pub use coding::{
+    CoderAccount, CoderProgress, CodingScheme, Disagreement, FaceSource, FilmFilter, ImportSummary,
+    LabelLineError, OriginFigure, PersonToCode, QueueFilter, QueuedPerson, SchemeCategory,
+    SchemeProgress, Undone,
+};
 pub use films::strength as film_strength;
 pub use keys::{ProvenanceKeys, canonical_json, film_key, provenance_keys, sha256_hex, title_key};
 pub use ledger::{JobOrigin, JobReceipt, JobRecord, JobStatus, JobUpdate};
