@@ -504,6 +504,16 @@ settings_table! {
     /// calibrated by `regard evaluate` (EVALUATION.md).
     min_attribute_confidence: f32 = 0.85,
         flag "min-confidence" env "MIN_CONFIDENCE", job 0.5..=0.99;
+    /// When several models perceive one attribute (gender: dlib's and face-api's), their
+    /// probabilities of one label further apart than this make it `unknown` (models_disagree);
+    /// the label is decided on their mean otherwise. Chosen by the rule in
+    /// fixtures/evaluation-method.md.
+    max_model_disagreement: f32 = 0.5,
+        flag "max-model-disagreement" env "MAX_MODEL_DISAGREEMENT";
+    /// A face whose second-opinion age (face-api) is below this many years is given that age;
+    /// older faces the age model's. Chosen by the rule in fixtures/evaluation-method.md.
+    second_opinion_age_below: f32 = 25.0,
+        flag "second-opinion-age-below" env "SECOND_OPINION_AGE_BELOW";
     /// Average each face's perceived attributes with those of its mirror image.
     mirror_average: bool = true, flag "mirror-average" env "MIRROR_AVERAGE";
     /// Upper edges (exclusive) of the age bands, in years: 18,30,45,60 gives 0-17, 18-29, 30-44,

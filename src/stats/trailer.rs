@@ -182,6 +182,8 @@ mod tests {
             age: Some(AgeEstimate {
                 years: 30.0,
                 band: "30-44".into(),
+                model: None,
+                by_model: Vec::new(),
             }),
             first_seen_s: frames[0] as f64 * 0.5,
             last_seen_s: *frames.last().unwrap() as f64 * 0.5,
