@@ -47,7 +47,10 @@ fn the_derived_agegender_model_gives_face_apis_numbers_on_the_golden_crops() {
     let g = golden();
     let m = manifest();
     let spec = m.gender_age.iter().find(|s| s.name == MODEL).unwrap();
-    assert_eq!(g["model"]["sha256"], spec.sha256, "golden made with another file");
+    assert_eq!(
+        g["model"]["sha256"], spec.sha256,
+        "golden made with another file"
+    );
     let crops: Vec<_> = g["crops"].as_array().unwrap().iter().collect();
     assert!(crops.len() >= 10, "{} golden crops", crops.len());
     let images: Vec<image::RgbImage> = crops
@@ -67,16 +70,26 @@ fn the_derived_agegender_model_gives_face_apis_numbers_on_the_golden_crops() {
         let name = c["name"].as_str().unwrap();
         assert_eq!(probs.len(), 2, "{name}");
         for (p, w) in probs.iter().zip(&want) {
-            assert!((p - w).abs() < 1e-4, "{name}: P {probs:?}, face-api {want:?}");
+            assert!(
+                (p - w).abs() < 1e-4,
+                "{name}: P {probs:?}, face-api {want:?}"
+            );
         }
-        assert!((years - want_age).abs() < 1e-2, "{name}: {years} years, face-api {want_age}");
+        assert!(
+            (years - want_age).abs() < 1e-2,
+            "{name}: {years} years, face-api {want_age}"
+        );
         let alone = v.run_gender_age(MODEL, &images[i..=i]).unwrap();
         assert!((alone[0].1 - years).abs() < 1e-3 && (alone[0].0[0] - probs[0]).abs() < 1e-5);
     }
     // The golden set holds both perceived genders, so a swapped head order would fail above;
     // check that it does.
     let females = batch.iter().filter(|(p, _)| p[0] > 0.5).count();
-    assert!(females > 0 && females < batch.len(), "{females} of {}", batch.len());
+    assert!(
+        females > 0 && females < batch.len(),
+        "{females} of {}",
+        batch.len()
+    );
 }
 
 #[test]
@@ -106,9 +119,15 @@ fn the_square_crop_is_the_golden_crop() {
         let mean = diffs.iter().sum::<i32>() as f64 / diffs.len() as f64;
         let big = diffs.iter().filter(|d| **d > 16).count();
         assert!(mean < 1.5, "{name}: mean |diff| {mean}");
-        assert!(big * 100 < diffs.len(), "{name}: {big} values off by more than 16");
+        assert!(
+            big * 100 < diffs.len(),
+            "{name}: {big} values off by more than 16"
+        );
         if c["image"].as_str().unwrap().ends_with(".png") {
-            assert!(mean < 0.05, "{name}: a PNG decodes exactly, mean |diff| {mean}");
+            assert!(
+                mean < 0.05,
+                "{name}: a PNG decodes exactly, mean |diff| {mean}"
+            );
         }
     }
 }
@@ -140,7 +159,11 @@ fn every_face_keeps_both_gender_opinions_and_both_ages() {
     assert!(faceapi.probabilities["female"] > 0.5, "{faceapi:?}");
     let years = p[0].opinions[3].1.years.unwrap();
     assert!((15.0..80.0).contains(&years), "{years}");
-    assert!(v.models().iter().any(|m| m.name == MODEL && m.role == "gender_age"));
+    assert!(
+        v.models()
+            .iter()
+            .any(|m| m.name == MODEL && m.role == "gender_age")
+    );
     // A degenerate face (all landmarks on one point) still gets a crop from its box.
     let degenerate = Detection {
         bbox: BoundingBox {

@@ -13,12 +13,12 @@ use regard::domain::{Analysis, BoundingBox, Detection, ModelRef};
 use regard::media::fetch::{FetchPolicy, Fetcher};
 use regard::pipeline::{AnalysisOutput, PictureData, Pipeline};
 use regard::report::pictures;
+use regard::vision::manifest::SquareSpec;
 use regard::vision::manifest::{AlignSpec, AlignTemplate};
 use regard::vision::{
     AgeModel, AttributeModel, ChipSpec, Classifier, DetectOptions, FaceDetector, FaceEmbedder,
     GenderAgeModel, Models, Vision, VisionError,
 };
-use regard::vision::manifest::SquareSpec;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;

@@ -104,7 +104,10 @@ pub fn row(images: &[DetectionImage], threshold: f32) -> DetectionRow {
 
 /// Every threshold of [`DETECTION_THRESHOLDS`].
 pub fn sweep(images: &[DetectionImage]) -> Vec<DetectionRow> {
-    DETECTION_THRESHOLDS.iter().map(|&t| row(images, t)).collect()
+    DETECTION_THRESHOLDS
+        .iter()
+        .map(|&t| row(images, t))
+        .collect()
 }
 
 /// The stated rule: the highest threshold that finds as many truth faces of

@@ -1,12 +1,12 @@
 //! The report in Markdown (EVALUATION.md): every table of a [`Report`], in a fixed order.
 
 use super::calibration::{CALIBRATION_SOURCE_MIN_PX, CalibrationReport, SizeCell};
+use super::detection::{DETECTION_RULE_MIN_PX, DetectionRow};
 use super::floor::{FLOOR_GENDER_MIN_PX, FLOOR_RECALL_MIN_PX};
 use super::matching::MATCH_IOU;
+use super::opinions::SourceRow;
 use super::poster::{BucketCounts, GENDER_ERRORS_MIN_PX};
 use super::render::{CANVAS_GAP, CANVAS_SIDE, CROP_FACE_HEIGHTS};
-use super::detection::{DETECTION_RULE_MIN_PX, DetectionRow};
-use super::opinions::SourceRow;
 use super::report::{DETECTION_REFERENCE, FloorSection, Report, Sweep, TrailerTable};
 use crate::config::AnalysisSettings;
 use std::fmt::Write;
@@ -212,8 +212,18 @@ fn source_table(out: &mut String, rows: &[SourceRow]) {
                 ratio(r.correct, r.decided),
                 r.wrong.to_string(),
                 ratio(r.unknown, r.faces),
-                format!("{} ({} of {})", ratio(r.women.wrong, r.women.faces), r.women.wrong, r.women.faces),
-                format!("{} ({} of {})", ratio(r.men.wrong, r.men.faces), r.men.wrong, r.men.faces),
+                format!(
+                    "{} ({} of {})",
+                    ratio(r.women.wrong, r.women.faces),
+                    r.women.wrong,
+                    r.women.faces
+                ),
+                format!(
+                    "{} ({} of {})",
+                    ratio(r.men.wrong, r.men.faces),
+                    r.men.wrong,
+                    r.men.faces
+                ),
             ]
         }),
     );
@@ -233,7 +243,10 @@ fn models(out: &mut String, report: &Report) {
     );
     source_table(out, &report.models);
     if let Some(rows) = &report.calibration_models {
-        let _ = writeln!(out, "\nThe same on the calibration part's labelled faces:\n");
+        let _ = writeln!(
+            out,
+            "\nThe same on the calibration part's labelled faces:\n"
+        );
         source_table(out, rows);
     }
     let m = &report.margin;
@@ -250,7 +263,14 @@ fn models(out: &mut String, report: &Report) {
     out.push('\n');
     table(
         out,
-        &["margin", "decided", "confidently wrong", "unknown rate", "women labelled men", "men labelled women"],
+        &[
+            "margin",
+            "decided",
+            "confidently wrong",
+            "unknown rate",
+            "women labelled men",
+            "men labelled women",
+        ],
         m.rows.iter().map(|(margin, r)| {
             vec![
                 margin.to_string(),
@@ -265,7 +285,10 @@ fn models(out: &mut String, report: &Report) {
     let _ = writeln!(
         out,
         "\nThe rule chooses: {}; in use: {}{}.\n",
-        m.chosen.map_or_else(|| "– (no face with two opinions)".to_string(), |c| c.to_string()),
+        m.chosen.map_or_else(
+            || "– (no face with two opinions)".to_string(),
+            |c| c.to_string()
+        ),
         s.max_model_disagreement,
         match m.chosen {
             Some(c) if c == s.max_model_disagreement => " (the rule's choice)",
@@ -609,7 +632,7 @@ mod tests {
         let md = markdown(&report());
         for expected in [
             "Produced by `regard evaluate --truth t.json` on ",
-            "Labelled set: 2 images with 3 faces, 1 trailers.",
+            "Labelled set: calibration part 2 images with 3 faces and 1 trailers; held-out part 0 images with 0 faces",
             "| <20 px | 1 | 0 | 0.0% | 0 |\n",
             "| 40-80 px | 2 | 2 | 100.0% | 0 |\n",
             "| 20-40 px | 0 | 0 | – | 0 |\n",

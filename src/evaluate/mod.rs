@@ -100,7 +100,12 @@ pub async fn analyse_labelled(
         .keys()
         .map(|k| (k.clone(), false, false))
         .chain(truth.trailers.keys().map(|k| (k.clone(), true, false)))
-        .chain(truth.held_out_images.keys().map(|k| (k.clone(), false, true)))
+        .chain(
+            truth
+                .held_out_images
+                .keys()
+                .map(|k| (k.clone(), false, true)),
+        )
         .collect();
     if !truth.held_out_images.is_empty() {
         eval.held_out = Some(PosterOutcomes::default());
@@ -141,7 +146,11 @@ pub async fn analyse_labelled(
                     let image = detection::DetectionImage {
                         media: name.clone(),
                         truth: t.faces.iter().map(FaceTruth::bbox).collect(),
-                        found: p.faces.iter().map(|f| (f.bbox, f.detection_score)).collect(),
+                        found: p
+                            .faces
+                            .iter()
+                            .map(|f| (f.bbox, f.detection_score))
+                            .collect(),
                     };
                     if held_out {
                         eval.held_out_detection.push(image);

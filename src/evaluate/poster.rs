@@ -211,7 +211,10 @@ impl PosterOutcomes {
                     if g.probabilities.is_empty() {
                         Vec::new()
                     } else {
-                        vec![ModelOpinion::probabilities("gender", g.probabilities.clone())]
+                        vec![ModelOpinion::probabilities(
+                            "gender",
+                            g.probabilities.clone(),
+                        )]
                     }
                 } else {
                     g.by_model.clone()

@@ -3,8 +3,8 @@
 
 use super::Evaluation;
 use super::calibration::{CalibrationReport, SizeRender};
-use super::floor::{Floor, FloorCheck};
 use super::detection::DetectionRow;
+use super::floor::{Floor, FloorCheck};
 use super::opinions::{MarginChoice, Scored, SourceRow, choose_margin};
 use super::poster::{
     BucketCounts, Decided, GENDER_ERRORS_MIN_PX, GenderErrors, SIZE_BUCKETS, SWEEP_CONFIDENCE,

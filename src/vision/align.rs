@@ -266,7 +266,8 @@ pub fn square_crop(
                 continue;
             }
             let (dx, dy) = (x - xf, y - yf);
-            let at = |xx: i64, yy: i64, ch: usize| f64::from(raw[((yy * w + xx) * 3) as usize + ch]);
+            let at =
+                |xx: i64, yy: i64, ch: usize| f64::from(raw[((yy * w + xx) * 3) as usize + ch]);
             let mut px = [0u8; 3];
             for (ch, v) in px.iter_mut().enumerate() {
                 let top = at(xi, yi, ch) * (1.0 - dx) + at(xi + 1, yi, ch) * dx;
@@ -440,7 +441,13 @@ mod tests {
     fn the_square_box_follows_face_apis_rule() {
         // Eyes at (40, 50) and (60, 50), mouth corners at (44, 70) and (56, 70): m = (50, 70),
         // d = |(10, 20)| = 22.36, side = d / 0.5 = 44.72, centroid (50, 56.67).
-        let lm = [[40.0, 50.0], [60.0, 50.0], [50.0, 60.0], [44.0, 70.0], [56.0, 70.0]];
+        let lm = [
+            [40.0, 50.0],
+            [60.0, 50.0],
+            [50.0, 60.0],
+            [44.0, 70.0],
+            [56.0, 70.0],
+        ];
         let spec = SquareSpec {
             eye_mouth: 0.5,
             offset: [0.5, 0.25],
@@ -457,7 +464,13 @@ mod tests {
     fn a_square_crop_at_one_pixel_per_pixel_copies_and_leaves_the_outside_black() {
         // Eyes (10, 10) and (30, 10), mouth centre (20, 34): d = 26, side 26 at the centroid
         // (20, 18) with offset 0, so a 26-pixel crop copies image pixel (20 + c, 18 + r).
-        let lm = [[10.0, 10.0], [30.0, 10.0], [20.0, 20.0], [14.0, 34.0], [26.0, 34.0]];
+        let lm = [
+            [10.0, 10.0],
+            [30.0, 10.0],
+            [20.0, 20.0],
+            [14.0, 34.0],
+            [26.0, 34.0],
+        ];
         let spec = SquareSpec {
             eye_mouth: 1.0,
             offset: [0.0, 0.0],

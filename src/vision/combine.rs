@@ -51,7 +51,12 @@ pub fn mean_and_disagreement(opinions: &[ModelOpinion]) -> Option<(BTreeMap<Stri
 /// probabilities. Several: the decision on their mean, except that a face big enough to decide
 /// whose models disagree beyond `max_disagreement` is `unknown` (models_disagree). The
 /// opinions are kept in `by_model` when there are several.
-pub fn decide(attribute: &str, opinions: Vec<ModelOpinion>, face_px: f32, rule: &CombineRule) -> AttributeEstimate {
+pub fn decide(
+    attribute: &str,
+    opinions: Vec<ModelOpinion>,
+    face_px: f32,
+    rule: &CombineRule,
+) -> AttributeEstimate {
     let Some((mean, disagreement)) = mean_and_disagreement(&opinions) else {
         return AttributeEstimate::not_configured(attribute);
     };
@@ -62,7 +67,11 @@ pub fn decide(attribute: &str, opinions: Vec<ModelOpinion>, face_px: f32, rule: 
         face_px,
         rule.min_face_px,
     );
-    let several = opinions.iter().filter(|o| !o.probabilities.is_empty()).count() > 1;
+    let several = opinions
+        .iter()
+        .filter(|o| !o.probabilities.is_empty())
+        .count()
+        > 1;
     if several {
         let too_small = estimate.unknown_reason == Some(UnknownReason::FaceTooSmall);
         if !too_small && disagreement > rule.max_disagreement {
@@ -99,7 +108,11 @@ mod tests {
     fn gender(model: &str, p_female: f32) -> ModelOpinion {
         ModelOpinion::probabilities(
             model,
-            [("female".to_string(), p_female), ("male".to_string(), 1.0 - p_female)].into(),
+            [
+                ("female".to_string(), p_female),
+                ("male".to_string(), 1.0 - p_female),
+            ]
+            .into(),
         )
     }
 
@@ -111,7 +124,12 @@ mod tests {
 
     #[test]
     fn two_agreeing_models_decide_on_their_mean_and_both_are_kept() {
-        let e = decide("gender", vec![gender("a", 0.9), gender("b", 0.8)], 100.0, &RULE);
+        let e = decide(
+            "gender",
+            vec![gender("a", 0.9), gender("b", 0.8)],
+            100.0,
+            &RULE,
+        );
         assert_eq!(e.label, "female");
         assert!((e.probability("female") - 0.85).abs() < 1e-6);
         assert_eq!(e.by_model.len(), 2);
@@ -121,23 +139,43 @@ mod tests {
     #[test]
     fn models_that_disagree_beyond_the_margin_give_unknown_even_when_the_mean_is_confident() {
         // Mean 0.86 would pass the confidence bar; |0.99 - 0.73| = 0.26 is within 0.5...
-        let e = decide("gender", vec![gender("a", 0.99), gender("b", 0.73)], 100.0, &RULE);
+        let e = decide(
+            "gender",
+            vec![gender("a", 0.99), gender("b", 0.73)],
+            100.0,
+            &RULE,
+        );
         assert_eq!(e.label, "female");
         // ...but a confident "female" against a confident "male" is no decision.
-        let e = decide("gender", vec![gender("a", 0.99), gender("b", 0.05)], 100.0, &RULE);
+        let e = decide(
+            "gender",
+            vec![gender("a", 0.99), gender("b", 0.05)],
+            100.0,
+            &RULE,
+        );
         assert_eq!(e.label, UNKNOWN);
         assert_eq!(e.unknown_reason, Some(UnknownReason::ModelsDisagree));
         let strict = CombineRule {
             max_disagreement: 0.2,
             ..RULE
         };
-        let e = decide("gender", vec![gender("a", 0.99), gender("b", 0.73)], 100.0, &strict);
+        let e = decide(
+            "gender",
+            vec![gender("a", 0.99), gender("b", 0.73)],
+            100.0,
+            &strict,
+        );
         assert_eq!(e.unknown_reason, Some(UnknownReason::ModelsDisagree));
     }
 
     #[test]
     fn a_small_face_stays_too_small_and_one_model_decides_alone() {
-        let e = decide("gender", vec![gender("a", 0.99), gender("b", 0.01)], 10.0, &RULE);
+        let e = decide(
+            "gender",
+            vec![gender("a", 0.99), gender("b", 0.01)],
+            10.0,
+            &RULE,
+        );
         assert_eq!(e.unknown_reason, Some(UnknownReason::FaceTooSmall));
         let e = decide("gender", vec![gender("a", 0.1)], 100.0, &RULE);
         assert_eq!(e.label, "male");
@@ -151,8 +189,14 @@ mod tests {
         let dlib = ModelOpinion::years("dlib", 27.0);
         let young = ModelOpinion::years("faceapi", 16.0);
         let old = ModelOpinion::years("faceapi", 40.0);
-        assert_eq!(choose_age(Some(&dlib), Some(&young), 25.0).unwrap().model, "faceapi");
-        assert_eq!(choose_age(Some(&dlib), Some(&old), 25.0).unwrap().model, "dlib");
+        assert_eq!(
+            choose_age(Some(&dlib), Some(&young), 25.0).unwrap().model,
+            "faceapi"
+        );
+        assert_eq!(
+            choose_age(Some(&dlib), Some(&old), 25.0).unwrap().model,
+            "dlib"
+        );
         assert_eq!(choose_age(None, Some(&old), 25.0).unwrap().model, "faceapi");
         assert!(choose_age(None, None, 25.0).is_none());
     }

@@ -18,8 +18,8 @@ pub mod onnx;
 use crate::domain::{BoundingBox, Detection, ModelOpinion, ModelRef};
 use align::{Similarity, face_chip, square_crop, template_points, warp_chip};
 use image::RgbImage;
-use manifest::{AlignSpec, SquareSpec};
 pub use manifest::ModelManifest;
+use manifest::{AlignSpec, SquareSpec};
 use ndarray::Array2;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -343,8 +343,10 @@ impl Vision {
                 }
                 let years: f32 = row.iter().zip(bins).map(|(p, v)| p * v).sum();
                 p.age_years = Some(years);
-                p.opinions
-                    .push(("age".into(), ModelOpinion::years(&age.model.model().name, years)));
+                p.opinions.push((
+                    "age".into(),
+                    ModelOpinion::years(&age.model.model().name, years),
+                ));
             }
         }
         for model in &self.models.gender_age {
@@ -418,8 +420,13 @@ impl Vision {
             .iter()
             .find(|m| m.model().name == name)
             .ok_or_else(|| VisionError::UnknownModel(name.to_string()))?;
-        Ok(square_crops(image, std::slice::from_ref(detection), &model.square(), model.side())
-            .remove(0))
+        Ok(square_crops(
+            image,
+            std::slice::from_ref(detection),
+            &model.square(),
+            model.side(),
+        )
+        .remove(0))
     }
 
     /// L2-normalised face descriptors (same order as `detections`), in memory only.
@@ -558,8 +565,7 @@ fn square_crops(
                     [cx, cy + h / 2.0],
                     [cx, cy + h / 2.0],
                 ];
-                square_crop(image, &fake, spec, side)
-                    .unwrap_or_else(|| RgbImage::new(side, side))
+                square_crop(image, &fake, spec, side).unwrap_or_else(|| RgbImage::new(side, side))
             })
         })
         .collect()

@@ -421,11 +421,7 @@ impl GenderAgeModel for OnnxGenderAge {
             return Err(self.infer_err(format!("{} ages for {n} faces", age.len())));
         }
         let width = gender.len() / n;
-        Ok(gender
-            .chunks(width)
-            .map(<[f32]>::to_vec)
-            .zip(age)
-            .collect())
+        Ok(gender.chunks(width).map(<[f32]>::to_vec).zip(age).collect())
     }
 }
 
