@@ -249,7 +249,7 @@ mod tests {
             person(1, 0.02, w1, 100.0),
             person(2, 0.1, w2, 100.0),
             person(3, 0.97, m, 100.0),
-            person(4, 0.5, u, 20.0),
+            person(4, 0.5, u, 12.0),
         ];
         let tl = timeline(&[(1, w1), (2, w2), (3, m), (4, u)], 10);
         let s = trailer_statistics(&persons, &tl, 0.5, &gender(), &bands());
