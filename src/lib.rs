@@ -29,4 +29,7 @@ pub const PIPELINE_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// provenance. Bump it whenever a change alters any reported figure (a tile policy, a linking
 /// gate, a sampler constant...): the golden test over the fixtures (`tests/golden.rs`) fails when
 /// a figure changes while this stays, and names the version to bump to.
-pub const ALGORITHM_VERSION: u32 = 1;
+///
+/// 2: a second gender and age opinion (face-api.js AgeGenderNet) combined with dlib's models
+/// (`vision::combine`), and thresholds re-chosen by the rules of fixtures/evaluation-method.md.
+pub const ALGORITHM_VERSION: u32 = 2;

@@ -4,7 +4,7 @@
 use crate::config::{AnalysisSettings, Limits};
 use crate::domain::{
     AgeEstimate, Analysis, AttributeEstimate, BoundingBox, Detection, Face, MediaInfo,
-    PosterAnalysis, Provenance, TrailerAnalysis, UNKNOWN,
+    ModelOpinion, PosterAnalysis, Provenance, TrailerAnalysis, UNKNOWN,
 };
 use crate::media::MediaError;
 use crate::media::fetch::FetchedMedia;
@@ -12,6 +12,7 @@ use crate::media::image::decode_image;
 use crate::media::video::{SamplerOptions, VideoError, VideoSampler};
 use crate::stats;
 use crate::track::{FrameObservation, FrameSignature, Snapshot, TrackError, Tracker};
+use crate::vision::combine::{self, CombineRule};
 use crate::vision::{Perception, Vision, VisionError};
 use image::RgbImage;
 use std::collections::BTreeMap;
@@ -403,34 +404,66 @@ impl Pipeline {
         Ok((detections, faces))
     }
 
-    /// Turn a detection and the models' probabilities into a face with decided labels.
+    /// Turn a detection and the models' opinions into a face with decided labels: each
+    /// attribute decided by the combination rule (`vision::combine`) over every model that has
+    /// an opinion on it, the age from the estimator the rule picks for its range.
     fn face_from(s: &AnalysisSettings, detection: &Detection, perception: Perception) -> Face {
         let size_px = detection.bbox.height;
-        let mut attributes: Vec<AttributeEstimate> = perception
-            .classes
-            .into_iter()
-            .map(|(attribute, probabilities)| {
-                AttributeEstimate::decide(
-                    &attribute,
-                    probabilities,
-                    s.min_attribute_confidence,
-                    size_px,
-                    s.min_reliable_face_px,
-                )
-            })
+        let rule = CombineRule {
+            min_confidence: s.min_attribute_confidence,
+            min_face_px: s.min_reliable_face_px,
+            max_disagreement: s.max_model_disagreement,
+        };
+        let mut names: Vec<String> = Vec::new();
+        for (attribute, opinion) in &perception.opinions {
+            if !opinion.probabilities.is_empty() && !names.contains(attribute) {
+                names.push(attribute.clone());
+            }
+        }
+        let opinions_on = |name: &str| -> Vec<ModelOpinion> {
+            perception
+                .opinions
+                .iter()
+                .filter(|(a, o)| a == name && !o.probabilities.is_empty())
+                .map(|(_, o)| o.clone())
+                .collect()
+        };
+        let mut attributes: Vec<AttributeEstimate> = names
+            .iter()
+            .map(|name| combine::decide(name, opinions_on(name), size_px, &rule))
             .collect();
         for required in ["gender", "origin"] {
             if !attributes.iter().any(|a| a.attribute == required) {
                 attributes.push(AttributeEstimate::not_configured(required));
             }
         }
-        let age = perception.age_years.map(|years| AgeEstimate {
-            years,
-            band: if size_px < s.min_reliable_face_px {
-                UNKNOWN.to_string()
-            } else {
-                s.age_band(years)
-            },
+        let ages: Vec<&ModelOpinion> = perception
+            .opinions
+            .iter()
+            .filter(|(a, o)| a == "age" && o.years.is_some())
+            .map(|(_, o)| o)
+            .collect();
+        let (primary, second) = if perception.age_years.is_some() {
+            (ages.first().copied(), ages.get(1).copied())
+        } else {
+            (None, ages.first().copied())
+        };
+        let age = combine::choose_age(primary, second, s.second_opinion_age_below).map(|chosen| {
+            let years = chosen.years.unwrap_or_default();
+            AgeEstimate {
+                years,
+                band: if size_px < s.min_reliable_face_px {
+                    UNKNOWN.to_string()
+                } else {
+                    s.age_band(years)
+                },
+                model: (ages.len() > 1).then(|| chosen.model.clone()),
+                by_model: if ages.len() > 1 {
+                    ages.iter().map(|o| (*o).clone()).collect()
+                } else {
+                    Vec::new()
+                },
+            }
         });
         Face {
             bbox: detection.bbox,

@@ -13,10 +13,11 @@ use regard::domain::{Analysis, BoundingBox, Detection, ModelRef};
 use regard::media::fetch::{FetchPolicy, Fetcher};
 use regard::pipeline::{AnalysisOutput, PictureData, Pipeline};
 use regard::report::pictures;
+use regard::vision::manifest::SquareSpec;
 use regard::vision::manifest::{AlignSpec, AlignTemplate};
 use regard::vision::{
     AgeModel, AttributeModel, ChipSpec, Classifier, DetectOptions, FaceDetector, FaceEmbedder,
-    Models, Vision, VisionError,
+    GenderAgeModel, Models, Vision, VisionError,
 };
 use std::path::Path;
 use std::process::Command;
@@ -215,6 +216,49 @@ impl FaceEmbedder for ColourEmbedder {
     }
 }
 
+/// A second opinion that calls every face a man of 15: it agrees with [`ColourGender`] on blue
+/// faces and contradicts it on red ones.
+struct AlwaysMale;
+
+impl GenderAgeModel for AlwaysMale {
+    fn model(&self) -> ModelRef {
+        model_ref("always-male", "gender_age")
+    }
+
+    fn square(&self) -> SquareSpec {
+        SquareSpec {
+            eye_mouth: 0.45,
+            offset: [0.5, 0.43],
+        }
+    }
+
+    fn side(&self) -> u32 {
+        112
+    }
+
+    fn labels(&self) -> Vec<String> {
+        vec!["female".into(), "male".into()]
+    }
+
+    fn estimate(&self, crops: &[RgbImage]) -> Result<Vec<(Vec<f32>, f32)>, VisionError> {
+        assert!(crops.iter().all(|c| c.dimensions() == (112, 112)));
+        Ok(crops.iter().map(|_| (vec![0.02, 0.98], 15.0)).collect())
+    }
+}
+
+/// Finds A and B on every call.
+struct BothFaces;
+
+impl FaceDetector for BothFaces {
+    fn model(&self) -> ModelRef {
+        model_ref("both-faces", "detector")
+    }
+
+    fn detect(&self, _: &RgbImage, _: &DetectOptions) -> Result<Vec<Detection>, VisionError> {
+        Ok(vec![face_at(A_SHOT1), face_at(B_SHOT2)])
+    }
+}
+
 fn fake_pipeline() -> Pipeline {
     let vision = Vision::new(Models {
         runtime_sha256: "none (fake models)".into(),
@@ -231,6 +275,7 @@ fn fake_pipeline() -> Pipeline {
             model: Box::new(ColourAge),
         }),
         embedder: Some(Box::new(ColourEmbedder)),
+        gender_age: Vec::new(),
     });
     let settings = AnalysisSettings {
         sample_rate: SAMPLE_RATE,
@@ -442,6 +487,85 @@ fn a_poster_gets_the_detector_boxes_and_its_picture_data_without_onnx_runtime() 
     assert_ne!(
         drawn[0].1.get_pixel(B_SHOT2.0 as u32, B_SHOT2.1 as u32),
         &female
+    );
+    assert_no_onnx_runtime();
+}
+
+#[test]
+fn a_second_opinion_is_kept_per_face_and_contradicting_models_give_unknown() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("poster.png");
+    let mut poster = RgbImage::from_pixel(640, 360, Rgb([32, 32, 32]));
+    for (origin, colour) in [(A_SHOT1, Rgb([255, 0, 0])), (B_SHOT2, Rgb([0, 0, 255]))] {
+        for y in 0..SIDE as u32 {
+            for x in 0..SIDE as u32 {
+                poster.put_pixel(origin.0 as u32 + x, origin.1 as u32 + y, colour);
+            }
+        }
+    }
+    poster.save(&path).expect("poster written");
+    let vision = Vision::new(Models {
+        runtime_sha256: "none (fake models)".into(),
+        detector: Box::new(BothFaces),
+        classifiers: vec![Classifier {
+            attribute: "gender".into(),
+            labels: vec!["female".into(), "male".into()],
+            model: Box::new(ColourGender),
+        }],
+        age: Some(AgeModel {
+            bin_values: vec![20.0, 40.0],
+            model: Box::new(ColourAge),
+        }),
+        embedder: None,
+        gender_age: vec![Box::new(AlwaysMale)],
+    });
+    let pipeline = Pipeline::new(vision, AnalysisSettings::default(), Limits::default(), 1);
+    let output = analyze(&pipeline, &path, false);
+    let Analysis::Poster(p) = &output.analysis else {
+        panic!("a png is a poster")
+    };
+    assert_eq!(p.faces.len(), 2);
+    let (a, b) = (&p.faces[0], &p.faces[1]);
+    // A (red): colour-gender says female at 0.95, always-male says male at 0.98.
+    let ga = a.attribute("gender").unwrap();
+    assert_eq!(ga.label, "unknown");
+    assert_eq!(
+        ga.unknown_reason,
+        Some(regard::domain::UnknownReason::ModelsDisagree)
+    );
+    let models: Vec<&str> = ga.by_model.iter().map(|o| o.model.as_str()).collect();
+    assert_eq!(models, ["colour-gender", "always-male"]);
+    assert!((ga.probability("female") - (0.95 + 0.02) / 2.0).abs() < 1e-5);
+    // B (blue): both say male; the mean decides.
+    let gb = b.attribute("gender").unwrap();
+    assert_eq!(gb.label, "male");
+    assert!((gb.probability("male") - (0.95 + 0.98) / 2.0).abs() < 1e-5);
+    // Ages: A's second opinion (15) is under the switch, so it is reported; B's age model
+    // says 40 and the second opinion 15 is also under it: both take face-api's 15.
+    let age_a = a.age.as_ref().unwrap();
+    assert_eq!((age_a.years, age_a.band.as_str()), (15.0, "0-17"));
+    assert_eq!(age_a.model.as_deref(), Some("always-male"));
+    assert_eq!(age_a.by_model.len(), 2);
+    assert_eq!(age_a.by_model[0].years, Some(20.0));
+    // Every opinion is in the JSON result.
+    let json = serde_json::to_value(&output.analysis).unwrap();
+    let face = &json["faces"][0];
+    let gender = face["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["attribute"] == "gender")
+        .unwrap();
+    assert_eq!(gender["unknown_reason"], "models_disagree");
+    assert_eq!(gender["by_model"][1]["model"], "always-male");
+    assert_eq!(face["age"]["by_model"][1]["years"], 15.0);
+    assert!(
+        output
+            .analysis
+            .provenance()
+            .models
+            .iter()
+            .any(|m| m.name == "always-male")
     );
     assert_no_onnx_runtime();
 }

@@ -133,6 +133,8 @@ fn scene_face(cx: f32, cy: f32, size: f32) -> Face {
         age: Some(AgeEstimate {
             years: 35.0,
             band: s.age_band(35.0),
+            model: None,
+            by_model: Vec::new(),
         }),
     }
 }

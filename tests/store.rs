@@ -1537,6 +1537,8 @@ fn vfr_person(
         age: Some(regard::domain::AgeEstimate {
             years: 30.0 + id as f32,
             band: "30-44".into(),
+            model: None,
+            by_model: Vec::new(),
         }),
         first_seen_s: tl[seen[0]].t,
         last_seen_s: tl[*seen.last().unwrap()].t,

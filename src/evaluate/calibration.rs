@@ -52,8 +52,13 @@ pub struct SizeRender {
 pub struct RenderedFace {
     /// Height of the detector's box, px.
     pub height_px: f32,
-    /// Perceived gender probabilities (mirror-averaged when the settings say so).
+    /// Perceived gender probabilities (mirror-averaged when the settings say so): the mean of
+    /// every gender model's, as the pipeline decides on.
     pub gender: BTreeMap<String, f32>,
+    /// Largest difference between two models' probabilities of one label (0 with one model).
+    pub disagreement: f32,
+    /// Each gender model's own probabilities.
+    pub opinions: Vec<crate::domain::ModelOpinion>,
 }
 
 impl SizeRender {
@@ -328,6 +333,8 @@ mod tests {
                 gender: [("female".to_string(), p), ("male".to_string(), 1.0 - p)]
                     .into_iter()
                     .collect(),
+                disagreement: 0.0,
+                opinions: Vec::new(),
             }),
         }
     }

@@ -1,11 +1,13 @@
 //! The report in Markdown (EVALUATION.md): every table of a [`Report`], in a fixed order.
 
 use super::calibration::{CALIBRATION_SOURCE_MIN_PX, CalibrationReport, SizeCell};
+use super::detection::{DETECTION_RULE_MIN_PX, DetectionRow};
 use super::floor::{FLOOR_GENDER_MIN_PX, FLOOR_RECALL_MIN_PX};
 use super::matching::MATCH_IOU;
+use super::opinions::SourceRow;
 use super::poster::{BucketCounts, GENDER_ERRORS_MIN_PX};
 use super::render::{CANVAS_GAP, CANVAS_SIDE, CROP_FACE_HEIGHTS};
-use super::report::{FloorSection, Report, Sweep, TrailerTable};
+use super::report::{DETECTION_REFERENCE, FloorSection, Report, Sweep, TrailerTable};
 use crate::config::AnalysisSettings;
 use std::fmt::Write;
 
@@ -73,6 +75,8 @@ pub fn markdown(report: &Report) -> String {
     let mut out = String::new();
     header(&mut out, report);
     posters(&mut out, report);
+    models(&mut out, report);
+    detection(&mut out, report);
     if let Some(trailers) = &report.trailers {
         trailer_table(&mut out, trailers);
     }
@@ -116,15 +120,16 @@ fn header(out: &mut String, report: &Report) {
         "- ONNX Runtime library sha256 `{}`\n",
         prov.runtime_sha256
     );
+    let l = &report.labelled;
     let _ = writeln!(
         out,
-        "Labelled set: {} images with {} faces, {} trailers. Faces are matched to truth boxes one-to-one by IoU ≥ {MATCH_IOU}.\n",
-        report.labelled.images, report.labelled.faces, report.labelled.trailers
+        "Labelled set: calibration part {} images with {} faces and {} trailers; held-out part {} images with {} faces (fixtures/evaluation-method.md). The detection, gender, model and CI floor tables are measured on the **{}** part; the thresholds are chosen on the calibration part. Faces are matched to truth boxes one-to-one by IoU ≥ {MATCH_IOU}.\n",
+        l.images, l.faces, l.trailers, l.held_out_images, l.held_out_faces, report.part
     );
 }
 
 fn posters(out: &mut String, report: &Report) {
-    let _ = writeln!(out, "### Detection by face height\n");
+    let _ = writeln!(out, "### Detection by face height ({} part)\n", report.part);
     bucket_table(
         out,
         report,
@@ -137,8 +142,8 @@ fn posters(out: &mut String, report: &Report) {
     );
     let _ = writeln!(
         out,
-        "\n### Perceived gender by face height (min confidence {}, min reliable size {} px)\n",
-        report.settings.min_attribute_confidence, report.settings.min_reliable_face_px
+        "\n### Perceived gender by face height ({} part; min confidence {}, min reliable size {} px)\n",
+        report.part, report.settings.min_attribute_confidence, report.settings.min_reliable_face_px
     );
     bucket_table(
         out,
@@ -156,7 +161,8 @@ fn posters(out: &mut String, report: &Report) {
     );
     let _ = writeln!(
         out,
-        "\n### Errors for women and for men (found faces of {GENDER_ERRORS_MIN_PX} px and more)\n"
+        "\n### Errors for women and for men ({} part; found faces of {GENDER_ERRORS_MIN_PX} px and more)\n",
+        report.part
     );
     table(
         out,
@@ -183,6 +189,170 @@ fn posters(out: &mut String, report: &Report) {
             |gap| format!("{:+.1} points", gap * 100.0)
         )
     );
+}
+
+fn source_table(out: &mut String, rows: &[SourceRow]) {
+    table(
+        out,
+        &[
+            "gender from",
+            "found faces",
+            "decided",
+            "accuracy of decided",
+            "confidently wrong",
+            "unknown rate",
+            "women labelled men",
+            "men labelled women",
+        ],
+        rows.iter().map(|r| {
+            vec![
+                r.source.clone(),
+                r.faces.to_string(),
+                r.decided.to_string(),
+                ratio(r.correct, r.decided),
+                r.wrong.to_string(),
+                ratio(r.unknown, r.faces),
+                format!(
+                    "{} ({} of {})",
+                    ratio(r.women.wrong, r.women.faces),
+                    r.women.wrong,
+                    r.women.faces
+                ),
+                format!(
+                    "{} ({} of {})",
+                    ratio(r.men.wrong, r.men.faces),
+                    r.men.wrong,
+                    r.men.faces
+                ),
+            ]
+        }),
+    );
+}
+
+fn models(out: &mut String, report: &Report) {
+    let s = &report.settings;
+    let _ = writeln!(
+        out,
+        "### Perceived gender: each model alone and their combination ({} part, found faces of every size)\n",
+        report.part
+    );
+    let _ = writeln!(
+        out,
+        "The same found faces, decided at min confidence {} and min reliable size {} px; the combination is the mean of the models' probabilities, `unknown` when two models' probabilities of one label differ by more than {} (max_model_disagreement). Confidently wrong: decided, and not the truth.\n",
+        s.min_attribute_confidence, s.min_reliable_face_px, s.max_model_disagreement
+    );
+    source_table(out, &report.models);
+    if let Some(rows) = &report.calibration_models {
+        let _ = writeln!(
+            out,
+            "\nThe same on the calibration part's labelled faces:\n"
+        );
+        source_table(out, rows);
+    }
+    let m = &report.margin;
+    let _ = writeln!(
+        out,
+        "\n### Disagreement margin: chosen on the calibration renders (rendered {} px and more)\n",
+        s.min_reliable_face_px
+    );
+    let _ = writeln!(
+        out,
+        "Rule (stated before measuring, fixtures/evaluation-method.md): among the margins tried, keep those at which the combination has no more confidently wrong renders than the better model alone; take the one with the fewest confidently wrong, the largest on a tie (fewest `unknown`).\n"
+    );
+    source_table(out, &m.singles);
+    out.push('\n');
+    table(
+        out,
+        &[
+            "margin",
+            "decided",
+            "confidently wrong",
+            "unknown rate",
+            "women labelled men",
+            "men labelled women",
+        ],
+        m.rows.iter().map(|(margin, r)| {
+            vec![
+                margin.to_string(),
+                r.decided.to_string(),
+                r.wrong.to_string(),
+                ratio(r.unknown, r.faces),
+                r.women.wrong.to_string(),
+                r.men.wrong.to_string(),
+            ]
+        }),
+    );
+    let _ = writeln!(
+        out,
+        "\nThe rule chooses: {}; in use: {}{}.\n",
+        m.chosen.map_or_else(
+            || "– (no face with two opinions)".to_string(),
+            |c| c.to_string()
+        ),
+        s.max_model_disagreement,
+        match m.chosen {
+            Some(c) if c == s.max_model_disagreement => " (the rule's choice)",
+            Some(_) => " (NOT the rule's choice)",
+            None => "",
+        }
+    );
+}
+
+fn detection_table(out: &mut String, rows: &[DetectionRow]) {
+    let mut header = vec!["detection threshold".to_string()];
+    if let Some(first) = rows.first() {
+        for (name, _) in &first.buckets {
+            header.push(format!("{name} px: found / truth"));
+            header.push(format!("{name} px: false faces"));
+        }
+    }
+    header.push(format!("found of {DETECTION_RULE_MIN_PX} px and more"));
+    header.push("false faces per image".to_string());
+    table(
+        out,
+        &header,
+        rows.iter().map(|r| {
+            let mut cells = vec![r.threshold.to_string()];
+            for (_, c) in &r.buckets {
+                cells.push(format!("{} / {}", c.found, c.truth_faces));
+                cells.push(c.false_faces.to_string());
+            }
+            cells.push(format!("{} / {}", r.found_rule, r.truth_rule));
+            cells.push(two_places(r.false_per_image()));
+            cells
+        }),
+    );
+}
+
+fn detection(out: &mut String, report: &Report) {
+    let s = &report.settings;
+    let _ = writeln!(
+        out,
+        "### Detection threshold: recall and false faces per face height (calibration part)\n"
+    );
+    let _ = writeln!(
+        out,
+        "Rule (stated before measuring, fixtures/evaluation-method.md): the highest threshold that finds as many truth faces of {DETECTION_RULE_MIN_PX} px and more as {DETECTION_REFERENCE} (the threshold before the rule) does: equal recall, fewest false faces. A false face is a box matching no truth face.\n"
+    );
+    detection_table(out, &report.detection);
+    let _ = writeln!(
+        out,
+        "\nThe rule chooses: {}; in use: {}{}.\n",
+        report
+            .detection_choice
+            .map_or_else(|| "–".to_string(), |c| c.to_string()),
+        s.detection_score_threshold,
+        match report.detection_choice {
+            Some(c) if c == s.detection_score_threshold => " (the rule's choice)",
+            Some(_) => " (NOT the rule's choice)",
+            None => "",
+        }
+    );
+    if !report.held_out_detection.is_empty() {
+        let _ = writeln!(out, "The same thresholds on the held-out part:\n");
+        detection_table(out, &report.held_out_detection);
+        out.push('\n');
+    }
 }
 
 /// A column of a bucket table: its header and what it shows of a bucket.
@@ -420,6 +590,8 @@ mod tests {
             images: 2,
             faces: 3,
             trailers: 1,
+            held_out_images: 0,
+            held_out_faces: 0,
         };
         Report::new(
             "regard evaluate --truth t.json".into(),
@@ -450,8 +622,9 @@ mod tests {
                 (false, _) => columns = None,
             }
         }
-        // Detection, gender, errors, trailers, sweep, calibration (three): eight tables.
-        assert_eq!(tables, 8, "{md}");
+        // Detection, gender, errors, models, margin (two), detection sweep, trailers, sweep,
+        // calibration (three): twelve tables.
+        assert_eq!(tables, 12, "{md}");
     }
 
     #[test]
@@ -459,7 +632,7 @@ mod tests {
         let md = markdown(&report());
         for expected in [
             "Produced by `regard evaluate --truth t.json` on ",
-            "Labelled set: 2 images with 3 faces, 1 trailers.",
+            "Labelled set: calibration part 2 images with 3 faces and 1 trailers; held-out part 0 images with 0 faces",
             "| <20 px | 1 | 0 | 0.0% | 0 |\n",
             "| 40-80 px | 2 | 2 | 100.0% | 0 |\n",
             "| 20-40 px | 0 | 0 | – | 0 |\n",

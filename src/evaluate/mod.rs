@@ -8,9 +8,11 @@
 //! renders it. Nothing here prints: `regard evaluate` (`cli::evaluate`) does.
 
 pub mod calibration;
+pub mod detection;
 pub mod floor;
 pub mod markdown;
 pub mod matching;
+pub mod opinions;
 pub mod poster;
 pub mod render;
 pub mod report;
@@ -37,7 +39,14 @@ use std::sync::Arc;
 /// What the pipeline made of every labelled input.
 #[derive(Debug, Default)]
 pub struct Evaluation {
+    /// The calibration part's images.
     pub posters: PosterOutcomes,
+    /// The held-out part's images, when the truth has one.
+    pub held_out: Option<PosterOutcomes>,
+    /// Every box found at the lowest threshold of the detection sweep, per image: calibration
+    /// part, then held-out part.
+    pub detection: Vec<detection::DetectionImage>,
+    pub held_out_detection: Vec<detection::DetectionImage>,
     pub trailers: Vec<TrailerOutcome>,
     /// Inputs that could not be analysed: (media, error).
     pub failures: Vec<(String, String)>,
@@ -61,6 +70,8 @@ pub async fn evaluate(
         images: truth.images.len(),
         faces: eval.posters.faces.len(),
         trailers: truth.trailers.len(),
+        held_out_images: truth.held_out_images.len(),
+        held_out_faces: eval.held_out.as_ref().map_or(0, |h| h.faces.len()),
     };
     Ok(Report::new(
         invocation,
@@ -83,23 +94,81 @@ pub async fn analyse_labelled(
 ) -> Evaluation {
     let fetcher = Fetcher::new(FetchPolicy::cli(limits.clone()));
     let mut eval = Evaluation::default();
-    let names: Vec<(String, bool)> = truth
+    // (name, is a trailer, is held out)
+    let names: Vec<(String, bool, bool)> = truth
         .images
         .keys()
-        .map(|k| (k.clone(), false))
-        .chain(truth.trailers.keys().map(|k| (k.clone(), true)))
+        .map(|k| (k.clone(), false, false))
+        .chain(truth.trailers.keys().map(|k| (k.clone(), true, false)))
+        .chain(
+            truth
+                .held_out_images
+                .keys()
+                .map(|k| (k.clone(), false, true)),
+        )
         .collect();
-    for (name, is_trailer) in names {
+    if !truth.held_out_images.is_empty() {
+        eval.held_out = Some(PosterOutcomes::default());
+    }
+    // Images are analysed at the lowest threshold of the detection sweep and their faces then
+    // filtered at the settings' threshold: the same faces as at that threshold (see
+    // `detection`), and every other threshold's from the same run.
+    let threshold = pipeline.settings().detection_score_threshold;
+    let sweep_settings = crate::config::AnalysisSettings {
+        detection_score_threshold: threshold.min(detection::DETECTION_THRESHOLDS[0]),
+        ..pipeline.settings().clone()
+    };
+    for (name, is_trailer, held_out) in names {
         let path = base.join(&name);
         let outcome: anyhow::Result<Analysis> = async {
             let media = fetcher.fetch(&path.display().to_string()).await?;
             let p = Arc::clone(pipeline);
-            let out =
-                tokio::task::spawn_blocking(move || p.analyze(&media, false, &|_| {})).await??;
+            let settings = sweep_settings.clone();
+            let out = tokio::task::spawn_blocking(move || {
+                if is_trailer {
+                    p.analyze(&media, false, &|_| {})
+                } else {
+                    p.analyze_with_settings(&media, &settings, false, &|_| {})
+                }
+            })
+            .await??;
             Ok(out.analysis)
         }
         .await;
+        let outcome = outcome.map(|analysis| match analysis {
+            Analysis::Poster(mut p) => {
+                let truth_of = if held_out {
+                    &truth.held_out_images
+                } else {
+                    &truth.images
+                };
+                if let Some(t) = truth_of.get(&name) {
+                    let image = detection::DetectionImage {
+                        media: name.clone(),
+                        truth: t.faces.iter().map(FaceTruth::bbox).collect(),
+                        found: p
+                            .faces
+                            .iter()
+                            .map(|f| (f.bbox, f.detection_score))
+                            .collect(),
+                    };
+                    if held_out {
+                        eval.held_out_detection.push(image);
+                    } else {
+                        eval.detection.push(image);
+                    }
+                }
+                p.faces.retain(|f| f.detection_score >= threshold);
+                Analysis::Poster(p)
+            }
+            other => other,
+        });
         match (outcome, is_trailer) {
+            (Ok(Analysis::Poster(p)), false) if held_out => {
+                if let Some(h) = eval.held_out.as_mut() {
+                    h.add_image(&name, &truth.held_out_images[&name], &p)
+                }
+            }
             (Ok(Analysis::Poster(p)), false) => {
                 eval.posters.add_image(&name, &truth.images[&name], &p)
             }

@@ -4,7 +4,7 @@
 
 use super::matching::{MATCH_IOU, match_faces};
 use super::truth::{FaceTruth, ImageTruth};
-use crate::domain::{AttributeEstimate, BoundingBox, Face, PosterAnalysis};
+use crate::domain::{AttributeEstimate, BoundingBox, Face, ModelOpinion, PosterAnalysis};
 use std::collections::BTreeMap;
 
 /// Face-height buckets of the evaluation, in pixels.
@@ -198,6 +198,32 @@ impl PosterOutcomes {
         (d.decided > 0).then(|| d.correct as f64 / d.decided as f64)
     }
 
+    /// Every found truth face at least `min_height` px tall, with each gender model's opinion
+    /// (a face perceived by one model only has that model's probabilities as its one opinion).
+    pub fn gender_opinions(&self, min_height: f32) -> Vec<(&FaceOutcome, Vec<ModelOpinion>)> {
+        self.faces
+            .iter()
+            .filter(|f| f.truth_height >= min_height)
+            .filter_map(|f| {
+                let face = f.detected.as_ref()?;
+                let g = face.attribute("gender")?;
+                let opinions = if g.by_model.is_empty() {
+                    if g.probabilities.is_empty() {
+                        Vec::new()
+                    } else {
+                        vec![ModelOpinion::probabilities(
+                            "gender",
+                            g.probabilities.clone(),
+                        )]
+                    }
+                } else {
+                    g.by_model.clone()
+                };
+                Some((f, opinions))
+            })
+            .collect()
+    }
+
     /// Recall of faces at least `min_height` px tall.
     pub fn recall(&self, min_height: f32) -> Option<f64> {
         let relevant: Vec<_> = self
@@ -213,8 +239,14 @@ impl PosterOutcomes {
 
 /// The gender label a face gets at these thresholds, None for `unknown`.
 pub fn decided_gender(face: &Face, min_confidence: f32, min_reliable_px: f32) -> Option<String> {
-    // The pipeline's own decision rule, re-applied to the stored probabilities.
+    // The pipeline's own decision rule, re-applied to the stored probabilities. Whether the
+    // models disagree does not depend on these two thresholds: that decision is kept.
     let g = face.attribute("gender")?;
+    if g.unknown_reason == Some(crate::domain::UnknownReason::ModelsDisagree)
+        && face.size_px >= min_reliable_px
+    {
+        return None;
+    }
     let decided = AttributeEstimate::decide(
         "gender",
         g.probabilities.clone(),

@@ -181,15 +181,22 @@ pub fn calibrate_image(
                 let perceptions =
                     vision.perceive_with(&canvas, &matched, settings.mirror_average)?;
                 for ((ti, _), (d, p)) in matches.iter().zip(matched.iter().zip(perceptions)) {
-                    let gender = p
-                        .classes
+                    // Every gender opinion, and their combination (the mean the pipeline
+                    // decides on): the calibration is of the decision regard makes.
+                    let opinions: Vec<crate::domain::ModelOpinion> = p
+                        .opinions
                         .into_iter()
-                        .find(|(a, _)| a == "gender")
-                        .map(|(_, probs)| probs)
-                        .unwrap_or_default();
+                        .filter(|(a, o)| a == "gender" && !o.probabilities.is_empty())
+                        .map(|(_, o)| o)
+                        .collect();
+                    let (gender, disagreement) =
+                        crate::vision::combine::mean_and_disagreement(&opinions)
+                            .unwrap_or_default();
                     found[on_canvas[*ti].0] = Some(RenderedFace {
                         height_px: d.bbox.height,
                         gender,
+                        disagreement,
+                        opinions,
                     });
                 }
             }

@@ -3,7 +3,9 @@
 
 use super::Evaluation;
 use super::calibration::{CalibrationReport, SizeRender};
+use super::detection::DetectionRow;
 use super::floor::{Floor, FloorCheck};
+use super::opinions::{MarginChoice, Scored, SourceRow, choose_margin};
 use super::poster::{
     BucketCounts, Decided, GENDER_ERRORS_MIN_PX, GenderErrors, SIZE_BUCKETS, SWEEP_CONFIDENCE,
     SWEEP_MIN_PX,
@@ -12,6 +14,10 @@ use super::trailer::{TrailerRow, person_errors};
 use crate::config::AnalysisSettings;
 use crate::domain::Provenance;
 use std::collections::BTreeMap;
+
+/// The threshold the detection rule keeps recall equal to: the one in use before the rule
+/// (0.6, YuNet's threshold in regard until algorithm version 2).
+pub const DETECTION_REFERENCE: f32 = 0.6;
 
 /// The truth genders the error table reports, women first (the bias figure is women − men).
 pub const REPORTED_GENDERS: [&str; 2] = ["female", "male"];
@@ -25,6 +31,9 @@ pub struct Report {
     /// The settings in use: the thresholds every decision below was made at.
     pub settings: AnalysisSettings,
     pub labelled: LabelledSet,
+    /// The part of the labelled set the detection, gender, model and floor tables are
+    /// measured on: "held-out" when the truth has one, "calibration" otherwise.
+    pub part: &'static str,
     /// Detection and perceived gender per face-height bucket, in bucket order.
     pub by_size: Vec<(&'static str, BucketCounts)>,
     /// Errors per truth gender on found faces of [`GENDER_ERRORS_MIN_PX`] and more.
@@ -36,15 +45,32 @@ pub struct Report {
     pub sweep: Sweep,
     pub calibration: CalibrationReport,
     pub floor: Option<FloorSection>,
+    /// Each gender model alone, then their combination, on the found labelled faces of
+    /// `part`, at the settings' thresholds.
+    pub models: Vec<SourceRow>,
+    /// The same on the calibration part's labelled faces (when `part` is the held-out one).
+    pub calibration_models: Option<Vec<SourceRow>>,
+    /// Each gender model alone and the combination on the calibration renders of at least the
+    /// minimum reliable size, and the margin the disagreement rule chooses on them.
+    pub margin: MarginChoice,
+    /// Recall and false faces at each detection threshold tried, calibration part, and the
+    /// threshold the detection rule chooses there.
+    pub detection: Vec<DetectionRow>,
+    pub detection_choice: Option<f32>,
+    /// The same sweep on the held-out part (empty without one).
+    pub held_out_detection: Vec<DetectionRow>,
 }
 
 /// The size of the labelled set.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LabelledSet {
+    /// Calibration part: images, truth faces of the images that were analysed, trailers.
     pub images: usize,
-    /// Truth faces of the images that were analysed.
     pub faces: usize,
     pub trailers: usize,
+    /// Held-out part: images and the truth faces of those analysed.
+    pub held_out_images: usize,
+    pub held_out_faces: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -84,7 +110,11 @@ impl Report {
             settings.min_attribute_confidence,
             settings.min_reliable_face_px,
         );
-        let mut buckets = eval.posters.buckets(confidence, reliable_px);
+        let (part, main) = match &eval.held_out {
+            Some(h) => ("held-out", h),
+            None => ("calibration", &eval.posters),
+        };
+        let mut buckets = main.buckets(confidence, reliable_px);
         let by_size = SIZE_BUCKETS
             .iter()
             .map(|(name, ..)| (*name, buckets.remove(name).unwrap_or_default()))
@@ -92,9 +122,7 @@ impl Report {
         let by_gender = REPORTED_GENDERS
             .iter()
             .map(|&g| {
-                let errors =
-                    eval.posters
-                        .errors_for(g, GENDER_ERRORS_MIN_PX, confidence, reliable_px);
+                let errors = main.errors_for(g, GENDER_ERRORS_MIN_PX, confidence, reliable_px);
                 (g, errors)
             })
             .collect();
@@ -118,7 +146,52 @@ impl Report {
                 })
                 .collect(),
         };
+        let rule = crate::vision::combine::CombineRule {
+            min_confidence: confidence,
+            min_face_px: reliable_px,
+            max_disagreement: settings.max_model_disagreement,
+        };
+        let model_rows = |outcomes: &super::poster::PosterOutcomes| {
+            let labelled_opinions = outcomes.gender_opinions(0.0);
+            let scored: Vec<Scored> = labelled_opinions
+                .iter()
+                .map(|(f, opinions)| Scored {
+                    truth: &f.truth_gender,
+                    size_px: f.detected.as_ref().map_or(0.0, |d| d.size_px),
+                    opinions,
+                })
+                .collect();
+            super::opinions::rows(&scored, &rule)
+        };
+        let models = model_rows(main);
+        let calibration_models = eval.held_out.is_some().then(|| model_rows(&eval.posters));
+        let rendered: Vec<Scored> = renders
+            .iter()
+            .filter(|r| r.height_px as f32 >= reliable_px)
+            .filter_map(|r| {
+                let d = r.detected.as_ref()?;
+                Some(Scored {
+                    truth: &r.truth_gender,
+                    size_px: d.height_px,
+                    opinions: &d.opinions,
+                })
+            })
+            .collect();
+        let margin = choose_margin(&rendered, &rule);
+        let detection = super::detection::sweep(&eval.detection);
+        let detection_choice = super::detection::choose(&detection, DETECTION_REFERENCE);
         Report {
+            detection,
+            detection_choice,
+            held_out_detection: if eval.held_out_detection.is_empty() {
+                Vec::new()
+            } else {
+                super::detection::sweep(&eval.held_out_detection)
+            },
+            part,
+            models,
+            calibration_models,
+            margin,
             invocation,
             date: chrono::Utc::now().date_naive(),
             provenance,
@@ -131,7 +204,7 @@ impl Report {
             sweep,
             calibration: CalibrationReport::new(renders),
             floor: floor.map(|(floor, source)| FloorSection {
-                check: floor.check(&eval.posters, confidence, reliable_px),
+                check: floor.check(main, confidence, reliable_px),
                 source,
             }),
         }

@@ -6,17 +6,47 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-#[derive(Debug, Deserialize)]
+/// The labelled set. `images` and `trailers` are the calibration part (thresholds are chosen
+/// on them); `held_out_images`, read from the file `held_out` names, is the held-out part the
+/// headline tables and the CI floor are measured on.
+#[derive(Debug, Default, Deserialize)]
 pub struct Truth {
     #[serde(default)]
     pub images: BTreeMap<String, ImageTruth>,
     #[serde(default)]
     pub trailers: BTreeMap<String, TrailerTruth>,
+    /// A truth file in the same folder holding the held-out images (its `images` only).
+    #[serde(default)]
+    pub held_out: Option<String>,
+    #[serde(skip)]
+    pub held_out_images: BTreeMap<String, ImageTruth>,
 }
 
 impl Truth {
-    /// Read and parse a truth file (media paths in it are relative to its folder).
+    /// Read and parse a truth file (media paths in it are relative to its folder), and the
+    /// held-out truth file it names.
     pub fn load(path: &Path) -> anyhow::Result<Truth> {
+        let mut truth = Self::load_one(path)?;
+        if let Some(name) = &truth.held_out {
+            if name.contains('/') || name.contains('\\') {
+                anyhow::bail!(
+                    "{}: held_out must name a file in the same folder, not {name:?}",
+                    path.display()
+                );
+            }
+            let held = Self::load_one(&path.with_file_name(name))?;
+            if held.held_out.is_some() || !held.trailers.is_empty() {
+                anyhow::bail!("{name}: a held-out truth file holds images only");
+            }
+            if let Some(both) = held.images.keys().find(|k| truth.images.contains_key(*k)) {
+                anyhow::bail!("{both} is in both parts of the labelled set");
+            }
+            truth.held_out_images = held.images;
+        }
+        Ok(truth)
+    }
+
+    fn load_one(path: &Path) -> anyhow::Result<Truth> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the truth file {}", path.display()))?;
         serde_json::from_str(&text)

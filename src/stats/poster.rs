@@ -200,6 +200,8 @@ mod tests {
             age: years.map(|(years, band)| AgeEstimate {
                 years,
                 band: band.to_string(),
+                model: None,
+                by_model: Vec::new(),
             }),
         }
     }

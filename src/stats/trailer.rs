@@ -182,6 +182,8 @@ mod tests {
             age: Some(AgeEstimate {
                 years: 30.0,
                 band: "30-44".into(),
+                model: None,
+                by_model: Vec::new(),
             }),
             first_seen_s: frames[0] as f64 * 0.5,
             last_seen_s: *frames.last().unwrap() as f64 * 0.5,
@@ -247,7 +249,7 @@ mod tests {
             person(1, 0.02, w1, 100.0),
             person(2, 0.1, w2, 100.0),
             person(3, 0.97, m, 100.0),
-            person(4, 0.5, u, 20.0),
+            person(4, 0.5, u, 12.0),
         ];
         let tl = timeline(&[(1, w1), (2, w2), (3, m), (4, u)], 10);
         let s = trailer_statistics(&persons, &tl, 0.5, &gender(), &bands());

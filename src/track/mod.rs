@@ -625,6 +625,8 @@ impl Tracker {
                 } else {
                     s.age_band(years)
                 },
+                model: None,
+                by_model: Vec::new(),
             }
         });
         let frames = sightings.len() as u32;

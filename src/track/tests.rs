@@ -42,6 +42,8 @@ fn face(x: f32, y: f32, size: f32, p_male: f32, score: f32) -> Face {
         age: Some(AgeEstimate {
             years: 35.0,
             band: s.age_band(35.0),
+            model: None,
+            by_model: Vec::new(),
         }),
     }
 }

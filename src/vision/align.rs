@@ -3,7 +3,7 @@
 //! dlib's `extract_image_chip` takes, so the dlib-trained gender and age models see what they
 //! were trained on, and the ArcFace-style template SFace expects.
 
-use super::manifest::{AlignSpec, AlignTemplate, InputSpec};
+use super::manifest::{AlignSpec, AlignTemplate, InputSpec, SquareSpec};
 use crate::domain::Landmarks;
 use image::RgbImage;
 use ndarray::Array4;
@@ -219,6 +219,89 @@ pub fn face_chip(
     Some(warp_chip(image, &t, width, height))
 }
 
+/// face-api.js's square crop of one face as (left, top, side) in image pixels: e, e' = eye
+/// centres, m = mean of the mouth corners, d = mean of |e − m| and |e' − m|; side = d /
+/// `eye_mouth`; top-left = centroid(e, e', m) − `offset` · side. Axis-aligned: the face keeps its
+/// roll, as in the crops the network was trained on. None when the points are degenerate.
+pub fn square_box(landmarks: &Landmarks, spec: &SquareSpec) -> Option<(f64, f64, f64)> {
+    let p = |i: usize| (f64::from(landmarks[i][0]), f64::from(landmarks[i][1]));
+    let (le, re) = (p(0), p(1));
+    let mo = ((p(3).0 + p(4).0) / 2.0, (p(3).1 + p(4).1) / 2.0);
+    let dist = |a: (f64, f64), b: (f64, f64)| (a.0 - b.0).hypot(a.1 - b.1);
+    let d = (dist(le, mo) + dist(re, mo)) / 2.0;
+    let side = d / f64::from(spec.eye_mouth);
+    if !(side.is_finite() && side >= 1.0) {
+        return None;
+    }
+    let cx = (le.0 + re.0 + mo.0) / 3.0;
+    let cy = (le.1 + re.1 + mo.1) / 3.0;
+    Some((
+        cx - f64::from(spec.offset[0]) * side,
+        cy - f64::from(spec.offset[1]) * side,
+        side,
+    ))
+}
+
+/// The `size`×`size` crop of [`square_box`]: chip pixel (c, r) is the bilinear sample at
+/// (left + c·s, top + r·s), s = side / size, with no pre-filter (face-api resizes the same way);
+/// pixels whose taps leave the image are black; values rounded half to even, as NumPy does in
+/// the golden script.
+pub fn square_crop(
+    image: &RgbImage,
+    landmarks: &Landmarks,
+    spec: &SquareSpec,
+    size: u32,
+) -> Option<RgbImage> {
+    let (x0, y0, side) = square_box(landmarks, spec)?;
+    let s = side / f64::from(size);
+    let (w, h) = (i64::from(image.width()), i64::from(image.height()));
+    let raw = image.as_raw();
+    let mut chip = RgbImage::new(size, size);
+    for r in 0..size {
+        for c in 0..size {
+            let (x, y) = (x0 + f64::from(c) * s, y0 + f64::from(r) * s);
+            let (xf, yf) = (x.floor(), y.floor());
+            let (xi, yi) = (xf as i64, yf as i64);
+            if xi < 0 || yi < 0 || xi + 1 >= w || yi + 1 >= h {
+                continue;
+            }
+            let (dx, dy) = (x - xf, y - yf);
+            let at =
+                |xx: i64, yy: i64, ch: usize| f64::from(raw[((yy * w + xx) * 3) as usize + ch]);
+            let mut px = [0u8; 3];
+            for (ch, v) in px.iter_mut().enumerate() {
+                let top = at(xi, yi, ch) * (1.0 - dx) + at(xi + 1, yi, ch) * dx;
+                let bottom = at(xi, yi + 1, ch) * (1.0 - dx) + at(xi + 1, yi + 1, ch) * dx;
+                *v = (top * (1.0 - dy) + bottom * dy)
+                    .round_ties_even()
+                    .clamp(0.0, 255.0) as u8;
+            }
+            chip.put_pixel(c, r, image::Rgb(px));
+        }
+    }
+    Some(chip)
+}
+
+/// Pack chips into one NHWC batch of raw pixel values in `spec.color` order, `(pixel − mean) /
+/// std` per channel (a model that normalises inside its graph declares mean 0 and std 1).
+pub fn pack_chips_nhwc(chips: &[RgbImage], spec: &InputSpec) -> Array4<f32> {
+    let (w, h) = (spec.width as usize, spec.height as usize);
+    let order = super::detect::channel_order(spec.color);
+    let mut batch = Array4::<f32>::zeros((chips.len(), h, w, 3));
+    for (n, chip) in chips.iter().enumerate() {
+        for (x, y, px) in chip.enumerate_pixels() {
+            let (x, y) = (x as usize, y as usize);
+            if x >= w || y >= h {
+                continue;
+            }
+            for (c, &src) in order.iter().enumerate() {
+                batch[[n, y, x, c]] = (px.0[src] as f32 - spec.mean[c]) / spec.std[c];
+            }
+        }
+    }
+    batch
+}
+
 /// Pack chips into one NCHW batch: channel order, mean and std from the model's input spec.
 /// Chips must already be the input size.
 pub fn pack_chips(chips: &[RgbImage], spec: &InputSpec) -> Array4<f32> {
@@ -352,6 +435,57 @@ mod tests {
         for p in chip.pixels() {
             assert!((90..=110).contains(&p.0[0]), "{p:?}");
         }
+    }
+
+    #[test]
+    fn the_square_box_follows_face_apis_rule() {
+        // Eyes at (40, 50) and (60, 50), mouth corners at (44, 70) and (56, 70): m = (50, 70),
+        // d = |(10, 20)| = 22.36, side = d / 0.5 = 44.72, centroid (50, 56.67).
+        let lm = [
+            [40.0, 50.0],
+            [60.0, 50.0],
+            [50.0, 60.0],
+            [44.0, 70.0],
+            [56.0, 70.0],
+        ];
+        let spec = SquareSpec {
+            eye_mouth: 0.5,
+            offset: [0.5, 0.25],
+        };
+        let (x, y, side) = square_box(&lm, &spec).unwrap();
+        let want = 500f64.sqrt() / 0.5;
+        assert!((side - want).abs() < 1e-4, "{side}");
+        assert!((x - (50.0 - 0.5 * want)).abs() < 1e-4, "{x}");
+        assert!((y - (170.0 / 3.0 - 0.25 * want)).abs() < 1e-4, "{y}");
+        assert!(square_box(&[[3.0, 3.0]; 5], &spec).is_none());
+    }
+
+    #[test]
+    fn a_square_crop_at_one_pixel_per_pixel_copies_and_leaves_the_outside_black() {
+        // Eyes (10, 10) and (30, 10), mouth centre (20, 34): d = 26, side 26 at the centroid
+        // (20, 18) with offset 0, so a 26-pixel crop copies image pixel (20 + c, 18 + r).
+        let lm = [
+            [10.0, 10.0],
+            [30.0, 10.0],
+            [20.0, 20.0],
+            [14.0, 34.0],
+            [26.0, 34.0],
+        ];
+        let spec = SquareSpec {
+            eye_mouth: 1.0,
+            offset: [0.0, 0.0],
+        };
+        let image = RgbImage::from_fn(40, 40, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let chip = square_crop(&image, &lm, &spec, 26).unwrap();
+        for (c, r, px) in chip.enumerate_pixels() {
+            let (x, y) = (20 + c, 18 + r);
+            if x + 1 >= 40 || y + 1 >= 40 {
+                assert_eq!(px.0, [0, 0, 0], "({c}, {r}) is outside");
+            } else {
+                assert_eq!(px.0, [x as u8, y as u8, 7], "({c}, {r})");
+            }
+        }
+        assert!(square_crop(&image, &[[3.0, 3.0]; 5], &spec, 26).is_none());
     }
 
     #[test]

@@ -54,9 +54,9 @@ pub enum ColorOrder {
     Bgr,
 }
 
-/// Only planar batches are produced today; the field exists so that a model wanting NHWC is
-/// refused at load time instead of being fed garbage. NHWC is accepted only for `gender_age`
-/// entries, which are checked but not run yet.
+/// Classifiers, age and embedding models are fed planar (NCHW) batches; NHWC is accepted only for
+/// `gender_age` entries (face-api's network reads NHWC), so that any other model wanting NHWC is
+/// refused at load time instead of being fed garbage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Layout {
     #[serde(rename = "NCHW")]
@@ -143,9 +143,10 @@ pub struct OutputHead {
     pub labels: Vec<String>,
 }
 
-/// A `[[model]]` entry with role `gender_age`: a second gender and age opinion from one network.
-/// Its file is hashed at start-up like every model's, but no inference uses it yet, which is why
-/// it is kept apart from [`ModelManifest::models`].
+/// A `[[model]]` entry with role `gender_age`: a second gender and age opinion from one network
+/// with two output heads. It is kept apart from [`ModelManifest::models`] because its input (a
+/// square NHWC crop) and outputs (probabilities and years) follow their own rules; it runs next to
+/// the classifiers and its opinions are combined with theirs (`vision::combine`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenderAgeSpec {
     pub name: String,
@@ -159,6 +160,18 @@ pub struct GenderAgeSpec {
 }
 
 const GENDER_AGE_ROLE: &str = "gender_age";
+
+impl GenderAgeSpec {
+    /// How this model is named in a result's provenance.
+    pub fn model_ref(&self) -> crate::domain::ModelRef {
+        crate::domain::ModelRef {
+            name: self.name.clone(),
+            role: GENDER_AGE_ROLE.to_string(),
+            file: self.file_name.clone(),
+            sha256: self.sha256.clone(),
+        }
+    }
+}
 
 /// Detector decoding parameters (YuNet).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -481,6 +494,11 @@ impl ModelManifest {
             if m.input.resize != Resize::Square {
                 return Err(entry(
                     "a gender_age model's input resize must be \"square\"",
+                ));
+            }
+            if m.input.layout != Layout::Nhwc || m.input.width != m.input.height {
+                return Err(entry(
+                    "a gender_age model's input must be NHWC and square (width = height)",
                 ));
             }
             let s = &m.square;

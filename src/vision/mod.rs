@@ -10,15 +10,16 @@
 //! and embeddings stay in memory: nothing here writes to disk.
 
 pub mod align;
+pub mod combine;
 pub mod detect;
 pub mod manifest;
 pub mod onnx;
 
-use crate::domain::{BoundingBox, Detection, ModelRef};
-use align::{Similarity, face_chip, template_points, warp_chip};
+use crate::domain::{BoundingBox, Detection, ModelOpinion, ModelRef};
+use align::{Similarity, face_chip, square_crop, template_points, warp_chip};
 use image::RgbImage;
-use manifest::AlignSpec;
 pub use manifest::ModelManifest;
+use manifest::{AlignSpec, SquareSpec};
 use ndarray::Array2;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -142,6 +143,21 @@ pub trait FaceEmbedder: Send + Sync {
     fn embed(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>, VisionError>;
 }
 
+/// Reads face-api.js's square face crops and gives, per crop, gender probabilities (in
+/// [`GenderAgeModel::labels`] order) and an age in years: a second opinion on both from one
+/// network, independent of the classifiers' aligned chips.
+pub trait GenderAgeModel: Send + Sync {
+    fn model(&self) -> ModelRef;
+    /// How the crop is placed on the landmarks.
+    fn square(&self) -> SquareSpec;
+    /// The crop's side in pixels (the network's input size).
+    fn side(&self) -> u32;
+    /// Gender labels in output order.
+    fn labels(&self) -> Vec<String>;
+    /// One `(probabilities, years)` per crop.
+    fn estimate(&self, crops: &[RgbImage]) -> Result<Vec<(Vec<f32>, f32)>, VisionError>;
+}
+
 /// A categorical attribute model and what its rows mean.
 pub struct Classifier {
     pub attribute: String,
@@ -166,6 +182,8 @@ pub struct Models {
     pub classifiers: Vec<Classifier>,
     pub age: Option<AgeModel>,
     pub embedder: Option<Box<dyn FaceEmbedder>>,
+    /// Second gender and age opinions (manifest role `gender_age`), in manifest order.
+    pub gender_age: Vec<Box<dyn GenderAgeModel>>,
 }
 
 /// What the attribute models perceived for one face.
@@ -175,6 +193,10 @@ pub struct Perception {
     pub classes: Vec<(String, BTreeMap<String, f32>)>,
     /// Expected age in years (Σ p·bin_value), when an age model is configured.
     pub age_years: Option<f32>,
+    /// Every model's own opinion, attribute name first: the classifiers' probabilities, the age
+    /// model's years, then each `gender_age` model's gender probabilities and years. What the
+    /// combination rule decides from, and what a face keeps.
+    pub opinions: Vec<(String, ModelOpinion)>,
 }
 
 /// The loaded model set. Models are created once and reused; all are `Send + Sync`, so `Vision`
@@ -261,6 +283,7 @@ impl Vision {
             .map(|_| Perception {
                 classes: Vec::with_capacity(self.models.classifiers.len()),
                 age_years: None,
+                opinions: Vec::new(),
             })
             .collect();
         if detections.is_empty() {
@@ -300,7 +323,11 @@ impl Vision {
                         ),
                     ));
                 }
-                let probs = c.labels.iter().cloned().zip(row).collect();
+                let probs: BTreeMap<String, f32> = c.labels.iter().cloned().zip(row).collect();
+                p.opinions.push((
+                    c.attribute.clone(),
+                    ModelOpinion::probabilities(&c.model.model().name, probs.clone()),
+                ));
                 p.classes.push((c.attribute.clone(), probs));
             }
         }
@@ -314,10 +341,92 @@ impl Vision {
                         format!("{} outputs per face for {} age bins", row.len(), bins.len()),
                     ));
                 }
-                p.age_years = Some(row.iter().zip(bins).map(|(p, v)| p * v).sum());
+                let years: f32 = row.iter().zip(bins).map(|(p, v)| p * v).sum();
+                p.age_years = Some(years);
+                p.opinions.push((
+                    "age".into(),
+                    ModelOpinion::years(&age.model.model().name, years),
+                ));
+            }
+        }
+        for model in &self.models.gender_age {
+            let labels = model.labels();
+            let model_ref = model.model();
+            let name = model_ref.name.clone();
+            let crops = square_crops(image, detections, &model.square(), model.side());
+            let rows = if mirror_average {
+                let n = crops.len();
+                let mut both = crops.clone();
+                both.extend(crops.iter().map(image::imageops::flip_horizontal));
+                let rows = checked_pairs(&model_ref, 2 * n, model.estimate(&both)?)?;
+                (0..n)
+                    .map(|i| {
+                        let (a, b) = (&rows[i], &rows[i + n]);
+                        let probs = a.0.iter().zip(&b.0).map(|(x, y)| (x + y) / 2.0).collect();
+                        (probs, (a.1 + b.1) / 2.0)
+                    })
+                    .collect()
+            } else {
+                checked_pairs(&model_ref, crops.len(), model.estimate(&crops)?)?
+            };
+            for (p, (probs, years)) in out.iter_mut().zip(rows) {
+                if probs.len() != labels.len() {
+                    return Err(infer_err(
+                        &model.model(),
+                        format!(
+                            "{} gender outputs per face for {} labels",
+                            probs.len(),
+                            labels.len()
+                        ),
+                    ));
+                }
+                let probs = labels.iter().cloned().zip(probs).collect();
+                p.opinions
+                    .push(("gender".into(), ModelOpinion::probabilities(&name, probs)));
+                p.opinions
+                    .push(("age".into(), ModelOpinion::years(&name, years)));
             }
         }
         Ok(out)
+    }
+
+    /// `(probabilities, years)` of a loaded `gender_age` model on prepared square crops (already
+    /// its input size). For golden tests and evaluation tools.
+    pub fn run_gender_age(
+        &self,
+        name: &str,
+        crops: &[RgbImage],
+    ) -> Result<Vec<(Vec<f32>, f32)>, VisionError> {
+        let model = self
+            .models
+            .gender_age
+            .iter()
+            .find(|m| m.model().name == name)
+            .ok_or_else(|| VisionError::UnknownModel(name.to_string()))?;
+        checked_pairs(&model.model(), crops.len(), model.estimate(crops)?)
+    }
+
+    /// The square crop a `gender_age` model reads for one face (black when the landmarks are
+    /// degenerate).
+    pub fn gender_age_crop(
+        &self,
+        name: &str,
+        image: &RgbImage,
+        detection: &Detection,
+    ) -> Result<RgbImage, VisionError> {
+        let model = self
+            .models
+            .gender_age
+            .iter()
+            .find(|m| m.model().name == name)
+            .ok_or_else(|| VisionError::UnknownModel(name.to_string()))?;
+        Ok(square_crops(
+            image,
+            std::slice::from_ref(detection),
+            &model.square(),
+            model.side(),
+        )
+        .remove(0))
     }
 
     /// L2-normalised face descriptors (same order as `detections`), in memory only.
@@ -388,6 +497,7 @@ impl Vision {
             .chain(m.classifiers.iter().map(|c| c.model.model()))
             .chain(m.age.iter().map(|a| a.model.model()))
             .chain(m.embedder.iter().map(|e| e.model()))
+            .chain(m.gender_age.iter().map(|g| g.model()))
             .collect()
     }
 }
@@ -405,7 +515,60 @@ pub fn model_refs(manifest: &ModelManifest, options: &VisionOptions) -> Vec<Mode
         .loaded_models(&options.enable_sensitive, options.embeddings)
         .collect();
     specs.sort_by_key(|m| rank(m.role));
-    specs.into_iter().map(|m| m.model_ref()).collect()
+    specs
+        .into_iter()
+        .map(|m| m.model_ref())
+        .chain(
+            manifest
+                .gender_age
+                .iter()
+                .filter(|g| g.enabled)
+                .map(|g| g.model_ref()),
+        )
+        .collect()
+}
+
+/// A `gender_age` model's rows, checked to be one per crop.
+fn checked_pairs(
+    model: &ModelRef,
+    crops: usize,
+    rows: Vec<(Vec<f32>, f32)>,
+) -> Result<Vec<(Vec<f32>, f32)>, VisionError> {
+    if rows.len() != crops {
+        return Err(infer_err(
+            model,
+            format!("{} output rows for {crops} faces", rows.len()),
+        ));
+    }
+    Ok(rows)
+}
+
+/// face-api's square crops of every detection; a face whose landmarks are degenerate gets the
+/// square of its box (eyes-to-mouth taken as 40% of the box height).
+fn square_crops(
+    image: &RgbImage,
+    detections: &[Detection],
+    spec: &SquareSpec,
+    side: u32,
+) -> Vec<RgbImage> {
+    detections
+        .iter()
+        .map(|d| {
+            square_crop(image, &d.landmarks, spec, side).unwrap_or_else(|| {
+                let b = &d.bbox;
+                let (cx, cy) = b.center();
+                let h = b.height * 0.4;
+                let fake = [
+                    [cx - h / 2.0, cy - h / 2.0],
+                    [cx + h / 2.0, cy - h / 2.0],
+                    [cx, cy],
+                    [cx, cy + h / 2.0],
+                    [cx, cy + h / 2.0],
+                ];
+                square_crop(image, &fake, spec, side).unwrap_or_else(|| RgbImage::new(side, side))
+            })
+        })
+        .collect()
 }
 
 /// Chips shared between models that want the same alignment and size (gender and a festival's
@@ -564,6 +727,7 @@ mod tests {
             }],
             age: None,
             embedder: None,
+            gender_age: Vec::new(),
         })
     }
 

@@ -3,17 +3,18 @@
 //! tensors live here; pre- and post-processing are the pure functions of [`super::detect`] and
 //! [`super::align`].
 
-use super::align::pack_chips;
+use super::align::{pack_chips, pack_chips_nhwc};
 use super::detect::{
     DetectionPlan, PlanLevel, StrideOutputs, TilePolicy, decode_yunet, fill_window, merge_views,
     plan_views, resize_area, window_to_source,
 };
 use super::manifest::{
-    self, ModelManifest, ModelRole, ModelSpec, OutputKind, read_verified, sha256_file,
+    self, GenderAgeSpec, ModelManifest, ModelRole, ModelSpec, OutputKind, SquareSpec,
+    read_verified, sha256_file,
 };
 use super::{
     AgeModel, AttributeModel, ChipSpec, Classifier, DetectOptions, FaceDetector, FaceEmbedder,
-    Models, VisionError, VisionOptions,
+    GenderAgeModel, Models, VisionError, VisionOptions,
 };
 use crate::domain::{Detection, ModelRef};
 use image::RgbImage;
@@ -138,12 +139,17 @@ pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Models,
         }
     }
     let detector = detector.ok_or_else(|| manifest_err("no enabled detector".into()))?;
+    let mut gender_age: Vec<Box<dyn GenderAgeModel>> = Vec::new();
+    for spec in manifest.gender_age.iter().filter(|m| m.enabled) {
+        gender_age.push(Box::new(OnnxGenderAge::load(&env, spec, threads)?));
+    }
     Ok(Models {
         runtime_sha256,
         detector: Box::new(detector),
         classifiers,
         age,
         embedder,
+        gender_age,
     })
 }
 
@@ -414,6 +420,113 @@ impl FaceEmbedder for OnnxModel {
     }
 }
 
+/// A `gender_age` network (face-api.js's AgeGenderNet): NHWC square crops in, a gender
+/// distribution and an age in years out, from two named output tensors.
+pub struct OnnxGenderAge {
+    spec: GenderAgeSpec,
+    session: Mutex<Session>,
+}
+
+impl OnnxGenderAge {
+    fn load(env: &Environment, spec: &GenderAgeSpec, threads: usize) -> Result<Self, VisionError> {
+        let bytes = read_verified(&spec.file, &spec.sha256)?;
+        let err = |message: String| VisionError::ModelLoad {
+            model: spec.name.clone(),
+            message,
+        };
+        let session = Session::builder(env)
+            .map_err(|e| err(e.to_string()))?
+            .with_intra_threads(threads.max(1))
+            .map_err(|e| err(e.to_string()))?
+            .with_intra_op_spinning(false)
+            .map_err(|e| err(e.to_string()))?
+            .with_inter_op_spinning(false)
+            .map_err(|e| err(e.to_string()))?
+            .commit_from_memory(&bytes)
+            .map_err(|e| err(e.to_string()))?;
+        if !session.inputs().iter().any(|i| i.name() == spec.input.name) {
+            return Err(err(format!(
+                "the graph has no input \"{}\" (inputs: {})",
+                spec.input.name,
+                names(session.inputs().iter().map(|i| i.name()))
+            )));
+        }
+        for head in [&spec.outputs.gender, &spec.outputs.age] {
+            if !session.outputs().iter().any(|o| o.name() == head.tensor) {
+                return Err(err(format!(
+                    "the graph has no output \"{}\" (outputs: {})",
+                    head.tensor,
+                    names(session.outputs().iter().map(|o| o.name()))
+                )));
+            }
+        }
+        Ok(OnnxGenderAge {
+            spec: spec.clone(),
+            session: Mutex::new(session),
+        })
+    }
+
+    fn infer_err(&self, message: impl ToString) -> VisionError {
+        VisionError::Inference {
+            model: self.spec.name.clone(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl GenderAgeModel for OnnxGenderAge {
+    fn model(&self) -> ModelRef {
+        self.spec.model_ref()
+    }
+
+    fn square(&self) -> SquareSpec {
+        self.spec.square
+    }
+
+    fn side(&self) -> u32 {
+        self.spec.input.width
+    }
+
+    fn labels(&self) -> Vec<String> {
+        self.spec.outputs.gender.labels.clone()
+    }
+
+    fn estimate(&self, crops: &[RgbImage]) -> Result<Vec<(Vec<f32>, f32)>, VisionError> {
+        if crops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = crops.len();
+        let batch = pack_chips_nhwc(crops, &self.spec.input);
+        let tensor = TensorRef::from_array_view(batch.view()).map_err(|e| self.infer_err(e))?;
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let outputs = session
+            .run(ort::inputs![self.spec.input.name.as_str() => tensor])
+            .map_err(|e| self.infer_err(e))?;
+        let read = |name: &str| -> Result<Vec<f32>, VisionError> {
+            let value = outputs
+                .get(name)
+                .ok_or_else(|| self.infer_err(format!("no output \"{name}\"")))?;
+            let (_, data) = value
+                .try_extract_tensor::<f32>()
+                .map_err(|e| self.infer_err(e))?;
+            if data.is_empty() || data.len() % n != 0 || data.iter().any(|v| !v.is_finite()) {
+                return Err(self.infer_err(format!(
+                    "output \"{name}\" of {} values is not {n} finite rows",
+                    data.len()
+                )));
+            }
+            Ok(data.to_vec())
+        };
+        let gender = read(&self.spec.outputs.gender.tensor)?;
+        let age = read(&self.spec.outputs.age.tensor)?;
+        if age.len() != n {
+            return Err(self.infer_err(format!("{} ages for {n} faces", age.len())));
+        }
+        let width = gender.len() / n;
+        Ok(gender.chunks(width).map(<[f32]>::to_vec).zip(age).collect())
+    }
+}
+
 fn softmax(row: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
@@ -669,5 +782,6 @@ mod tests {
         assert_send_sync::<OnnxModel>();
         assert_send_sync::<YunetDetector>();
         assert_send_sync::<LazyEmbedder>();
+        assert_send_sync::<OnnxGenderAge>();
     }
 }
