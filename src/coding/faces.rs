@@ -87,7 +87,7 @@ fn poster_picture(
     limits: &Limits,
     context: bool,
 ) -> Result<RgbImage, FaceError> {
-    let bytes = media.read_all()?;
+    let bytes = media.read_all()?.into_owned();
     drop(media);
     let decoded = decode_image(&source.source, &bytes, limits)?;
     drop(bytes);
