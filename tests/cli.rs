@@ -196,13 +196,19 @@ fn a_worker_with_an_altered_embedder_file_refuses_to_start() {
     let out = Command::new(env!("CARGO_BIN_EXE_regard"))
         .current_dir(common::root())
         .args(["worker", "--models", path.to_str().unwrap()])
-        .env("REGARD_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+        .env(
+            "REGARD_DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/test",
+        )
         .env("REGARD_STARTUP_WAIT", "5")
         .output()
         .expect("regard runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the worker started: {stderr}");
-    assert!(stderr.contains(sface), "the altered file is not named: {stderr}");
+    assert!(
+        stderr.contains(sface),
+        "the altered file is not named: {stderr}"
+    );
 }
 
 /// ONNX Runtime's own log lines go through tracing: in JSON mode a warning of the library (here
