@@ -172,6 +172,26 @@ fn parse_labels<R: std::io::Read>(
     Ok((parsed, skipped, errors))
 }
 
+/// A queued person as the queue query returns it: person, film title and year, media kind,
+/// person number, current label.
+type QueueRow = (i64, Option<String>, Option<i32>, String, i32, String);
+/// Where a face is: media kind, source, content sha256, box (x, y, w, h), key frame time,
+/// person number, trailer timeline.
+type FaceSourceRow = (
+    String,
+    String,
+    String,
+    f32,
+    f32,
+    f32,
+    f32,
+    Option<f64>,
+    i32,
+    Option<serde_json::Value>,
+);
+/// A disputed person: person, film title, media kind, person number, coders, their labels.
+type DisagreementRow = (i64, Option<String>, String, i32, Vec<String>, Vec<String>);
+
 impl Store {
     /// Persons of the latest analyses of the matching films that have no coder label yet for
     /// `attribute`, film by film, media by media, in order of number.
@@ -752,7 +772,7 @@ impl Store {
         attribute: &str,
         limit: i64,
     ) -> Result<Vec<QueuedPerson>, StoreError> {
-        let rows: Vec<(i64, Option<String>, Option<i32>, String, i32, String)> = sqlx::query_as(
+        let rows: Vec<QueueRow> = sqlx::query_as(
             "SELECT p.person_id, f.title, f.year, a.kind, p.number,
                     coalesce((SELECT e ->> 'label' FROM jsonb_array_elements(p.attributes) e
                               WHERE e ->> 'attribute' = $2 LIMIT 1),
@@ -947,18 +967,7 @@ impl Store {
 
     /// Where to render a person's face from.
     pub async fn face_source(&self, person_id: i64) -> Result<Option<FaceSource>, StoreError> {
-        let row: Option<(
-            String,
-            String,
-            String,
-            f32,
-            f32,
-            f32,
-            f32,
-            Option<f64>,
-            i32,
-            Option<serde_json::Value>,
-        )> = sqlx::query_as(
+        let row: Option<FaceSourceRow> = sqlx::query_as(
             "SELECT a.kind, a.source, m.content_sha256, p.box_x, p.box_y, p.box_width,
                         p.box_height, p.key_frame_s, p.number,
                         CASE WHEN a.kind = 'trailer' THEN
@@ -1087,7 +1096,7 @@ impl Store {
         attribute: &str,
         limit: i64,
     ) -> Result<Vec<Disagreement>, StoreError> {
-        let rows: Vec<(i64, Option<String>, String, i32, Vec<String>, Vec<String>)> =
+        let rows: Vec<DisagreementRow> =
             sqlx::query_as(
                 "SELECT p.person_id,
                         (SELECT fi.title FROM regard.film_media fm JOIN regard.film fi USING (film_id)
