@@ -58,10 +58,13 @@ pub async fn run(args: WorkerCommandArgs) -> anyhow::Result<bool> {
     .await?;
     let settings = args.settings.apply(AnalysisSettings::default());
     let limits = args.limits.limits();
-    // A job is bounded by its fetch and its analysis deadline; a slot busy for much longer
-    // is stuck, and /readyz says so.
-    config.stuck_after =
-        WorkerConfig::stuck_after_deadline(limits.fetch_timeout + limits.analysis_deadline);
+    // A job is bounded by its fetch and its analysis deadline, and by the outer job timeout
+    // when that is shorter; a slot busy for much longer is stuck, and /readyz says so.
+    let mut job_bound = limits.fetch_timeout + limits.analysis_deadline;
+    if !limits.job_timeout.is_zero() {
+        job_bound = job_bound.min(limits.job_timeout);
+    }
+    config.stuck_after = WorkerConfig::stuck_after_deadline(job_bound);
     let models = args.models.options();
     let slots = usize::from(config.job_slots.max(1));
     let policy = FetchPolicy {

@@ -508,6 +508,7 @@ pub(crate) async fn watch_queues(
     channel: lapin::Channel,
     topology: Topology,
     metrics: Arc<Metrics>,
+    refresh: Arc<tokio::sync::Notify>,
 ) {
     let mut queues = vec![topology.jobs_queue()];
     let mut delays = topology.retry_delays.clone();
@@ -517,7 +518,12 @@ pub(crate) async fn watch_queues(
     queues.push(topology.dead_queue());
     let mut tick = tokio::time::interval(QUEUE_POLL);
     loop {
-        tick.tick().await;
+        // Every QUEUE_POLL, and at once when asked (the worker asks when it starts consuming,
+        // so that its own consumer is counted without waiting for the next poll).
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = refresh.notified() => {}
+        }
         for queue in &queues {
             let declared = broker_op(
                 "queue.declare (passive)",

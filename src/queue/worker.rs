@@ -481,11 +481,13 @@ impl<P: Processor> Worker<P> {
             shared.metrics.set_connected(true);
             // Queue depth and consumers for /metrics, on a channel of their own; stops with
             // the session.
+            let queues_refresh = Arc::new(tokio::sync::Notify::new());
             let _queues = match broker_op("channel.open", session.conn.create_channel()).await {
                 Ok(channel) => Some(AbortOnDrop(tokio::spawn(super::metrics::watch_queues(
                     channel,
                     cfg.topology.clone(),
                     shared.metrics.clone(),
+                    queues_refresh.clone(),
                 )))),
                 Err(error) => {
                     tracing::warn!(%error, "no channel for queue metrics");
@@ -542,7 +544,10 @@ impl<P: Processor> Worker<P> {
                         }
                         shared.outage.store(false, Ordering::SeqCst);
                         match session.consume(cfg).await {
-                            Ok(c) => consumer = Some(c),
+                            Ok(c) => {
+                                consumer = Some(c);
+                                queues_refresh.notify_one();
+                            }
                             Err(error) => {
                                 tracing::warn!(%error, "cannot start consuming; reconnecting");
                                 break;
