@@ -4,6 +4,7 @@
 //! ready, its memory stays bounded, and no temporary file outlives it.
 
 mod common;
+mod world;
 
 use futures_util::StreamExt;
 use lapin::options::{
@@ -14,16 +15,14 @@ use lapin::{BasicProperties, Channel, Connection};
 use regard::queue::Topology;
 use regard::queue::topology::JOB_ROUTING_KEY;
 use serde_json::{Value, json};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection as _};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use world::{TestDb, amqp_url, free_port, short_id};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -34,69 +33,6 @@ const MAX_MEDIA_MIB: u64 = 16;
 /// Slack over the limits for what one failing job may leave allocated besides its pixels
 /// (FFmpeg's demuxer and decoder state, allocator fragmentation), in MiB.
 const SLACK_MIB: u64 = 96;
-
-fn amqp_url() -> String {
-    std::env::var("REGARD_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-fn admin_db_url() -> String {
-    std::env::var("REGARD_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn short_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().unwrap().port()
-}
-
-// ------------------------------------------------------------------ database and broker
-
-/// A fresh database on the shared server, dropped at the end (even on panic).
-struct TestDb {
-    name: String,
-    admin: PgConnectOptions,
-    url: String,
-    pool: PgPool,
-}
-
-impl TestDb {
-    async fn new() -> TestDb {
-        let url = admin_db_url();
-        let admin = PgConnectOptions::from_str(&url).expect("REGARD_TEST_DATABASE_URL");
-        let mut conn = admin.connect().await.unwrap_or_else(|e| {
-            panic!("PostgreSQL must be running at {url} for these tests ({e}); they never skip")
-        });
-        let name = format!("regard_ptest_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("create the test database");
-        conn.close().await.expect("close the admin connection");
-        let pool = PgPoolOptions::new()
-            .max_connections(2)
-            .connect_with(admin.clone().database(&name))
-            .await
-            .expect("connect to the test database");
-        let (base, _) = url.rsplit_once('/').expect("a database URL has a path");
-        TestDb {
-            url: format!("{base}/{name}"),
-            name,
-            admin,
-            pool,
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        common::drop_database(self.admin.clone(), self.name.clone());
-    }
-}
 
 /// The test's queue names, a channel to publish on and a queue bound to the results.
 struct Broker {
