@@ -1,6 +1,8 @@
 //! Media intake against hostile and awkward input: every bad poster or URL gets a precise,
 //! permanent-or-retryable error naming the input, never a panic, hang or unbounded allocation.
 
+mod common;
+
 use std::io::Cursor;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,29 +21,6 @@ use tokio::net::TcpListener;
 
 // ---------------------------------------------------------------------------------------------
 // Byte builders
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    let mut crc_input = kind.to_vec();
-    crc_input.extend_from_slice(data);
-    out.extend_from_slice(&crc_input);
-    out.extend_from_slice(&crc32(&crc_input).to_be_bytes());
-}
 
 fn ihdr(width: u32, height: u32, bit_depth: u8, color_type: u8) -> Vec<u8> {
     let mut data = width.to_be_bytes().to_vec();
@@ -74,18 +53,18 @@ fn zlib_stored(data: &[u8]) -> Vec<u8> {
 fn palette_png(width: u32, indices: &[u8], palette: &[[u8; 4]]) -> Vec<u8> {
     let height = indices.len() as u32 / width;
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    png_chunk(&mut out, b"IHDR", &ihdr(width, height, 8, 3));
+    common::png_chunk(&mut out, b"IHDR", &ihdr(width, height, 8, 3));
     let plte: Vec<u8> = palette.iter().flat_map(|c| [c[0], c[1], c[2]]).collect();
-    png_chunk(&mut out, b"PLTE", &plte);
+    common::png_chunk(&mut out, b"PLTE", &plte);
     let trns: Vec<u8> = palette.iter().map(|c| c[3]).collect();
-    png_chunk(&mut out, b"tRNS", &trns);
+    common::png_chunk(&mut out, b"tRNS", &trns);
     let mut raw = Vec::new();
     for row in indices.chunks(width as usize) {
         raw.push(0); // filter: none
         raw.extend_from_slice(row);
     }
-    png_chunk(&mut out, b"IDAT", &zlib_stored(&raw));
-    png_chunk(&mut out, b"IEND", &[]);
+    common::png_chunk(&mut out, b"IDAT", &zlib_stored(&raw));
+    common::png_chunk(&mut out, b"IEND", &[]);
     out
 }
 
@@ -336,8 +315,8 @@ fn gif_is_recognised_but_unsupported() {
 #[test]
 fn png_header_claiming_50000_by_50000_is_refused_before_decoding() {
     let mut bomb = b"\x89PNG\r\n\x1a\n".to_vec();
-    png_chunk(&mut bomb, b"IHDR", &ihdr(50_000, 50_000, 8, 6));
-    png_chunk(&mut bomb, b"IEND", &[]);
+    common::png_chunk(&mut bomb, b"IHDR", &ihdr(50_000, 50_000, 8, 6));
+    common::png_chunk(&mut bomb, b"IEND", &[]);
     let started = Instant::now();
     let err = expect_err(
         decode_image("bomb.png", &bomb, &limits()),
@@ -1350,13 +1329,13 @@ fn zero_png(width: u32, height: u32, bit_depth: u8, color_type: u8, row_bytes: u
     }
     let data = z.finish().unwrap();
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    png_chunk(
+    common::png_chunk(
         &mut png,
         b"IHDR",
         &ihdr(width, height, bit_depth, color_type),
     );
-    png_chunk(&mut png, b"IDAT", &data);
-    png_chunk(&mut png, b"IEND", &[]);
+    common::png_chunk(&mut png, b"IDAT", &data);
+    common::png_chunk(&mut png, b"IEND", &[]);
     png
 }
 
@@ -1389,9 +1368,9 @@ fn a_decompression_bomb_within_the_pixel_limits_is_refused_by_the_memory_limit()
 fn a_sixteen_bit_rgba_header_is_refused_before_its_buffer_is_allocated() {
     // 7000×7000 RGBA at 16 bits: 49 MP (under the default pixel limit), 392 MB to decode into.
     let mut bomb = b"\x89PNG\r\n\x1a\n".to_vec();
-    png_chunk(&mut bomb, b"IHDR", &ihdr(7_000, 7_000, 16, 6));
-    png_chunk(&mut bomb, b"IDAT", &zlib_stored(&[0; 64]));
-    png_chunk(&mut bomb, b"IEND", &[]);
+    common::png_chunk(&mut bomb, b"IHDR", &ihdr(7_000, 7_000, 16, 6));
+    common::png_chunk(&mut bomb, b"IDAT", &zlib_stored(&[0; 64]));
+    common::png_chunk(&mut bomb, b"IEND", &[]);
     let err = expect_err(
         decode_image("deep.png", &bomb, &Limits::default()),
         "too_large",

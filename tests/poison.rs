@@ -402,29 +402,6 @@ async fn serve(
 
 // ------------------------------------------------------------------ byte builders
 
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    let mut crc_input = kind.to_vec();
-    crc_input.extend_from_slice(data);
-    out.extend_from_slice(&crc_input);
-    out.extend_from_slice(&crc32(&crc_input).to_be_bytes());
-}
-
 /// A PNG of `width`×`height` with the given depth and colour type whose rows are all zeros,
 /// deflated: tens of megabytes of pixels in kilobytes. `idat_rows` limits the rows actually
 /// present (a header that promises more than the data holds).
@@ -447,9 +424,9 @@ fn png(width: u32, height: u32, depth: u8, color: u8, idat_rows: u32) -> Vec<u8>
     ihdr.extend_from_slice(&height.to_be_bytes());
     ihdr.extend_from_slice(&[depth, color, 0, 0, 0]);
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    png_chunk(&mut out, b"IHDR", &ihdr);
-    png_chunk(&mut out, b"IDAT", &data);
-    png_chunk(&mut out, b"IEND", &[]);
+    common::png_chunk(&mut out, b"IHDR", &ihdr);
+    common::png_chunk(&mut out, b"IDAT", &data);
+    common::png_chunk(&mut out, b"IEND", &[]);
     out
 }
 
