@@ -1120,3 +1120,63 @@ async fn a_worker_sigtermed_mid_download_leaves_no_temp_file() {
     server.abort();
     broker.cleanup().await;
 }
+
+/// `regard analyze` has no graceful shutdown of its own: SIGTERM ends it at once with exit 143,
+/// and the download it had in flight is deleted first (`cli::exit_on_signals`). Without that
+/// handler the signal's default action killed the process and left the temp file behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analyze_sigtermed_mid_download_exits_143_and_leaves_no_temp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let (http, server) = serve("127.0.0.2", |_, _| Reply::Drip {
+        body: png(64, 64, 8, 2, 64),
+        every: Duration::from_secs(1),
+    })
+    .await;
+    let log = dir.path().join("analyze.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_regard"))
+        .current_dir(common::root())
+        .args(["analyze", "--allow-private-urls"])
+        .arg(format!("http://{http}/slow.png"))
+        .env("TMPDIR", &tmp)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("regard analyze starts");
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let until = Instant::now() + Duration::from_secs(60);
+    while temp_files(&tmp).is_empty() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "analyze exited ({status}) before its download began:\n{}",
+                text()
+            );
+        }
+        assert!(Instant::now() < until, "no download started:\n{}", text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let until = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < until,
+            "analyze ignored SIGTERM:\n{}",
+            text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(143), "{status}:\n{}", text());
+    assert_eq!(temp_files(&tmp), Vec::<String>::new(), "{}", text());
+    server.abort();
+}

@@ -464,8 +464,23 @@ impl WorkerProcess {
     }
 }
 
+/// The last `n` lines of a text file, for a failed test's output.
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("({path:?}: {e})"));
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // A failed test says what the worker was doing, not only what it waited for.
+            eprintln!(
+                "--- last lines of the worker's log {:?}:\n{}\n---",
+                self.log,
+                tail(&self.log, 150)
+            );
+        }
         if matches!(self.child.try_wait(), Ok(None)) {
             // Left running by a failed test: kill it so it does not outlive the test.
             if let Err(e) = self.child.kill() {
@@ -821,6 +836,18 @@ impl PrivateRabbit {
 
 impl Drop for PrivateRabbit {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let logs = self.dir.path().join("log");
+            for entry in std::fs::read_dir(&logs).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "log") {
+                    eprintln!(
+                        "--- last lines of the private broker's {path:?}:\n{}\n---",
+                        tail(&path, 60)
+                    );
+                }
+            }
+        }
         // Best effort: the node may already be stopped, which is fine.
         let _ = self
             .command("rabbitmqctl")
