@@ -1176,7 +1176,12 @@ async fn analyze_sigtermed_mid_download_exits_143_and_leaves_no_temp_file() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    assert_eq!(
+        temp_files(&tmp),
+        Vec::<String>::new(),
+        "{status}:\n{}",
+        text()
+    );
     assert_eq!(status.code(), Some(143), "{status}:\n{}", text());
-    assert_eq!(temp_files(&tmp), Vec::<String>::new(), "{}", text());
     server.abort();
 }
