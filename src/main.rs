@@ -5,12 +5,27 @@ use clap::Parser;
 use regard::cli::{Cli, Command, LogFormat, PersonsCommand, QueueCommand};
 use std::process::ExitCode;
 
+/// The tracing filter for `REGARD_LOG` (default `warn,regard=info`). lapin logs every broker
+/// hiccup at ERROR on its own and returns the same error to the worker, which logs it once
+/// with its context at WARN (a routine broker restart must not page anybody): its lines are
+/// off unless the filter names `lapin` itself (`REGARD_LOG=info,lapin=debug`).
+fn log_filter(env: Option<&str>) -> String {
+    let asked = env.map(str::trim).filter(|f| !f.is_empty());
+    let base = asked.unwrap_or("warn,regard=info");
+    if base.contains("lapin") {
+        base.to_string()
+    } else {
+        format!("{base},lapin=off")
+    }
+}
+
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("REGARD_LOG")
-        // lapin logs every broker hiccup at ERROR on its own, and returns the same error to
-        // the worker, which logs it once with its context (a routine broker restart must not
-        // page anybody); its own lines are off unless REGARD_LOG asks for them.
-        .unwrap_or_else(|_| "warn,regard=info,lapin=off".into());
+    let wanted = log_filter(std::env::var("REGARD_LOG").ok().as_deref());
+    let filter = tracing_subscriber::EnvFilter::try_new(&wanted).unwrap_or_else(|error| {
+        // Logging is not up yet: say it on stderr, and log with the default filter.
+        eprintln!("REGARD_LOG={wanted:?} is not a valid filter ({error}); using the default");
+        tracing_subscriber::EnvFilter::new(log_filter(None))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -99,4 +114,18 @@ fn main() -> ExitCode {
     // hold its temp file through them.
     regard::media::fetch::remove_temp_files();
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn lapin_stays_quiet_unless_the_filter_names_it() {
+        assert_eq!(log_filter(None), "warn,regard=info,lapin=off");
+        assert_eq!(log_filter(Some(" ")), "warn,regard=info,lapin=off");
+        // What deploy/kubernetes/config.env sets: lapin's ERROR lines stay off.
+        assert_eq!(log_filter(Some("info")), "info,lapin=off");
+        assert_eq!(log_filter(Some("info,lapin=debug")), "info,lapin=debug");
+    }
 }
