@@ -530,6 +530,19 @@ settings_table! {
     /// Cosine similarity of face embeddings above which two shot tracks are the same person.
     same_person_similarity: f32 = 0.363,
         flag "same-person-similarity" env "SAME_PERSON_SIMILARITY";
+    /// Re-identification across shots uses only faces this frontal: the nose's offset from the
+    /// middle of the eyes along the eye line, in inter-ocular distances, doubled (0 frontal, 1
+    /// nose under an eye; a yaw proxy from the five landmarks, `track::evidence`).
+    reid_max_yaw: f32 = 0.3, flag "reid-max-yaw" env "REID_MAX_YAW";
+    /// Re-identification across shots uses only faces whose eye line is tilted at most this
+    /// many degrees (roll).
+    reid_max_roll_deg: f32 = 25.0, flag "reid-max-roll-deg" env "REID_MAX_ROLL_DEG";
+    /// Re-identification across shots uses only faces this sharp: variance of the Laplacian of
+    /// the grey embedding chip (112×112, 0..255), computed in memory (`vision::quality`).
+    reid_min_sharpness: f32 = 40.0, flag "reid-min-sharpness" env "REID_MIN_SHARPNESS";
+    /// A shot track is merged with tracks of other shots only with at least this many embedded
+    /// faces that pass the pose and sharpness gates; otherwise it stays its own person.
+    min_reid_samples: u32 = 2, flag "min-reid-samples" env "MIN_REID_SAMPLES";
     /// Signature distance (colour and layout, 0..1) between consecutive sampled frames at or
     /// above which a shot cut is declared; tracks never continue across a cut (`track::shot`).
     shot_cut_distance: f32 = 0.22, flag "shot-cut-distance" env "SHOT_CUT_DISTANCE";

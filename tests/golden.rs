@@ -174,6 +174,8 @@ fn scene(faces: Vec<Option<(Face, Option<Vec<f32>>)>>) -> Value {
             height: SCENE_H,
             signature: look.clone(),
             faces,
+            // One shot: the re-identification gates never come into play.
+            sharpness: vec![AnalysisSettings::default().reid_min_sharpness; embeddings.len()],
             embeddings,
         }
     });
