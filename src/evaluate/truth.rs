@@ -87,6 +87,25 @@ impl FaceTruth {
 #[derive(Debug, Deserialize)]
 pub struct TrailerTruth {
     pub persons: Vec<PersonTruth>,
+    /// The shots and the faces in each (for matching persons, `evaluate::identity`).
+    #[serde(default)]
+    pub shots: Vec<ShotTruth>,
+}
+
+/// One shot of a trailer, half-open in time.
+#[derive(Debug, Deserialize)]
+pub struct ShotTruth {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub faces: Vec<ShotFaceTruth>,
+}
+
+/// One face of a shot: who, and its box [x, y, w, h] in the shot's first and last frame.
+#[derive(Debug, Deserialize)]
+pub struct ShotFaceTruth {
+    pub person: String,
+    pub box_first: [f32; 4],
+    pub box_last: [f32; 4],
 }
 
 #[derive(Debug, Deserialize)]
