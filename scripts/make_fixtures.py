@@ -236,6 +236,8 @@ def compose(canvas: Image.Image, pastes: list[Paste], photos: dict[str, Photo], 
                 "photo": ph.file,
                 "flipped": p.flip,
                 "rotation_deg": p.angle,
+                # Only a face with a simulated turn has the key (older truth stays as it was).
+                **({"yaw": p.yaw} if p.yaw else {}),
             }
         )
     return faces
@@ -582,7 +584,8 @@ def make_trailer(tr: Trailer, photos: dict[str, Photo], tmp: Path) -> dict:
             last = to_frame(f["box"], *window(shot, still, frames - 1, frames), still, tr.size)
             shot_faces.append({"person": f["person"], "gender": f["gender"], "photo": f["photo"],
                                "flipped": f["flipped"], "box_first": [round(v, 1) for v in first],
-                               "box_last": [round(v, 1) for v in last]})
+                               "box_last": [round(v, 1) for v in last],
+                               **({"yaw": f["yaw"]} if "yaw" in f else {})})
             seconds[f["person"]] = seconds.get(f["person"], 0.0) + frames / TRAILER_FPS
         shots_truth.append({"start_s": round(frame0 / TRAILER_FPS, 3),
                             "end_s": round((frame0 + frames) / TRAILER_FPS, 3),

@@ -134,6 +134,7 @@ mod tests {
             person: person.into(),
             box_first: [x, 100.0, 100.0, 100.0],
             box_last: [x + 40.0, 100.0, 100.0, 100.0],
+            yaw: 0.0,
         };
         let person = |p: &str| PersonTruth {
             person: p.into(),

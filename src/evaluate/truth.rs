@@ -106,6 +106,30 @@ pub struct ShotFaceTruth {
     pub person: String,
     pub box_first: [f32; 4],
     pub box_last: [f32; 4],
+    /// The simulated head turn of a fixture face (scripts/make_fixtures.py), 0 for none.
+    #[serde(default)]
+    pub yaw: f32,
+}
+
+impl TrailerTruth {
+    /// How many more found persons than truth persons a tracker that would rather split than
+    /// merge may report, per gender: a person seen only turned in k shots may come out as k
+    /// persons (k − 1 more).
+    pub fn allowed_splits(&self) -> std::collections::BTreeMap<String, u32> {
+        let mut out = std::collections::BTreeMap::new();
+        for p in &self.persons {
+            let faces: Vec<&ShotFaceTruth> = self
+                .shots
+                .iter()
+                .flat_map(|s| &s.faces)
+                .filter(|f| f.person == p.person)
+                .collect();
+            if !faces.is_empty() && faces.iter().all(|f| f.yaw != 0.0) {
+                *out.entry(p.gender.clone()).or_default() += faces.len() as u32 - 1;
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, Deserialize)]
