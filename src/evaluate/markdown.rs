@@ -417,8 +417,11 @@ fn trailer_table(out: &mut String, trailers: &TrailerTable) {
 }
 
 fn identity_table(out: &mut String, identities: &[IdentityOutcome]) {
-    let _ = writeln!(out, "### Trailer persons: merges, splits and misses
-");
+    let _ = writeln!(
+        out,
+        "### Trailer persons: merges, splits and misses
+"
+    );
     let _ = writeln!(
         out,
         "Each face regard gives a person on a sampled frame counts for the truth person whose box in that shot (interpolated between its first and last frame) overlaps it most, at IoU ≥ {IDENTITY_IOU}; a found person covers a truth person with at least {MIN_COVER_SIGHTINGS} such faces. A merge is a found person covering two or more truth persons, a split a truth person covered by two or more found persons, a miss a truth person covered by nobody, an extra a found person covering nobody (`src/evaluate/identity.rs`).\n"

@@ -71,9 +71,8 @@ impl TrailerOutcome {
             found_persons,
             truth_seconds,
             found_seconds,
-            identity: (!truth.shots.is_empty()).then(|| {
-                match_identities(media, truth, analysis.persons.len() as u32, sightings)
-            }),
+            identity: (!truth.shots.is_empty())
+                .then(|| match_identities(media, truth, analysis.persons.len() as u32, sightings)),
         }
     }
 

@@ -34,9 +34,9 @@ pub fn pose(landmarks: &Landmarks) -> Option<Pose> {
 
 /// Whether an embedded face of this pose and chip sharpness may feed re-identification.
 pub fn usable_for_reid(landmarks: &Landmarks, sharpness: f32, s: &AnalysisSettings) -> bool {
-    pose(landmarks).is_some_and(|p| {
-        p.yaw <= s.reid_max_yaw && p.roll_deg.abs() <= s.reid_max_roll_deg
-    }) && sharpness >= s.reid_min_sharpness
+    pose(landmarks)
+        .is_some_and(|p| p.yaw <= s.reid_max_yaw && p.roll_deg.abs() <= s.reid_max_roll_deg)
+        && sharpness >= s.reid_min_sharpness
 }
 
 #[cfg(test)]

@@ -104,7 +104,9 @@ pub enum TrackError {
         expected: usize,
         got: usize,
     },
-    #[error("tracking: frame at {t} s has {embeddings} embeddings but {sharpness} sharpness values")]
+    #[error(
+        "tracking: frame at {t} s has {embeddings} embeddings but {sharpness} sharpness values"
+    )]
     SharpnessCount {
         t: f64,
         embeddings: usize,

@@ -314,7 +314,13 @@ fn a_track_with_fewer_gated_samples_than_min_reid_samples_stays_apart() {
         ..settings()
     };
     let frames: Vec<FrameObservation> = (0..4)
-        .map(|k| frame(k, 0, vec![(face(100.0, 100.0, 120.0, 0.9, 0.9), Some(person_a()))]))
+        .map(|k| {
+            frame(
+                k,
+                0,
+                vec![(face(100.0, 100.0, 120.0, 0.9, 0.9), Some(person_a()))],
+            )
+        })
         .chain((4..7).map(|k| {
             let f = face(700.0, 200.0, 120.0, 0.92, 0.9);
             let f = if k == 4 { f } else { in_profile(f) };

@@ -21,7 +21,9 @@ pub fn sharpness(chip: &RgbImage) -> f32 {
     for y in 1..h - 1 {
         for x in 1..w - 1 {
             let c = grey[y * w + x];
-            let l = grey[(y - 1) * w + x] + grey[(y + 1) * w + x] + grey[y * w + x - 1]
+            let l = grey[(y - 1) * w + x]
+                + grey[(y + 1) * w + x]
+                + grey[y * w + x - 1]
                 + grey[y * w + x + 1]
                 - 4.0 * c;
             sum += l;
@@ -40,7 +42,10 @@ mod tests {
 
     #[test]
     fn a_flat_chip_has_none_and_blurring_lowers_it() {
-        assert_eq!(sharpness(&RgbImage::from_pixel(16, 16, Rgb([90, 90, 90]))), 0.0);
+        assert_eq!(
+            sharpness(&RgbImage::from_pixel(16, 16, Rgb([90, 90, 90]))),
+            0.0
+        );
         assert_eq!(sharpness(&RgbImage::new(2, 2)), 0.0);
         // A checkerboard of 4-pixel squares: strong edges.
         let board = RgbImage::from_fn(32, 32, |x, y| {
