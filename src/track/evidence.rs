@@ -22,7 +22,8 @@ pub fn pose(landmarks: &Landmarks) -> Option<Pose> {
     let [re, le, nose, ..] = *landmarks;
     let (dx, dy) = (le[0] - re[0], le[1] - re[1]);
     let eye_sq = dx * dx + dy * dy;
-    if !(eye_sq.is_finite() && eye_sq > 1e-6) || !nose.iter().all(|v| v.is_finite()) {
+    let usable = eye_sq.is_finite() && eye_sq > 1e-6 && nose.iter().all(|v| v.is_finite());
+    if !usable {
         return None;
     }
     let t = ((nose[0] - re[0]) * dx + (nose[1] - re[1]) * dy) / eye_sq;
