@@ -468,6 +468,20 @@ fn bad_input_is_refused_with_its_time() {
             ..
         }
     ));
+    let mut unsharp = frame(
+        2,
+        0,
+        vec![(face(0.0, 0.0, 50.0, 0.5, 0.9), Some(person_a()))],
+    );
+    unsharp.sharpness.clear();
+    assert!(matches!(
+        t.push(unsharp).unwrap_err(),
+        TrackError::SharpnessCount {
+            embeddings: 1,
+            sharpness: 0,
+            ..
+        }
+    ));
     let mut nan = frame(3, 0, vec![(face(0.0, 0.0, 50.0, 0.5, 0.9), None)]);
     nan.faces[0].bbox.x = f32::NAN;
     let err = t.push(nan).unwrap_err();
