@@ -90,6 +90,10 @@ class Paste:
     face_h: float
     flip: bool = False
     angle: float = 0.0  # degrees, counter-clockwise as seen, at most 10
+    # A head turn simulated on the frontal photo (see squeeze_far_side): 0 none; > 0 the face's
+    # image-right half is the far side, < 0 its image-left half; |yaw| is how much of the far
+    # half's width is squeezed away (0.7: it keeps 30%).
+    yaw: float = 0.0
     # Crop around the face, in face widths (sides) and face heights (top, bottom).
     side: float = 0.6
     top: float = 0.45
@@ -138,6 +142,12 @@ def render_paste(p: Paste, photo: Photo) -> Placed:
         # The subject's right eye is whichever eye ends up on the image's left.
         lms = [lms[1], lms[0], lms[2], lms[4], lms[3]]
 
+    if p.yaw:
+        layer, g = squeeze_far_side(layer, lms[2][0], fw, p.yaw)
+        left, right = g(cx - fw / 2), g(cx + fw / 2)
+        cx, fw = (left + right) / 2, right - left
+        lms = [(g(x), y) for x, y in lms]
+
     layer = layer.convert("RGBA")
     if p.angle:
         assert abs(p.angle) <= 10, f"{p.photo}: rotation {p.angle} > 10 degrees"
@@ -162,6 +172,38 @@ def render_paste(p: Paste, photo: Photo) -> Placed:
     box = [x0 + cx - fw / 2, y0 + cy - fh / 2, fw, fh]
     landmarks = [[x0 + x, y0 + y] for x, y in lms]
     return Placed(layer, x0, y0, box, landmarks)
+
+
+def squeeze_far_side(layer: Image.Image, nose_x: float, face_w: float, yaw: float):
+    """A head turn, simulated: the photos are frontal, so a turned face is imitated by squeezing
+    the far half of the face horizontally about the nose (to 1 - |yaw| of its width) while the
+    near half keeps 95%, the squeeze ramping smoothly over a tenth of the face width around the
+    nose. The far eye closes in on the nose as in a real turn, but nothing hidden is revealed
+    and the nose has no depth: a profile-like view, not a profile. Each output pixel averages
+    4 samples of the source row (no aliasing). Returns the new layer and the x mapping."""
+    near, far = 0.95, 1.0 - abs(yaw)
+    w, h = layer.size
+    # x' = g(x): integrate the local scale g'(x) on a fine grid.
+    fine = np.linspace(0.0, w, 8 * w + 1)
+    u = (fine - nose_x) / (0.1 * face_w) * (1 if yaw > 0 else -1)
+    ramp = np.clip((u + 0.5), 0.0, 1.0)
+    ramp = ramp * ramp * (3 - 2 * ramp)
+    scale = near + (far - near) * ramp
+    gx = np.concatenate([[0.0], np.cumsum((scale[1:] + scale[:-1]) / 2 * np.diff(fine))])
+
+    def g(x: float) -> float:
+        return float(np.interp(x, fine, gx))
+
+    out_w = max(1, math.ceil(gx[-1]))
+    src = np.asarray(layer.convert("RGB"), dtype=np.float64)
+    sub = (np.arange(out_w * 4) + 0.5) / 4
+    xs = np.interp(sub, gx, fine) - 0.5  # source x of each sub-sample, in pixel-centre units
+    x0 = np.clip(np.floor(xs).astype(int), 0, w - 1)
+    x1 = np.clip(x0 + 1, 0, w - 1)
+    fr = np.clip(xs - np.floor(xs), 0.0, 1.0)[None, :, None]
+    rows = src[:, x0, :] * (1 - fr) + src[:, x1, :] * fr
+    out = rows.reshape(h, out_w, 4, 3).mean(axis=2)
+    return Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8), "RGB"), g
 
 
 def overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
@@ -194,6 +236,8 @@ def compose(canvas: Image.Image, pastes: list[Paste], photos: dict[str, Photo], 
                 "photo": ph.file,
                 "flipped": p.flip,
                 "rotation_deg": p.angle,
+                # Only a face with a simulated turn has the key (older truth stays as it was).
+                **({"yaw": p.yaw} if p.yaw else {}),
             }
         )
     return faces
@@ -460,7 +504,21 @@ def trailers() -> list[Trailer]:
         Shot(3.0, side_by_side(s1, [("biden_1", 200), ("obama_2", 200), ("ardern_1", 200, {"flip": True})]),
              zoom=(1.1, 1.1), centre_from=(700, 360), centre_to=(580, 360)),
     ))
-    return [t1, t2, t3]
+    # Four men; obama and macron only in profile-like views (simulated turns, squeeze_far_side),
+    # each in two shots turned opposite ways; biden frontal, back after a shot with nobody.
+    t4 = Trailer("t4_640x360.mp4", (640, 360), (
+        Shot(3.0, side_by_side(s1, [("sunak_1", 230), ("biden_1", 230)]), zoom=(1.0, 1.1)),
+        Shot(2.0, side_by_side(s1, [("obama_1", 260, {"yaw": 0.7})]), zoom=(1.1, 1.0),
+             background=((60, 40, 40), (20, 10, 10))),
+        Shot(2.0, side_by_side(s1, [("macron_1", 260, {"yaw": -0.7})]), zoom=(1.0, 1.15),
+             background=((40, 60, 50), (10, 20, 15))),
+        Shot(2.0, (), caption="DE PROFIL"),
+        Shot(3.0, side_by_side(s1, [("biden_1", 240, {"flip": True}), ("obama_1", 240, {"yaw": -0.7})]),
+             zoom=(1.1, 1.1), centre_from=(600, 360), centre_to=(680, 360)),
+        Shot(2.4, side_by_side(s1, [("macron_1", 280, {"yaw": 0.7})]), zoom=(1.2, 1.0),
+             background=((70, 70, 90), (20, 20, 30))),
+    ))
+    return [t1, t2, t3, t4]
 
 
 def window(shot: Shot, still: tuple[int, int], n: int, frames: int) -> tuple[float, float, float]:
@@ -526,7 +584,8 @@ def make_trailer(tr: Trailer, photos: dict[str, Photo], tmp: Path) -> dict:
             last = to_frame(f["box"], *window(shot, still, frames - 1, frames), still, tr.size)
             shot_faces.append({"person": f["person"], "gender": f["gender"], "photo": f["photo"],
                                "flipped": f["flipped"], "box_first": [round(v, 1) for v in first],
-                               "box_last": [round(v, 1) for v in last]})
+                               "box_last": [round(v, 1) for v in last],
+                               **({"yaw": f["yaw"]} if "yaw" in f else {})})
             seconds[f["person"]] = seconds.get(f["person"], 0.0) + frames / TRAILER_FPS
         shots_truth.append({"start_s": round(frame0 / TRAILER_FPS, 3),
                             "end_s": round((frame0 + frames) / TRAILER_FPS, 3),

@@ -530,6 +530,19 @@ settings_table! {
     /// Cosine similarity of face embeddings above which two shot tracks are the same person.
     same_person_similarity: f32 = 0.363,
         flag "same-person-similarity" env "SAME_PERSON_SIMILARITY";
+    /// Re-identification across shots uses only faces this frontal: the nose's offset from the
+    /// middle of the eyes along the eye line, in inter-ocular distances, doubled (0 frontal, 1
+    /// nose under an eye; a yaw proxy from the five landmarks, `track::evidence`).
+    reid_max_yaw: f32 = 0.45, flag "reid-max-yaw" env "REID_MAX_YAW";
+    /// Re-identification across shots uses only faces whose eye line is tilted at most this
+    /// many degrees (roll).
+    reid_max_roll_deg: f32 = 25.0, flag "reid-max-roll-deg" env "REID_MAX_ROLL_DEG";
+    /// Re-identification across shots uses only faces this sharp: variance of the Laplacian of
+    /// the grey embedding chip (112×112, 0..255), computed in memory (`vision::quality`).
+    reid_min_sharpness: f32 = 100.0, flag "reid-min-sharpness" env "REID_MIN_SHARPNESS";
+    /// A shot track is merged with tracks of other shots only with at least this many embedded
+    /// faces that pass the pose and sharpness gates; otherwise it stays its own person.
+    min_reid_samples: u32 = 2, flag "min-reid-samples" env "MIN_REID_SAMPLES";
     /// Signature distance (colour and layout, 0..1) between consecutive sampled frames at or
     /// above which a shot cut is declared; tracks never continue across a cut (`track::shot`).
     shot_cut_distance: f32 = 0.22, flag "shot-cut-distance" env "SHOT_CUT_DISTANCE";
@@ -747,7 +760,7 @@ mod tests {
         let p = serde_json::to_string(&AnalysisSettings::default().as_provenance()).unwrap();
         assert_eq!(
             p,
-            r#"{"age_band_edges":[18,30,45,60],"detection_score_threshold":0.699999988079071,"max_model_disagreement":1.0,"min_attribute_confidence":0.8500000238418579,"min_face_px":16.0,"min_reliable_face_px":24.0,"min_track_frames":2,"mirror_average":true,"nms_iou":0.30000001192092896,"same_person_similarity":0.3630000054836273,"sample_rate":2.0,"second_opinion_age_below":25.0,"shot_cut_distance":0.2199999988079071,"trailer_min_face_px":48.0}"#
+            r#"{"age_band_edges":[18,30,45,60],"detection_score_threshold":0.699999988079071,"max_model_disagreement":1.0,"min_attribute_confidence":0.8500000238418579,"min_face_px":16.0,"min_reid_samples":2,"min_reliable_face_px":24.0,"min_track_frames":2,"mirror_average":true,"nms_iou":0.30000001192092896,"reid_max_roll_deg":25.0,"reid_max_yaw":0.44999998807907104,"reid_min_sharpness":100.0,"same_person_similarity":0.3630000054836273,"sample_rate":2.0,"second_opinion_age_below":25.0,"shot_cut_distance":0.2199999988079071,"trailer_min_face_px":48.0}"#
         );
     }
 

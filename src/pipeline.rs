@@ -40,6 +40,18 @@ pub struct AnalysisOutput {
     pub stage_seconds: BTreeMap<&'static str, f64>,
     /// What the analysis cost (for metrics; not part of the result).
     pub work: Work,
+    /// A trailer's faces that count, each with the person it was attributed to (empty for a
+    /// poster). Not part of the result: `regard evaluate` matches them with the truth boxes.
+    pub sightings: Vec<PersonSighting>,
+}
+
+/// One face of one sampled frame and the person the tracker attributed it to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PersonSighting {
+    /// Presentation time of the sampled frame, seconds.
+    pub t: f64,
+    pub person: u32,
+    pub bbox: BoundingBox,
 }
 
 /// Work done by one analysis: images looked at, faces found, time spent in the models.
@@ -182,8 +194,10 @@ impl PipelineError {
 /// Frames kept for the contact sheet at most; spread evenly over the trailer.
 const SHEET_FRAMES: usize = 40;
 const SHEET_THUMB_WIDTH: u32 = 240;
-/// A trailer's faces are embedded at least every this many sampled frames (see analyze_trailer).
-const EMBED_EVERY: usize = 4;
+/// A trailer's faces are embedded at least every this many sampled frames (see analyze_trailer):
+/// every other frame, so that a 2 s shot at 2 samples/s gives a track the `min_reid_samples`
+/// (2) gated embeddings it needs to be recognised in another shot.
+const EMBED_EVERY: usize = 2;
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
@@ -375,6 +389,7 @@ impl Pipeline {
             pictures,
             stage_seconds: clock.0,
             work,
+            sightings: Vec::new(),
         })
     }
 
@@ -515,6 +530,8 @@ impl Pipeline {
         let mut previous: Option<(FrameSignature, usize)> = None;
         let mut since_embedding = 0usize;
         let mut faces_seen = 0u64;
+        // Per sampled frame: its time and its faces' boxes (the evaluation's sightings).
+        let mut frame_boxes: Vec<(f64, Vec<BoundingBox>)> = Vec::new();
 
         // Decoding runs on its own thread, a couple of frames ahead of the models: on two cores
         // the serial decoder and inference overlap instead of taking turns. The channel bounds
@@ -565,12 +582,14 @@ impl Pipeline {
                                 || crate::track::shot::is_cut(sig, &signature, s.shot_cut_distance)
                         }
                     };
-                let embeddings = if need_embedding {
+                let (embeddings, sharpness) = if need_embedding {
                     since_embedding = 0;
-                    clock.time("embed", || self.vision.embed(&frame.image, &detections))?
+                    clock.time("embed", || {
+                        self.vision.embed_with_sharpness(&frame.image, &detections)
+                    })?
                 } else {
                     since_embedding += 1;
-                    Vec::new()
+                    (Vec::new(), Vec::new())
                 };
                 if want_pictures && index.is_multiple_of(sheet_every) && sheet.len() < SHEET_FRAMES
                 {
@@ -594,6 +613,7 @@ impl Pipeline {
                         .collect();
                     sheet.push((index, frame.t, thumb, boxes));
                 }
+                frame_boxes.push((frame.t, faces.iter().map(|f| f.bbox).collect()));
                 previous = Some((signature.clone(), faces.len()));
                 faces_seen += faces.len() as u64;
                 tracker
@@ -605,6 +625,7 @@ impl Pipeline {
                         signature,
                         faces,
                         embeddings,
+                        sharpness,
                     })
                     .map_err(track_err)?;
                 index += 1;
@@ -678,11 +699,26 @@ impl Pipeline {
                 .collect(),
         });
         let work = Work::from_clock(&clock, u64::from(sampled_frames), faces_seen);
+        let sightings = frame_boxes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (t, boxes))| {
+                let tracking = &tracking;
+                boxes.iter().enumerate().filter_map(move |(k, &bbox)| {
+                    tracking.person_of(i, k).map(|person| PersonSighting {
+                        t: *t,
+                        person,
+                        bbox,
+                    })
+                })
+            })
+            .collect();
         Ok(AnalysisOutput {
             analysis: Analysis::Trailer(analysis),
             pictures,
             stage_seconds: clock.0,
             work,
+            sightings,
         })
     }
 }

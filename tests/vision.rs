@@ -467,6 +467,40 @@ fn sface_tells_the_same_person_from_another() {
     assert!(min_same > 0.363 && max_different < 0.363);
 }
 
+/// The re-identification sharpness gate on real chips: every source photo's face passes it,
+/// and the same photo blurred (Gaussian, sigma a fiftieth of the face height: a soft focus
+/// that leaves the face easy to detect) fails it. Same landmarks for both.
+#[test]
+fn sharp_photo_chips_pass_the_sharpness_gate_and_blurred_ones_do_not() {
+    let v = vision(
+        &repo_manifest(),
+        VisionOptions {
+            embeddings: true,
+            ..VisionOptions::default()
+        },
+    );
+    let gate = regard::config::AnalysisSettings::default().reid_min_sharpness;
+    for name in ["macron_1.jpg", "ardern_1.jpg", "obama_1.jpg", "biden_1.jpg"] {
+        let img = face_photo(name);
+        let face = v
+            .detect(&img, 0.6, 0.3, 16.0)
+            .unwrap()
+            .into_iter()
+            .max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()))
+            .unwrap_or_else(|| panic!("{name}: no face"));
+        let faces = std::slice::from_ref(&face);
+        let (_, sharp) = v.embed_with_sharpness(&img, faces).unwrap();
+        let blurred = image::imageops::blur(&img, face.bbox.height / 50.0);
+        let (_, soft) = v.embed_with_sharpness(&blurred, faces).unwrap();
+        eprintln!(
+            "{name}: face {} px, sharpness {} sharp, {} blurred",
+            face.bbox.height, sharp[0], soft[0]
+        );
+        assert!(sharp[0] >= gate, "{name}: {} < {gate}", sharp[0]);
+        assert!(soft[0] < gate, "{name}: blurred {} >= {gate}", soft[0]);
+    }
+}
+
 fn median_ms(mut samples: Vec<f64>) -> f64 {
     samples.sort_by(f64::total_cmp);
     samples[samples.len() / 2]

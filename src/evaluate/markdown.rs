@@ -3,6 +3,7 @@
 use super::calibration::{CALIBRATION_SOURCE_MIN_PX, CalibrationReport, SizeCell};
 use super::detection::{DETECTION_RULE_MIN_PX, DetectionRow};
 use super::floor::{FLOOR_GENDER_MIN_PX, FLOOR_RECALL_MIN_PX};
+use super::identity::{IDENTITY_IOU, IdentityOutcome, MIN_COVER_SIGHTINGS};
 use super::matching::MATCH_IOU;
 use super::opinions::SourceRow;
 use super::poster::{BucketCounts, GENDER_ERRORS_MIN_PX};
@@ -410,6 +411,64 @@ fn trailer_table(out: &mut String, trailers: &TrailerTable) {
         summary.join(", ")
     );
     out.push('\n');
+    if !trailers.identities.is_empty() {
+        identity_table(out, &trailers.identities);
+    }
+}
+
+fn identity_table(out: &mut String, identities: &[IdentityOutcome]) {
+    let _ = writeln!(
+        out,
+        "### Trailer persons: merges, splits and misses
+"
+    );
+    let _ = writeln!(
+        out,
+        "Each face regard gives a person on a sampled frame counts for the truth person whose box in that shot (interpolated between its first and last frame) overlaps it most, at IoU ≥ {IDENTITY_IOU}; a found person covers a truth person with at least {MIN_COVER_SIGHTINGS} such faces. A merge is a found person covering two or more truth persons, a split a truth person covered by two or more found persons, a miss a truth person covered by nobody, an extra a found person covering nobody (`src/evaluate/identity.rs`).\n"
+    );
+    let list = |items: Vec<String>| {
+        if items.is_empty() {
+            "–".to_string()
+        } else {
+            items.join("; ")
+        }
+    };
+    table(
+        out,
+        &[
+            "trailer",
+            "persons (truth)",
+            "persons (found)",
+            "merges",
+            "splits",
+            "misses",
+            "extras",
+            "which",
+        ],
+        identities.iter().map(|o| {
+            let which = o
+                .merges
+                .iter()
+                .map(|(f, t)| format!("P{f} merges {}", t.join("+")))
+                .chain(o.splits.iter().map(|(t, f)| {
+                    let ids: Vec<String> = f.iter().map(|i| format!("P{i}")).collect();
+                    format!("{t} split into {}", ids.join("+"))
+                }))
+                .chain(o.misses.iter().map(|t| format!("{t} missed")))
+                .collect();
+            vec![
+                o.media.clone(),
+                o.truth_persons.to_string(),
+                o.found_persons.to_string(),
+                o.merges.len().to_string(),
+                o.splits.len().to_string(),
+                o.misses.len().to_string(),
+                o.extras.len().to_string(),
+                list(which),
+            ]
+        }),
+    );
+    out.push('\n');
 }
 
 fn sweep(out: &mut String, sweep: &Sweep) {
@@ -564,7 +623,7 @@ mod tests {
     use super::*;
     use crate::domain::Provenance;
     use crate::evaluate::poster::tests::outcome;
-    use crate::evaluate::{Evaluation, LabelledSet, TrailerOutcome};
+    use crate::evaluate::{Evaluation, IdentityOutcome, LabelledSet, TrailerOutcome};
 
     fn report() -> Report {
         let mut eval = Evaluation::default();
@@ -577,6 +636,15 @@ mod tests {
             found_persons: [("male".to_string(), 1)].into(),
             truth_seconds: [("female".to_string(), 8.0)].into(),
             found_seconds: [("male".to_string(), 3.0)].into(),
+            identity: Some(IdentityOutcome {
+                media: "t.mp4".into(),
+                truth_persons: 2,
+                found_persons: 1,
+                merges: vec![(1, vec!["a".into(), "b".into()])],
+                splits: vec![],
+                misses: vec![],
+                extras: vec![],
+            }),
         });
         eval.failures.push(("x.jpg".into(), "broken".into()));
         let provenance = Provenance {
@@ -622,9 +690,9 @@ mod tests {
                 (false, _) => columns = None,
             }
         }
-        // Detection, gender, errors, models, margin (two), detection sweep, trailers, sweep,
-        // calibration (three): twelve tables.
-        assert_eq!(tables, 12, "{md}");
+        // Detection, gender, errors, models, margin (two), detection sweep, trailers, trailer
+        // persons, sweep, calibration (three): thirteen tables.
+        assert_eq!(tables, 13, "{md}");
     }
 
     #[test]
@@ -641,6 +709,7 @@ mod tests {
             "| t.mp4 | female | 2 | 0 | -2 | 8.0 | 0.0 | -100.0% |\n",
             "| t.mp4 | male | 0 | 1 | +1 | 0.0 | 3.0 | – |\n",
             "per gender): female -2, male +1.\n",
+            "| t.mp4 | 2 | 1 | 1 | 0 | 0 | 0 | P1 merges a+b |\n",
             "### Inputs that failed\n\n- x.jpg: broken\n",
             "No rendered height meets the rule at any threshold",
         ] {

@@ -10,6 +10,7 @@
 pub mod calibration;
 pub mod detection;
 pub mod floor;
+pub mod identity;
 pub mod markdown;
 pub mod matching;
 pub mod opinions;
@@ -21,6 +22,7 @@ pub mod truth;
 
 pub use calibration::{CalibrationChoice, CalibrationReport, CalibrationRule, SizeRender};
 pub use floor::{Floor, FloorCheck};
+pub use identity::{IdentityOutcome, match_identities};
 pub use markdown::markdown;
 pub use matching::{MATCH_IOU, match_faces};
 pub use poster::{FaceOutcome, PosterOutcomes};
@@ -120,7 +122,7 @@ pub async fn analyse_labelled(
     };
     for (name, is_trailer, held_out) in names {
         let path = base.join(&name);
-        let outcome: anyhow::Result<Analysis> = async {
+        let outcome: anyhow::Result<(Analysis, Vec<crate::pipeline::PersonSighting>)> = async {
             let media = fetcher.fetch(&path.display().to_string()).await?;
             let p = Arc::clone(pipeline);
             let settings = sweep_settings.clone();
@@ -132,10 +134,10 @@ pub async fn analyse_labelled(
                 }
             })
             .await??;
-            Ok(out.analysis)
+            Ok((out.analysis, out.sightings))
         }
         .await;
-        let outcome = outcome.map(|analysis| match analysis {
+        let outcome = outcome.map(|(analysis, sightings)| match analysis {
             Analysis::Poster(mut p) => {
                 let truth_of = if held_out {
                     &truth.held_out_images
@@ -159,23 +161,22 @@ pub async fn analyse_labelled(
                     }
                 }
                 p.faces.retain(|f| f.detection_score >= threshold);
-                Analysis::Poster(p)
+                (Analysis::Poster(p), sightings)
             }
-            other => other,
+            other => (other, sightings),
         });
         match (outcome, is_trailer) {
-            (Ok(Analysis::Poster(p)), false) if held_out => {
+            (Ok((Analysis::Poster(p), _)), false) if held_out => {
                 if let Some(h) = eval.held_out.as_mut() {
                     h.add_image(&name, &truth.held_out_images[&name], &p)
                 }
             }
-            (Ok(Analysis::Poster(p)), false) => {
+            (Ok((Analysis::Poster(p), _)), false) => {
                 eval.posters.add_image(&name, &truth.images[&name], &p)
             }
-            (Ok(Analysis::Trailer(t)), true) => {
-                eval.trailers
-                    .push(TrailerOutcome::new(&name, &truth.trailers[&name], &t))
-            }
+            (Ok((Analysis::Trailer(t), sightings)), true) => eval.trailers.push(
+                TrailerOutcome::new(&name, &truth.trailers[&name], &t, &sightings),
+            ),
             (Ok(_), _) => eval
                 .failures
                 .push((name.clone(), "analysed as the wrong kind of media".into())),

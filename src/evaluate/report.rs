@@ -78,6 +78,8 @@ pub struct TrailerTable {
     pub rows: Vec<TrailerRow>,
     /// Distinct-persons error over all trailers, per gender label.
     pub person_errors: BTreeMap<String, i64>,
+    /// Merges, splits and misses per trailer whose truth has shots.
+    pub identities: Vec<super::identity::IdentityOutcome>,
 }
 
 /// Threshold sweep over the labelled faces: for each minimum reliable size, the counts at each
@@ -131,6 +133,11 @@ impl Report {
             TrailerTable {
                 person_errors: person_errors(&rows),
                 rows,
+                identities: eval
+                    .trailers
+                    .iter()
+                    .filter_map(|t| t.identity.clone())
+                    .collect(),
             }
         });
         let sweep = Sweep {

@@ -1,7 +1,9 @@
 //! Trailer metrics: distinct persons and person-seconds on screen, per perceived gender.
 
+use super::identity::{IdentityOutcome, match_identities};
 use super::truth::TrailerTruth;
 use crate::domain::{TrailerAnalysis, UNKNOWN};
+use crate::pipeline::PersonSighting;
 use std::collections::BTreeMap;
 
 /// What a trailer's truth says and what regard found, summed per gender label.
@@ -12,6 +14,8 @@ pub struct TrailerOutcome {
     pub found_persons: BTreeMap<String, u32>,
     pub truth_seconds: BTreeMap<String, f64>,
     pub found_seconds: BTreeMap<String, f64>,
+    /// Truth persons matched to found persons; None when the truth has no shots.
+    pub identity: Option<IdentityOutcome>,
 }
 
 /// One gender of one trailer.
@@ -39,7 +43,12 @@ impl TrailerRow {
 }
 
 impl TrailerOutcome {
-    pub fn new(media: &str, truth: &TrailerTruth, analysis: &TrailerAnalysis) -> TrailerOutcome {
+    pub fn new(
+        media: &str,
+        truth: &TrailerTruth,
+        analysis: &TrailerAnalysis,
+        sightings: &[PersonSighting],
+    ) -> TrailerOutcome {
         let mut truth_persons = BTreeMap::new();
         let mut truth_seconds = BTreeMap::new();
         for p in &truth.persons {
@@ -62,6 +71,8 @@ impl TrailerOutcome {
             found_persons,
             truth_seconds,
             found_seconds,
+            identity: (!truth.shots.is_empty())
+                .then(|| match_identities(media, truth, analysis.persons.len() as u32, sightings)),
         }
     }
 
@@ -109,6 +120,7 @@ mod tests {
             found_persons: [("male".to_string(), 2), ("unknown".to_string(), 1)].into(),
             truth_seconds: [("female".to_string(), 10.0), ("male".to_string(), 4.0)].into(),
             found_seconds: [("male".to_string(), 5.0), ("unknown".to_string(), 1.0)].into(),
+            identity: None,
         };
         let rows = outcome.rows();
         let genders: Vec<&str> = rows.iter().map(|r| r.gender.as_str()).collect();

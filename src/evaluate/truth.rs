@@ -87,6 +87,49 @@ impl FaceTruth {
 #[derive(Debug, Deserialize)]
 pub struct TrailerTruth {
     pub persons: Vec<PersonTruth>,
+    /// The shots and the faces in each (for matching persons, `evaluate::identity`).
+    #[serde(default)]
+    pub shots: Vec<ShotTruth>,
+}
+
+/// One shot of a trailer, half-open in time.
+#[derive(Debug, Deserialize)]
+pub struct ShotTruth {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub faces: Vec<ShotFaceTruth>,
+}
+
+/// One face of a shot: who, and its box [x, y, w, h] in the shot's first and last frame.
+#[derive(Debug, Deserialize)]
+pub struct ShotFaceTruth {
+    pub person: String,
+    pub box_first: [f32; 4],
+    pub box_last: [f32; 4],
+    /// The simulated head turn of a fixture face (scripts/make_fixtures.py), 0 for none.
+    #[serde(default)]
+    pub yaw: f32,
+}
+
+impl TrailerTruth {
+    /// How many more found persons than truth persons a tracker that would rather split than
+    /// merge may report, per gender: a person seen only turned in k shots may come out as k
+    /// persons (k − 1 more).
+    pub fn allowed_splits(&self) -> std::collections::BTreeMap<String, u32> {
+        let mut out = std::collections::BTreeMap::new();
+        for p in &self.persons {
+            let faces: Vec<&ShotFaceTruth> = self
+                .shots
+                .iter()
+                .flat_map(|s| &s.faces)
+                .filter(|f| f.person == p.person)
+                .collect();
+            if !faces.is_empty() && faces.iter().all(|f| f.yaw != 0.0) {
+                *out.entry(p.gender.clone()).or_default() += faces.len() as u32 - 1;
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, Deserialize)]

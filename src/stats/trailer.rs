@@ -341,6 +341,7 @@ mod tests {
                 vec![]
             },
             embeddings: vec![],
+            sharpness: vec![],
         });
         let r = track_persons(frames, 0.5, &settings).unwrap();
         let s = trailer_statistics(

@@ -7,6 +7,7 @@
 //! tracks into persons by embedding ([`identity`]), fuses each person's attributes, and builds
 //! the timeline. Nothing here is written anywhere: embeddings die with the tracker.
 
+pub mod evidence;
 pub mod identity;
 pub mod link;
 pub mod shot;
@@ -38,6 +39,9 @@ pub struct FrameObservation {
     pub faces: Vec<Face>,
     /// One per face, L2-normalised; empty when embeddings are off.
     pub embeddings: Vec<Vec<f32>>,
+    /// One per embedding: the sharpness of the chip it was computed on
+    /// (`vision::quality::sharpness`); empty when `embeddings` is.
+    pub sharpness: Vec<f32>,
 }
 
 /// Persons of one trailer and when they are seen.
@@ -99,6 +103,14 @@ pub enum TrackError {
         face: usize,
         expected: usize,
         got: usize,
+    },
+    #[error(
+        "tracking: frame at {t} s has {embeddings} embeddings but {sharpness} sharpness values"
+    )]
+    SharpnessCount {
+        t: f64,
+        embeddings: usize,
+        sharpness: usize,
     },
     #[error("tracking: face {face} at {t} s: {what}")]
     BadFace { t: f64, face: usize, what: String },
@@ -184,7 +196,10 @@ struct ShotTrack {
     velocity: (f32, f32),
     missed: u32,
     last_embedding: Option<Vec<f32>>,
-    embedding_sum: Option<Vec<f32>>,
+    /// Sum of the embeddings of the faces that passed the re-identification gates
+    /// ([`evidence::usable_for_reid`]), and how many there were.
+    reid_sum: Option<Vec<f32>>,
+    reid_samples: u32,
     /// Faces at least `min_reliable_face_px` tall; the small ones are used only if no other.
     reliable: Evidence,
     small: Evidence,
@@ -198,7 +213,7 @@ impl ShotTrack {
         face_index: usize,
         obs: &FrameObservation,
         face: &Face,
-        embedding: Option<&[f32]>,
+        embedding: Option<(&[f32], f32)>,
         s: &AnalysisSettings,
     ) -> Self {
         let mut track = ShotTrack {
@@ -206,7 +221,8 @@ impl ShotTrack {
             velocity: (0.0, 0.0),
             missed: 0,
             last_embedding: None,
-            embedding_sum: None,
+            reid_sum: None,
+            reid_samples: 0,
             reliable: Evidence::default(),
             small: Evidence::default(),
             attribute_names: Vec::new(),
@@ -221,7 +237,7 @@ impl ShotTrack {
         face_index: usize,
         obs: &FrameObservation,
         face: &Face,
-        embedding: Option<&[f32]>,
+        embedding: Option<(&[f32], f32)>,
         s: &AnalysisSettings,
     ) {
         if let Some(last) = self.sightings.last() {
@@ -252,10 +268,13 @@ impl ShotTrack {
                 self.attribute_names.push(est.attribute.clone());
             }
         }
-        if let Some(e) = embedding {
-            match &mut self.embedding_sum {
-                Some(sum) => sum.iter_mut().zip(e).for_each(|(a, b)| *a += b),
-                None => self.embedding_sum = Some(e.to_vec()),
+        if let Some((e, sharpness)) = embedding {
+            if evidence::usable_for_reid(&face.landmarks, sharpness, s) {
+                match &mut self.reid_sum {
+                    Some(sum) => sum.iter_mut().zip(e).for_each(|(a, b)| *a += b),
+                    None => self.reid_sum = Some(e.to_vec()),
+                }
+                self.reid_samples += 1;
             }
             self.last_embedding = Some(e.to_vec());
         }
@@ -282,6 +301,15 @@ impl ShotTrack {
     fn close(mut self) -> Self {
         self.last_embedding = None;
         self
+    }
+
+    /// The embedding this track is compared with other shots' tracks by: the sum of its gated
+    /// faces' embeddings, if there are at least `min_reid_samples` of them. None: the evidence
+    /// is too weak to merge, and the track stays its own person.
+    fn identity_embedding(&self, s: &AnalysisSettings) -> Option<&[f32]> {
+        (self.reid_samples >= s.min_reid_samples.max(1))
+            .then_some(self.reid_sum.as_deref())
+            .flatten()
     }
 }
 
@@ -332,7 +360,11 @@ impl Tracker {
                 self.end_track(track);
             }
         }
-        let embedding = |i: usize| obs.embeddings.get(i).map(Vec::as_slice);
+        let embedding = |i: usize| {
+            obs.embeddings
+                .get(i)
+                .map(|e| (e.as_slice(), obs.sharpness[i]))
+        };
         let ends: Vec<link::TrackEnd> = self
             .active
             .iter()
@@ -347,7 +379,7 @@ impl Tracker {
             .enumerate()
             .map(|(i, f)| link::Candidate {
                 bbox: f.bbox,
-                embedding: embedding(i),
+                embedding: embedding(i).map(|(e, _)| e),
             })
             .collect();
         let links = link::assign(&ends, &candidates);
@@ -410,6 +442,13 @@ impl Tracker {
                 embeddings: obs.embeddings.len(),
             });
         }
+        if obs.sharpness.len() != obs.embeddings.len() {
+            return Err(TrackError::SharpnessCount {
+                t: obs.t,
+                embeddings: obs.embeddings.len(),
+                sharpness: obs.sharpness.len(),
+            });
+        }
         for (face, e) in obs.embeddings.iter().enumerate() {
             if e.is_empty() {
                 return Err(TrackError::BadFace {
@@ -432,6 +471,13 @@ impl Tracker {
                     t: obs.t,
                     face,
                     what: "embedding has a non-finite value".into(),
+                });
+            }
+            if !obs.sharpness[face].is_finite() {
+                return Err(TrackError::BadFace {
+                    t: obs.t,
+                    face,
+                    what: "sharpness is not finite".into(),
                 });
             }
         }
@@ -492,7 +538,7 @@ impl Tracker {
             .iter()
             .zip(&frames)
             .map(|(t, f)| identity::TrackIdentity {
-                embedding: t.embedding_sum.as_deref(),
+                embedding: t.identity_embedding(&self.settings),
                 frames: f,
             })
             .collect();

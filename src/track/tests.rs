@@ -26,7 +26,14 @@ fn face(x: f32, y: f32, size: f32, p_male: f32, score: f32) -> Face {
             width: size,
             height: size,
         },
-        landmarks: [[0.0; 2]; 5],
+        // A frontal, level face: eyes at 40% of the height, nose midway between them.
+        landmarks: [
+            [x + 0.3 * size, y + 0.4 * size],
+            [x + 0.7 * size, y + 0.4 * size],
+            [x + 0.5 * size, y + 0.6 * size],
+            [x + 0.35 * size, y + 0.8 * size],
+            [x + 0.65 * size, y + 0.8 * size],
+        ],
         detection_score: score,
         size_px: size,
         attributes: vec![
@@ -64,10 +71,27 @@ fn person_b() -> Vec<f32> {
     unit([0.05, 1.0, 0.1, 0.0])
 }
 
+/// Sharpness of every embedded chip in these scenes unless a test says otherwise: sharp.
+const SHARP: f32 = 500.0;
+
+/// The same face seen in profile: the nose moved 40% of the eye distance towards one eye
+/// (yaw proxy 0.8).
+fn in_profile(mut f: Face) -> Face {
+    let eyes = f.landmarks[1][0] - f.landmarks[0][0];
+    f.landmarks[2][0] += 0.4 * eyes;
+    f
+}
+
 fn frame(k: usize, shot: u8, faces: Vec<(Face, Option<Vec<f32>>)>) -> FrameObservation {
     let with_embeddings = faces.iter().any(|(_, e)| e.is_some());
     let (faces, embeddings): (Vec<Face>, Vec<Option<Vec<f32>>>) = faces.into_iter().unzip();
+    let sharpness = if with_embeddings {
+        vec![SHARP; faces.len()]
+    } else {
+        Vec::new()
+    };
     FrameObservation {
+        sharpness,
         slots: 1,
         t: k as f64 * INTERVAL,
         width: W,
@@ -215,6 +239,98 @@ fn a_person_leaving_and_returning_after_cuts_is_merged_and_another_is_not() {
     assert_eq!(r.timeline[5].persons, vec![2]);
 }
 
+/// Person A frontal and sharp in shot 0 (4 samples), B in shot 1, then A's very embedding
+/// again in shot 2 (cosine 1 with shot 0), seen as `later` makes it.
+fn a_returns_as(later: impl Fn(FrameObservation) -> FrameObservation) -> TrackingResult {
+    let mut frames = Vec::new();
+    for k in 0..4 {
+        frames.push(frame(
+            k,
+            0,
+            vec![(face(100.0, 100.0, 120.0, 0.9, 0.9), Some(person_a()))],
+        ));
+    }
+    for k in 4..7 {
+        frames.push(frame(
+            k,
+            1,
+            vec![(face(500.0, 100.0, 150.0, 0.1, 0.9), Some(person_b()))],
+        ));
+    }
+    for k in 7..10 {
+        frames.push(later(frame(
+            k,
+            2,
+            vec![(face(700.0, 200.0, 120.0, 0.92, 0.9), Some(person_a()))],
+        )));
+    }
+    run(frames)
+}
+
+#[test]
+fn frontal_sharp_tracks_of_one_person_merge_across_shots() {
+    let r = a_returns_as(|f| f);
+    assert_eq!(r.persons.len(), 2, "{:?}", r.persons);
+    assert_eq!((r.persons[0].tracks, r.persons[0].frames), (2, 7));
+}
+
+#[test]
+fn a_profile_only_track_is_not_merged_even_at_cosine_one() {
+    let r = a_returns_as(|mut f| {
+        f.faces = f.faces.into_iter().map(in_profile).collect();
+        f
+    });
+    assert_eq!(r.persons.len(), 3, "{:?}", r.persons);
+    assert!(r.persons.iter().all(|p| p.tracks == 1));
+    // Within its shot the profile track is whole: tracking is unchanged.
+    assert_eq!(r.persons[2].frames, 3);
+}
+
+#[test]
+fn a_blurred_only_track_is_not_merged_even_at_cosine_one() {
+    let blur = settings().reid_min_sharpness * 0.5;
+    let r = a_returns_as(|mut f| {
+        f.sharpness = vec![blur; f.sharpness.len()];
+        f
+    });
+    assert_eq!(r.persons.len(), 3, "{:?}", r.persons);
+    assert!(r.persons.iter().all(|p| p.tracks == 1));
+}
+
+#[test]
+fn a_track_with_fewer_gated_samples_than_min_reid_samples_stays_apart() {
+    // Shot 2: one frontal sharp sample, the others in profile.
+    let r = a_returns_as(|mut f| {
+        if f.t > 3.5 {
+            f.faces = f.faces.into_iter().map(in_profile).collect();
+        }
+        f
+    });
+    assert_eq!(settings().min_reid_samples, 2);
+    assert_eq!(r.persons.len(), 3, "{:?}", r.persons);
+    // With the bound at one sample, that single frontal face is enough.
+    let one = AnalysisSettings {
+        min_reid_samples: 1,
+        ..settings()
+    };
+    let frames: Vec<FrameObservation> = (0..4)
+        .map(|k| {
+            frame(
+                k,
+                0,
+                vec![(face(100.0, 100.0, 120.0, 0.9, 0.9), Some(person_a()))],
+            )
+        })
+        .chain((4..7).map(|k| {
+            let f = face(700.0, 200.0, 120.0, 0.92, 0.9);
+            let f = if k == 4 { f } else { in_profile(f) };
+            frame(k, 1, vec![(f, Some(person_a()))])
+        }))
+        .collect();
+    let r = track_persons(frames, INTERVAL, &one).expect("tracking");
+    assert_eq!(r.persons.len(), 1, "{:?}", r.persons);
+}
+
 #[test]
 fn without_embeddings_a_return_after_a_cut_is_a_new_person() {
     let frames = (0..6)
@@ -349,6 +465,20 @@ fn bad_input_is_refused_with_its_time() {
         TrackError::EmbeddingCount {
             faces: 1,
             embeddings: 2,
+            ..
+        }
+    ));
+    let mut unsharp = frame(
+        2,
+        0,
+        vec![(face(0.0, 0.0, 50.0, 0.5, 0.9), Some(person_a()))],
+    );
+    unsharp.sharpness.clear();
+    assert!(matches!(
+        t.push(unsharp).unwrap_err(),
+        TrackError::SharpnessCount {
+            embeddings: 1,
+            sharpness: 0,
             ..
         }
     ));

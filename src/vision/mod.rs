@@ -14,6 +14,7 @@ pub mod combine;
 pub mod detect;
 pub mod manifest;
 pub mod onnx;
+pub mod quality;
 
 use crate::domain::{BoundingBox, Detection, ModelOpinion, ModelRef};
 use align::{Similarity, face_chip, square_crop, template_points, warp_chip};
@@ -435,17 +436,29 @@ impl Vision {
         image: &RgbImage,
         detections: &[Detection],
     ) -> Result<Vec<Vec<f32>>, VisionError> {
+        Ok(self.embed_with_sharpness(image, detections)?.0)
+    }
+
+    /// [`Vision::embed`] and the sharpness of each embedded chip ([`quality::sharpness`]):
+    /// re-identification across shots trusts only sharp faces. In memory only.
+    pub fn embed_with_sharpness(
+        &self,
+        image: &RgbImage,
+        detections: &[Detection],
+    ) -> Result<(Vec<Vec<f32>>, Vec<f32>), VisionError> {
         let model = self
             .models
             .embedder
             .as_ref()
             .ok_or(VisionError::EmbeddingsDisabled)?;
         if detections.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
         let mut cache = ChipCache::default();
         let chips = cache.chips(image, detections, &model.chip());
-        checked_rows(&model.model(), chips.len(), model.embed(chips)?)
+        let sharpness = chips.iter().map(quality::sharpness).collect();
+        let rows = checked_rows(&model.model(), chips.len(), model.embed(chips)?)?;
+        Ok((rows, sharpness))
     }
 
     /// Raw rows of a loaded classifier, age or embedding model on prepared chips (already the
