@@ -16,6 +16,7 @@ pub mod opinions;
 pub mod poster;
 pub mod render;
 pub mod report;
+pub mod robustness;
 pub mod trailer;
 pub mod truth;
 
@@ -25,6 +26,7 @@ pub use markdown::markdown;
 pub use matching::{MATCH_IOU, match_faces};
 pub use poster::{FaceOutcome, PosterOutcomes};
 pub use report::{LabelledSet, Report};
+pub use robustness::{Condition, RobustnessCell, RobustnessTable};
 pub use trailer::TrailerOutcome;
 pub use truth::{FaceTruth, ImageTruth, PersonTruth, TrailerTruth, Truth};
 
@@ -66,6 +68,7 @@ pub async fn evaluate(
 ) -> anyhow::Result<Report> {
     let eval = analyse_labelled(&pipeline, limits, truth, base).await;
     let renders = calibrate(&pipeline, limits, truth, base).await?;
+    let robustness = robustness::measure(&pipeline, limits, truth, base).await?;
     let labelled = LabelledSet {
         images: truth.images.len(),
         faces: eval.posters.faces.len(),
@@ -80,6 +83,7 @@ pub async fn evaluate(
         labelled,
         &eval,
         &renders,
+        robustness,
         floor,
     ))
 }
