@@ -436,15 +436,22 @@ fn robustness(out: &mut String, report: &Report) {
         s.min_reliable_face_px,
         s.max_model_disagreement,
     );
-    let _ = writeln!(out, "Conditions (the labelled set has no profile faces, so there is no profile condition):\n");
+    let _ = writeln!(
+        out,
+        "Conditions (the labelled set has no profile faces, so there is no profile condition):\n"
+    );
     for c in CONDITIONS {
         let _ = writeln!(out, "- {}: {}", c.name(), c.describe());
     }
     out.push('\n');
     for t in &report.robustness {
         robustness_table(out, t);
+        how_to_read(out, t);
     }
-    how_to_read(out, first);
+    let _ = writeln!(
+        out,
+        "On which posters the figures hold: the detection and gender figures of this report hold for posters like the clean rows; on a poster like a condition, for faces at least as tall as the height from which that condition keeps the clean figures, and below it expect the missed faces, the `unknown` rate and the wrong labels of its rows. Each poster here holds one condition at full strength over sharp, mostly frontal, well-lit photographs: a real poster combines several, so its figures are at best those of its worst condition.\n"
+    );
 }
 
 fn robustness_table(out: &mut String, t: &RobustnessTable) {
@@ -529,7 +536,7 @@ fn how_to_read(out: &mut String, t: &RobustnessTable) {
         .collect();
     let _ = writeln!(
         out,
-        "How to read it ({} part): the clean rows are the reference, the same faces with nothing done to them ({}). A condition keeps the clean figures (as many faces found, no more wrong labels) {}. The detection and gender figures of this report hold for posters like the clean rows; on posters like a condition, they hold for faces at least as tall as the height given for it, and below it expect the faces missed, the `unknown` rate and the wrong labels of its rows. The posters here hold one condition at full strength over sharp, frontal, well-lit portraits: a real poster combines several, so its figures are at best those of its worst condition.\n",
+        "How to read it ({} part): the clean rows are the reference, the same faces with nothing done to them ({}). A condition keeps the clean figures (as many faces found, no more wrong labels) {}.\n",
         t.part,
         clean.join("; "),
         holds.join(", ")

@@ -115,9 +115,9 @@ impl Condition {
                 "cyan, magenta and yellow dot screens at {:?}°, {HALFTONE_CELL_PX} px cells",
                 HALFTONE_ANGLES_DEG
             ),
-            Condition::LowContrast => format!(
-                "every channel pulled to mid-grey, keeping {LOW_CONTRAST} of its distance"
-            ),
+            Condition::LowContrast => {
+                format!("every channel pulled to mid-grey, keeping {LOW_CONTRAST} of its distance")
+            }
             Condition::TextBars => format!(
                 "two rows of light letter-like blocks at {:?} of the face height (mouth and chin), seeded",
                 TEXT_ROWS
@@ -391,10 +391,7 @@ pub fn layout(n: usize, side: u32) -> Option<Vec<(u32, u32)>> {
     let aspect = POSTER_WIDTH as f32 / POSTER_HEIGHT as f32;
     let cols = ((n as f32 * aspect).sqrt().ceil() as usize).clamp(1, n);
     let rows = n.div_ceil(cols);
-    let (cell_w, cell_h) = (
-        POSTER_WIDTH / cols as u32,
-        POSTER_HEIGHT / rows as u32,
-    );
+    let (cell_w, cell_h) = (POSTER_WIDTH / cols as u32, POSTER_HEIGHT / rows as u32);
     if cell_w < side + MIN_GAP_PX || cell_h < side + MIN_GAP_PX {
         return None;
     }
@@ -547,7 +544,12 @@ pub fn canvases<'a>(
             let n = per_canvas(side).max(1);
             for (k, chunk) in sources.chunks(n).enumerate() {
                 let index = ((part_index * 16 + ci as u64) * 16 + hi as u64) * 64 + k as u64;
-                out.push((condition, h, SEED.wrapping_add(index), chunk.iter().collect()));
+                out.push((
+                    condition,
+                    h,
+                    SEED.wrapping_add(index),
+                    chunk.iter().collect(),
+                ));
             }
         }
     }
@@ -622,7 +624,11 @@ pub async fn measure(
     for (part_index, (part, images)) in parts.into_iter().enumerate() {
         let inputs: Vec<(String, std::path::PathBuf, ImageTruth)> = images
             .iter()
-            .filter(|(_, t)| t.faces.iter().any(|f| f.height() >= ROBUSTNESS_SOURCE_MIN_PX))
+            .filter(|(_, t)| {
+                t.faces
+                    .iter()
+                    .any(|f| f.height() >= ROBUSTNESS_SOURCE_MIN_PX)
+            })
             .map(|(name, t)| (name.clone(), base.join(name), t.clone()))
             .collect();
         let limits_c = limits.clone();
@@ -682,7 +688,11 @@ mod tests {
             } else if inside {
                 Rgb([220, 170, 140])
             } else {
-                Rgb([(x % 97) as u8 + 40, (y % 89) as u8 + 60, ((x + y) % 50) as u8 + 90])
+                Rgb([
+                    (x % 97) as u8 + 40,
+                    (y % 89) as u8 + 60,
+                    ((x + y) % 50) as u8 + 90,
+                ])
             }
         });
         let truth: ImageTruth = serde_json::from_str(
@@ -762,7 +772,10 @@ mod tests {
             assert!((a - b).abs() < 0.02 * b, "{degrees}°: {a} vs {b}");
             for (x, y) in turned_corners(&box_in_cut, degrees) {
                 let (w, h) = (cut.width() as f32, cut.height() as f32);
-                assert!(x >= 0.0 && y >= 0.0 && x < w && y < h, "{degrees}°: ({x}, {y})");
+                assert!(
+                    x >= 0.0 && y >= 0.0 && x < w && y < h,
+                    "{degrees}°: ({x}, {y})"
+                );
             }
         }
         // And on the poster: at every height, every turned face box lies inside the canvas.
@@ -852,18 +865,31 @@ mod tests {
             size_px: px,
             attributes: vec![AttributeEstimate::decide(
                 "gender",
-                [("female".to_string(), p_female), ("male".to_string(), 1.0 - p_female)]
-                    .into_iter()
-                    .collect(),
+                [
+                    ("female".to_string(), p_female),
+                    ("male".to_string(), 1.0 - p_female),
+                ]
+                .into_iter()
+                .collect(),
                 0.85,
                 px,
                 24.0,
             )],
             age: None,
         };
-        let truth = [(b(0.0), "female"), (b(100.0), "male"), (b(200.0), "male"), (b(300.0), "female")];
+        let truth = [
+            (b(0.0), "female"),
+            (b(100.0), "male"),
+            (b(200.0), "male"),
+            (b(300.0), "female"),
+        ];
         // Right, wrong, unknown (too small), missed; one false face.
-        let found = [face(0.0, 0.99, 40.0), face(100.0, 0.95, 40.0), face(200.0, 0.1, 10.0), face(500.0, 0.5, 40.0)];
+        let found = [
+            face(0.0, 0.99, 40.0),
+            face(100.0, 0.95, 40.0),
+            face(200.0, 0.1, 10.0),
+            face(500.0, 0.5, 40.0),
+        ];
         let mut cell = RobustnessCell::default();
         cell.add(&truth, &found);
         assert_eq!(
