@@ -79,7 +79,7 @@ fn every_condition_and_height_has_its_row_and_clean_80_px_faces_are_found() {
     let parts: Vec<&str> = tables.iter().map(|t| t.part).collect();
     assert_eq!(parts, ["held-out", "calibration"]);
 
-    let report = Report::new(
+    let mut report = Report::new(
         "regard evaluate".into(),
         pipeline.provenance(),
         pipeline.settings(),
@@ -92,9 +92,9 @@ fn every_condition_and_height_has_its_row_and_clean_80_px_faces_are_found() {
         },
         &Evaluation::default(),
         &[],
-        tables.clone(),
         None,
     );
+    report.robustness = tables.clone();
     let md = markdown(&report);
     for t in &tables {
         assert!(t.sources > 0, "{} part: no face to render", t.part);

@@ -786,16 +786,17 @@ mod tests {
             held_out_images: 0,
             held_out_faces: 0,
         };
-        Report::new(
+        let mut report = Report::new(
             "regard evaluate --truth t.json".into(),
             provenance,
             &AnalysisSettings::default(),
             labelled,
             &eval,
             &[],
-            vec![robustness_table_fixture()],
             None,
-        )
+        );
+        report.robustness = vec![robustness_table_fixture()];
+        report
     }
 
     #[test]

@@ -76,16 +76,17 @@ pub async fn evaluate(
         held_out_images: truth.held_out_images.len(),
         held_out_faces: eval.held_out.as_ref().map_or(0, |h| h.faces.len()),
     };
-    Ok(Report::new(
+    let mut report = Report::new(
         invocation,
         pipeline.provenance(),
         pipeline.settings(),
         labelled,
         &eval,
         &renders,
-        robustness,
         floor,
-    ))
+    );
+    report.robustness = robustness;
+    Ok(report)
 }
 
 /// Analyse every poster and trailer of the truth as `regard analyze` would; an input that

@@ -61,7 +61,7 @@ pub struct Report {
     /// The same sweep on the held-out part (empty without one).
     pub held_out_detection: Vec<DetectionRow>,
     /// The robustness tables: the held-out part's (when there is one), then the calibration
-    /// part's.
+    /// part's (measured apart: `Report::new` leaves them empty, `evaluate` fills them in).
     pub robustness: Vec<RobustnessTable>,
 }
 
@@ -108,7 +108,6 @@ impl Report {
         labelled: LabelledSet,
         eval: &Evaluation,
         renders: &[SizeRender],
-        robustness: Vec<RobustnessTable>,
         floor: Option<(&Floor, String)>,
     ) -> Report {
         let (confidence, reliable_px) = (
@@ -186,7 +185,7 @@ impl Report {
         let detection = super::detection::sweep(&eval.detection);
         let detection_choice = super::detection::choose(&detection, DETECTION_REFERENCE);
         Report {
-            robustness,
+            robustness: Vec::new(),
             detection,
             detection_choice,
             held_out_detection: if eval.held_out_detection.is_empty() {

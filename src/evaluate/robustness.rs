@@ -531,11 +531,11 @@ impl RobustnessTable {
     }
 }
 
-/// Every canvas of one part: (condition, height, seed, the sources on it).
-pub fn canvases<'a>(
-    part_index: u64,
-    sources: &'a [RobustSource],
-) -> Vec<(Condition, u32, u64, Vec<&'a RobustSource>)> {
+/// One poster to render: its condition, face height, seed and the faces on it.
+pub type Canvas<'a> = (Condition, u32, u64, Vec<&'a RobustSource>);
+
+/// Every canvas of one part.
+pub fn canvases(part_index: u64, sources: &[RobustSource]) -> Vec<Canvas<'_>> {
     let mut out = Vec::new();
     for (ci, &condition) in CONDITIONS.iter().enumerate() {
         for (hi, &h) in ROBUSTNESS_HEIGHTS.iter().enumerate() {
@@ -560,7 +560,7 @@ pub fn canvases<'a>(
 pub fn table(
     part: &'static str,
     sources: &[RobustSource],
-    canvases: &[(Condition, u32, u64, Vec<&RobustSource>)],
+    canvases: &[Canvas<'_>],
     truth_boxes: &[Vec<BoundingBox>],
     found: &[Vec<crate::domain::Face>],
 ) -> RobustnessTable {
