@@ -450,7 +450,7 @@ fn robustness(out: &mut String, report: &Report) {
     }
     let _ = writeln!(
         out,
-        "On which posters the figures hold: the detection and gender figures of this report hold for posters like the clean rows; on a poster like a condition, for faces at least as tall as the height from which that condition keeps the clean figures, and below it expect the missed faces, the `unknown` rate and the wrong labels of its rows. Each poster here holds one condition at full strength over sharp, mostly frontal, well-lit photographs: a real poster combines several, so its figures are at best those of its worst condition.\n"
+        "On which posters the figures hold: the detection and gender figures of this report hold for posters like the clean rows; on a poster like a condition, for faces at least as tall as the height from which that condition keeps the clean figures, and below it expect the missed faces, the `unknown` rate and the wrong labels of its rows. Keeping the clean figures speaks of recall and wrong labels only: where a condition leaves more faces `unknown` than clean, the shares rest on fewer faces, and its unknown rate says how many fewer. Each poster here holds one condition at full strength over sharp, mostly frontal, well-lit photographs: a real poster combines several, so its figures are at best those of its worst condition.\n"
     );
 }
 
