@@ -101,29 +101,35 @@ impl Condition {
 
     /// What it does, with its parameters.
     pub fn describe(&self) -> String {
+        let rgb = |c: [u8; 3]| format!("rgb({}, {}, {})", c[0], c[1], c[2]);
         match self {
             Condition::Clean => "the face downscaled by area averaging, nothing else".into(),
             Condition::Duotone => format!(
-                "luminance mapped from rgb{:?} to rgb{:?} over the whole poster",
-                DUOTONE_SHADOW, DUOTONE_HIGHLIGHT
+                "luminance mapped from {} (shadows) to {} (highlights) over the whole poster",
+                rgb(DUOTONE_SHADOW),
+                rgb(DUOTONE_HIGHLIGHT)
             ),
             Condition::Grain => format!(
-                "monochrome Gaussian noise, σ = {GRAIN_SIGMA} grey levels per pixel, seeded"
+                "monochrome Gaussian noise over the whole poster, σ = {GRAIN_SIGMA} grey levels per pixel, seeded"
             ),
             Condition::Blur => format!("Gaussian blur of the whole poster, σ = {BLUR_SIGMA} px"),
-            Condition::Halftone => format!(
-                "cyan, magenta and yellow dot screens at {:?}°, {HALFTONE_CELL_PX} px cells",
-                HALFTONE_ANGLES_DEG
-            ),
-            Condition::LowContrast => {
-                format!("every channel pulled to mid-grey, keeping {LOW_CONTRAST} of its distance")
+            Condition::Halftone => {
+                let [c, m, y] = HALFTONE_ANGLES_DEG;
+                format!(
+                    "cyan, magenta and yellow round-dot screens at {c}°, {m}° and {y}°, {HALFTONE_CELL_PX} px cells, over the whole poster"
+                )
             }
-            Condition::TextBars => format!(
-                "two rows of light letter-like blocks at {:?} of the face height (mouth and chin), seeded",
-                TEXT_ROWS
+            Condition::LowContrast => format!(
+                "every channel of the whole poster pulled to mid-grey, keeping {LOW_CONTRAST} of its distance"
             ),
+            Condition::TextBars => {
+                let [(a, b), (c, d)] = TEXT_ROWS;
+                format!(
+                    "two rows of light letter-like blocks, from {a} to {b} and from {c} to {d} of the face height down from its top (mouth and chin), a little wider than the face, seeded"
+                )
+            }
             Condition::Rotated(d) => format!(
-                "the face turned {d:+}° about its centre before downscaling (in-plane tilt)"
+                "the photograph turned {d:+}° about the face centre before downscaling (in-plane tilt)"
             ),
         }
     }
