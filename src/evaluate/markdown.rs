@@ -9,6 +9,10 @@ use super::opinions::SourceRow;
 use super::poster::{BucketCounts, GENDER_ERRORS_MIN_PX};
 use super::render::{CANVAS_GAP, CANVAS_SIDE, CROP_FACE_HEIGHTS};
 use super::report::{DETECTION_REFERENCE, FloorSection, Report, Sweep, TrailerTable};
+use super::robustness::{
+    CONDITIONS, CUT_FACE_HEIGHTS, Condition, POSTER_HEIGHT, POSTER_WIDTH, ROBUSTNESS_HEIGHTS,
+    ROBUSTNESS_SOURCE_MIN_PX, RobustnessTable,
+};
 use crate::config::AnalysisSettings;
 use std::fmt::Write;
 
@@ -81,6 +85,7 @@ pub fn markdown(report: &Report) -> String {
     if let Some(trailers) = &report.trailers {
         trailer_table(&mut out, trailers);
     }
+    robustness(&mut out, report);
     if !report.failures.is_empty() {
         let _ = writeln!(out, "### Inputs that failed\n");
         for (media, error) in &report.failures {
@@ -471,6 +476,132 @@ fn identity_table(out: &mut String, identities: &[IdentityOutcome]) {
     out.push('\n');
 }
 
+fn robustness(out: &mut String, report: &Report) {
+    let Some(first) = report.robustness.first() else {
+        return;
+    };
+    let s = &report.settings;
+    let _ = writeln!(
+        out,
+        "### Robustness: poster-like conditions ({} part first, then calibration part)\n",
+        first.part
+    );
+    let _ = writeln!(
+        out,
+        "Each truth face of {ROBUSTNESS_SOURCE_MIN_PX} px and more (so that every render is a downscale) is cut out ({CUT_FACE_HEIGHTS} face heights square, other faces greyed), put under each condition below, downscaled by area averaging so that the face is each height of the table tall, and laid out apart from the others on {POSTER_WIDTH}×{POSTER_HEIGHT} neutral grey posters (one condition and one height per poster). Each poster is written as a PNG file and analysed as `regard analyze` analyses a poster: the detector's view plan for that size, detection threshold {}, min face {} px, the combined gender decision at min confidence {}, min reliable size {} px and max disagreement {}. A face is found when a reported face overlaps its box by IoU ≥ {MATCH_IOU}; a false face is a reported face that overlaps none. Accuracy is among found faces given a gender; the unknown rate is among found faces. Seeds are fixed: the same models give the same tables.\n",
+        s.detection_score_threshold,
+        s.min_face_px,
+        s.min_attribute_confidence,
+        s.min_reliable_face_px,
+        s.max_model_disagreement,
+    );
+    let _ = writeln!(
+        out,
+        "Conditions (the labelled set has no profile faces, so there is no profile condition):\n"
+    );
+    for c in CONDITIONS {
+        let _ = writeln!(out, "- {}: {}", c.name(), c.describe());
+    }
+    out.push('\n');
+    for t in &report.robustness {
+        robustness_table(out, t);
+        how_to_read(out, t);
+    }
+    let _ = writeln!(
+        out,
+        "On which posters the figures hold: the detection and gender figures of this report hold for posters like the clean rows; on a poster like a condition, for faces at least as tall as the height from which that condition keeps the clean figures, and below it expect the missed faces, the `unknown` rate and the wrong labels of its rows. Keeping the clean figures speaks of recall and wrong labels only: where a condition leaves more faces `unknown` than clean, the shares rest on fewer faces, and its unknown rate says how many fewer. Each poster here holds one condition at full strength over sharp, mostly frontal, well-lit photographs: a real poster combines several, so its figures are at best those of its worst condition.\n"
+    );
+}
+
+fn robustness_table(out: &mut String, t: &RobustnessTable) {
+    let _ = writeln!(
+        out,
+        "Robustness, {} part: {} faces ({} of women) of {} distinct people ({} women), {} posters.\n",
+        t.part, t.sources, t.sources_of_women, t.people, t.women, t.canvases
+    );
+    table(
+        out,
+        &[
+            "condition",
+            "face height",
+            "faces",
+            "found",
+            "recall",
+            "decided",
+            "correct",
+            "accuracy of decided",
+            "unknown rate",
+            "false faces",
+        ],
+        t.cells.iter().map(|(c, h, cell)| {
+            vec![
+                c.name(),
+                format!("{h} px"),
+                cell.faces.to_string(),
+                cell.found.to_string(),
+                ratio(cell.found, cell.faces),
+                cell.decided.to_string(),
+                cell.correct.to_string(),
+                ratio(cell.correct, cell.decided),
+                ratio(cell.unknown, cell.found),
+                cell.false_faces.to_string(),
+            ]
+        }),
+    );
+    out.push('\n');
+}
+
+/// The smallest height of the table from which, at every height up, `condition` finds as many
+/// faces as clean and gives no more wrong labels: where the clean figures hold under it.
+pub fn holds_from(t: &RobustnessTable, condition: Condition) -> Option<u32> {
+    let mut from = None;
+    for &h in ROBUSTNESS_HEIGHTS.iter().rev() {
+        let (Some(c), Some(clean)) = (t.cell(condition, h), t.cell(Condition::Clean, h)) else {
+            break;
+        };
+        if c.found < clean.found || c.wrong() > clean.wrong() || c.faces == 0 {
+            break;
+        }
+        from = Some(h);
+    }
+    from
+}
+
+fn how_to_read(out: &mut String, t: &RobustnessTable) {
+    let clean: Vec<String> = ROBUSTNESS_HEIGHTS
+        .iter()
+        .filter_map(|&h| {
+            let c = t.cell(Condition::Clean, h)?;
+            Some(format!(
+                "{h} px: {} of {} found, {} of {} decided right, {} unknown",
+                c.found,
+                c.faces,
+                c.correct,
+                c.decided,
+                ratio(c.unknown, c.found)
+            ))
+        })
+        .collect();
+    let holds: Vec<String> = CONDITIONS
+        .iter()
+        .skip(1)
+        .map(|&c| {
+            let from = holds_from(t, c).map_or_else(
+                || "at none of the heights".to_string(),
+                |h| format!("from {h} px"),
+            );
+            format!("{} {from}", c.name())
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "How to read it ({} part): the clean rows are the reference, the same faces with nothing done to them ({}). A condition keeps the clean figures (as many faces found, no more wrong labels) {}.\n",
+        t.part,
+        clean.join("; "),
+        holds.join(", ")
+    );
+}
+
 fn sweep(out: &mut String, sweep: &Sweep) {
     let _ = writeln!(
         out,
@@ -625,6 +756,68 @@ mod tests {
     use crate::evaluate::poster::tests::outcome;
     use crate::evaluate::{Evaluation, IdentityOutcome, LabelledSet, TrailerOutcome};
 
+    /// A robustness table with every cell: clean finds all 4 faces at every height; blur misses
+    /// one at 25 px; halftone gives a wrong label at 80 px.
+    fn robustness_table_fixture() -> RobustnessTable {
+        use crate::evaluate::RobustnessCell;
+        let cells = CONDITIONS
+            .iter()
+            .flat_map(|&c| {
+                ROBUSTNESS_HEIGHTS.iter().map(move |&h| {
+                    let mut cell = RobustnessCell {
+                        faces: 4,
+                        found: 4,
+                        decided: 4,
+                        correct: 4,
+                        unknown: 0,
+                        false_faces: 0,
+                    };
+                    if c == Condition::Blur && h == 25 {
+                        cell.found = 3;
+                        cell.decided = 2;
+                        cell.correct = 2;
+                        cell.unknown = 1;
+                    }
+                    if c == Condition::Halftone && h == 80 {
+                        cell.correct = 3;
+                        cell.false_faces = 2;
+                    }
+                    (c, h, cell)
+                })
+            })
+            .collect();
+        RobustnessTable {
+            part: "calibration",
+            sources: 4,
+            sources_of_women: 2,
+            people: 3,
+            women: 1,
+            canvases: 27,
+            cells,
+        }
+    }
+
+    #[test]
+    fn the_robustness_table_has_a_row_per_condition_and_height_and_says_where_figures_hold() {
+        let md = markdown(&report());
+        for c in CONDITIONS {
+            for h in ROBUSTNESS_HEIGHTS {
+                let row = format!("| {} | {h} px | 4 |", c.name());
+                assert_eq!(md.matches(&row).count(), 1, "{row} in\n{md}");
+            }
+        }
+        for expected in [
+            "| blur | 25 px | 4 | 3 | 75.0% | 2 | 2 | 100.0% | 33.3% | 0 |\n",
+            "| halftone | 80 px | 4 | 4 | 100.0% | 4 | 3 | 75.0% | 0.0% | 2 |\n",
+            "blur from 40 px,",
+            "halftone at none of the heights,",
+            "duotone from 25 px,",
+            "Robustness, calibration part: 4 faces (2 of women) of 3 distinct people (1 women), 27 posters.",
+        ] {
+            assert!(md.contains(expected), "missing {expected:?} in\n{md}");
+        }
+    }
+
     fn report() -> Report {
         let mut eval = Evaluation::default();
         eval.posters.faces.push(outcome("female", 60.0, Some(0.95)));
@@ -661,7 +854,7 @@ mod tests {
             held_out_images: 0,
             held_out_faces: 0,
         };
-        Report::new(
+        let mut report = Report::new(
             "regard evaluate --truth t.json".into(),
             provenance,
             &AnalysisSettings::default(),
@@ -669,7 +862,9 @@ mod tests {
             &eval,
             &[],
             None,
-        )
+        );
+        report.robustness = vec![robustness_table_fixture()];
+        report
     }
 
     #[test]
@@ -691,8 +886,8 @@ mod tests {
             }
         }
         // Detection, gender, errors, models, margin (two), detection sweep, trailers, trailer
-        // persons, sweep, calibration (three): thirteen tables.
-        assert_eq!(tables, 13, "{md}");
+        // persons, robustness, sweep, calibration (three): fourteen tables.
+        assert_eq!(tables, 14, "{md}");
     }
 
     #[test]

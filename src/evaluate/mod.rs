@@ -17,6 +17,7 @@ pub mod opinions;
 pub mod poster;
 pub mod render;
 pub mod report;
+pub mod robustness;
 pub mod trailer;
 pub mod truth;
 
@@ -27,6 +28,7 @@ pub use markdown::markdown;
 pub use matching::{MATCH_IOU, match_faces};
 pub use poster::{FaceOutcome, PosterOutcomes};
 pub use report::{LabelledSet, Report};
+pub use robustness::{Condition, RobustnessCell, RobustnessTable};
 pub use trailer::TrailerOutcome;
 pub use truth::{FaceTruth, ImageTruth, PersonTruth, TrailerTruth, Truth};
 
@@ -68,6 +70,7 @@ pub async fn evaluate(
 ) -> anyhow::Result<Report> {
     let eval = analyse_labelled(&pipeline, limits, truth, base).await;
     let renders = calibrate(&pipeline, limits, truth, base).await?;
+    let robustness = robustness::measure(&pipeline, limits, truth, base).await?;
     let labelled = LabelledSet {
         images: truth.images.len(),
         faces: eval.posters.faces.len(),
@@ -75,7 +78,7 @@ pub async fn evaluate(
         held_out_images: truth.held_out_images.len(),
         held_out_faces: eval.held_out.as_ref().map_or(0, |h| h.faces.len()),
     };
-    Ok(Report::new(
+    let mut report = Report::new(
         invocation,
         pipeline.provenance(),
         pipeline.settings(),
@@ -83,7 +86,9 @@ pub async fn evaluate(
         &eval,
         &renders,
         floor,
-    ))
+    );
+    report.robustness = robustness;
+    Ok(report)
 }
 
 /// Analyse every poster and trailer of the truth as `regard analyze` would; an input that

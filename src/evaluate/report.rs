@@ -10,6 +10,7 @@ use super::poster::{
     BucketCounts, Decided, GENDER_ERRORS_MIN_PX, GenderErrors, SIZE_BUCKETS, SWEEP_CONFIDENCE,
     SWEEP_MIN_PX,
 };
+use super::robustness::RobustnessTable;
 use super::trailer::{TrailerRow, person_errors};
 use crate::config::AnalysisSettings;
 use crate::domain::Provenance;
@@ -59,6 +60,9 @@ pub struct Report {
     pub detection_choice: Option<f32>,
     /// The same sweep on the held-out part (empty without one).
     pub held_out_detection: Vec<DetectionRow>,
+    /// The robustness tables: the held-out part's (when there is one), then the calibration
+    /// part's (measured apart: `Report::new` leaves them empty, `evaluate` fills them in).
+    pub robustness: Vec<RobustnessTable>,
 }
 
 /// The size of the labelled set.
@@ -188,6 +192,7 @@ impl Report {
         let detection = super::detection::sweep(&eval.detection);
         let detection_choice = super::detection::choose(&detection, DETECTION_REFERENCE);
         Report {
+            robustness: Vec::new(),
             detection,
             detection_choice,
             held_out_detection: if eval.held_out_detection.is_empty() {
