@@ -279,6 +279,10 @@ fn fake_pipeline() -> Pipeline {
     });
     let settings = AnalysisSettings {
         sample_rate: SAMPLE_RATE,
+        // The scripted faces are flat coloured squares: no texture for the sharpness gate of
+        // re-identification to measure (its own tests are in tests/vision.rs and src/track).
+        // The pose gate stays on: the scripted landmarks are those of an upright face.
+        reid_min_sharpness: 0.0,
         ..AnalysisSettings::default()
     };
     Pipeline::new(vision, settings, Limits::default(), 1)
