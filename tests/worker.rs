@@ -956,6 +956,12 @@ async fn a_database_outage_pauses_consumption_and_dead_letters_nothing() {
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("database"), "{body}");
     worker.assert_alive();
+    // Jobs handed back for the outage were not interrupted by a shutdown (nor counted so).
+    assert!(
+        !worker.log().contains("handed back at shutdown"),
+        "{}",
+        worker.log()
+    );
 
     pg.start();
     let events = w

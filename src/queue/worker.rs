@@ -528,7 +528,7 @@ impl<P: Processor> Worker<P> {
                     _ = shared.outage_seen.notified(), if consumer.is_some() => {
                         if shared.outage.load(Ordering::SeqCst) {
                             let mut stopped = consumer.take().expect("a consumer to stop");
-                            match session.stop_consuming(&mut stopped, &shared.metrics, &cfg.topology).await {
+                            match session.stop_consuming(&mut stopped, &shared.metrics, &cfg.topology, HandBack::Outage).await {
                                 Some(handed_back) => tracing::warn!(
                                     handed_back,
                                     "database unreachable: not taking jobs until it answers again"
@@ -580,7 +580,7 @@ impl<P: Processor> Worker<P> {
                         shared.metrics.set_draining();
                         if let Some(mut c) = consumer.take() {
                             report.handed_back += session
-                                .stop_consuming(&mut c, &shared.metrics, &cfg.topology)
+                                .stop_consuming(&mut c, &shared.metrics, &cfg.topology, HandBack::Shutdown)
                                 .await
                                 .unwrap_or(0);
                         }
@@ -608,7 +608,7 @@ impl<P: Processor> Worker<P> {
         if drained.is_err() {
             let left: Vec<Arc<Pending>> = lock(&registry).values().cloned().collect();
             for pending in left {
-                if hand_back(&shared.metrics, &cfg.topology, &pending).await {
+                if hand_back(&shared.metrics, &cfg.topology, &pending, HandBack::Shutdown).await {
                     report.handed_back += 1;
                 }
             }
@@ -844,15 +844,36 @@ impl Pending {
     }
 }
 
+/// Why a job goes back to the jobs queue unfinished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HandBack {
+    /// The worker is stopping: the job was interrupted (counted in `x-regard-interrupted`).
+    Shutdown,
+    /// Prefetched but never started, as consumption pauses for a database outage: nothing
+    /// happened to the job, so nothing is counted.
+    Outage,
+}
+
 /// Hands an unfinished job back to the jobs queue without spending a delivery attempt.
-async fn hand_back(metrics: &Metrics, topology: &Topology, pending: &Pending) -> bool {
+async fn hand_back(
+    metrics: &Metrics,
+    topology: &Topology,
+    pending: &Pending,
+    why: HandBack,
+) -> bool {
     let mut settled = pending.settled.lock().await;
     if *settled {
         return false;
     }
     *settled = true;
-    let interrupted = topology::header_u32(pending.headers(), HEADER_INTERRUPTED).unwrap_or(0) + 1;
-    let headers = pending.copy_headers(&[(HEADER_INTERRUPTED, AMQPValue::LongUInt(interrupted))]);
+    let headers = match why {
+        HandBack::Shutdown => {
+            let interrupted =
+                topology::header_u32(pending.headers(), HEADER_INTERRUPTED).unwrap_or(0) + 1;
+            pending.copy_headers(&[(HEADER_INTERRUPTED, AMQPValue::LongUInt(interrupted))])
+        }
+        HandBack::Outage => pending.copy_headers(&[]),
+    };
     let outcome = pending
         .forward_then_ack(
             metrics,
@@ -864,11 +885,21 @@ async fn hand_back(metrics: &Metrics, topology: &Topology, pending: &Pending) ->
         .await;
     let kind = Job::parse(&pending.data).map_or("unknown", |job| job.kind_name());
     metrics.job_finished(outcome, kind, None);
-    tracing::info!(
-        job_id = pending.job_id.as_deref().unwrap_or("-"),
-        outcome = outcome.label(),
-        "job handed back at shutdown"
-    );
+    let job_id = pending.job_id.as_deref().unwrap_or("-");
+    match why {
+        HandBack::Shutdown => {
+            tracing::info!(
+                job_id,
+                outcome = outcome.label(),
+                "job handed back at shutdown"
+            )
+        }
+        HandBack::Outage => tracing::info!(
+            job_id,
+            outcome = outcome.label(),
+            "job handed back unstarted while the database is unreachable"
+        ),
+    }
     outcome == JobOutcome::Interrupted
 }
 
@@ -1346,6 +1377,7 @@ impl Session {
         consumer: &mut lapin::Consumer,
         metrics: &Metrics,
         topology: &Topology,
+        why: HandBack,
     ) -> Option<usize> {
         if let Err(error) = broker_op(
             "basic.cancel",
@@ -1365,7 +1397,7 @@ impl Session {
             tokio::time::timeout(Duration::from_secs(2), consumer.next()).await
         {
             let pending = Pending::new(delivery, self.publish.clone(), self.recycle.clone());
-            handed_back += usize::from(hand_back(metrics, topology, &pending).await);
+            handed_back += usize::from(hand_back(metrics, topology, &pending, why).await);
         }
         Some(handed_back)
     }
