@@ -881,7 +881,11 @@ mod tests {
             "the line below is written for the default threshold"
         );
         r.detection = sweep(std::slice::from_ref(&portrait));
-        r.detection_against = Some(AgainstReference::new(&[portrait.clone()], 0.6, in_use));
+        r.detection_against = Some(AgainstReference::new(
+            std::slice::from_ref(&portrait),
+            0.6,
+            in_use,
+        ));
         r.held_out_detection = sweep(&[portrait.clone(), wall.clone()]);
         r.held_out_detection_against = Some(AgainstReference::new(&[portrait, wall], 0.6, in_use));
         let md = markdown(&r);
