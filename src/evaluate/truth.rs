@@ -138,3 +138,29 @@ pub struct PersonTruth {
     pub gender: String,
     pub seconds_on_screen: f64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_without_faces_is_labelled_by_an_empty_face_list() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("truth.json"),
+            r#"{"images": {"a.jpg": {"faces": [{"person": "p", "gender": "male", "box": [1, 2, 30, 40]}]}}, "held_out": "held.json"}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("held.json"),
+            r#"{"images": {"external/brick.png": {"faces": []}}}"#,
+        )
+        .unwrap();
+        let truth = Truth::load(&dir.path().join("truth.json")).unwrap();
+        assert_eq!(truth.images["a.jpg"].faces.len(), 1);
+        assert!(truth.held_out_images["external/brick.png"].faces.is_empty());
+        // A missing face list is an error, not an image without faces.
+        std::fs::write(dir.path().join("held.json"), r#"{"images": {"x.png": {}}}"#).unwrap();
+        assert!(Truth::load(&dir.path().join("truth.json")).is_err());
+    }
+}
