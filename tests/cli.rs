@@ -303,6 +303,44 @@ fn onnx_runtime_keeps_no_telemetry_store() {
     }
 }
 
+/// `regard bench posters` times each stage in one process, then cold starts in new ones: both
+/// tables carry a row per poster with numbers, and a failing cold run would fail the command.
+#[test]
+fn bench_posters_prints_warm_stages_and_cold_processes() {
+    let poster = "fixtures/posters/duo_1000x1500.jpg";
+    let out = regard(&[
+        "bench",
+        "posters",
+        "--runs",
+        "1",
+        "--cold-runs",
+        "2",
+        poster,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with(&format!("| {poster} |")))
+        .collect();
+    assert_eq!(rows.len(), 2, "a warm row and a cold row:\n{stdout}");
+    let cold: Vec<f64> = rows[1]
+        .split('|')
+        .skip(2)
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    assert_eq!(cold.len(), 3, "p50, min and max:\n{stdout}");
+    assert!(
+        cold[1] > 0.0 && cold[1] <= cold[0] && cold[0] <= cold[2],
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 cold runs per poster"), "{stdout}");
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {

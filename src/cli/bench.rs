@@ -106,6 +106,53 @@ pub async fn run_posters(args: BenchArgs) -> anyhow::Result<()> {
         "\n{} timed runs per poster after one warm-up; whole analysis = read + decode + detect + classify + statistics.",
         args.runs
     );
+    if args.cold_runs > 0 {
+        cold_posters(&args, &inputs)?;
+    }
+    Ok(())
+}
+
+/// A cold start as a user or a fresh worker pays it: a new `regard analyze` process per run
+/// (model files already in the page cache after the first), wall time from spawn to exit.
+fn cold_posters(args: &BenchArgs, inputs: &[PathBuf]) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("the regard binary")?;
+    println!("\n| poster | cold process p50 ms | min ms | max ms |");
+    println!("|---|---|---|---|");
+    for input in inputs {
+        let mut wall = Vec::with_capacity(args.cold_runs);
+        for _ in 0..args.cold_runs {
+            let t0 = Instant::now();
+            let status = std::process::Command::new(&exe)
+                .arg("analyze")
+                .arg("--json")
+                .arg("--models")
+                .arg(&args.models.models)
+                .arg(input)
+                .env("REGARD_ORT_THREADS", args.models.ort_threads.to_string())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .context("regard analyze runs")?;
+            wall.push(t0.elapsed().as_secs_f64() * 1000.0);
+            anyhow::ensure!(
+                status.success(),
+                "regard analyze {} failed ({status})",
+                input.display()
+            );
+        }
+        wall.sort_by(f64::total_cmp);
+        println!(
+            "| {} | {:.0} | {:.0} | {:.0} |",
+            input.display(),
+            percentile(&wall, 50.0),
+            wall[0],
+            wall[wall.len() - 1]
+        );
+    }
+    println!(
+        "\n{} cold runs per poster: `regard analyze --json POSTER`, one process each, from spawn to exit (load the models, analyse, print).",
+        args.cold_runs
+    );
     Ok(())
 }
 

@@ -429,6 +429,9 @@ pub struct BenchArgs {
     /// Timed repetitions per poster.
     #[arg(long, default_value_t = 30)]
     pub runs: usize,
+    /// Cold runs per poster: a new `regard analyze` process each, timed from start to exit.
+    #[arg(long, default_value_t = 5)]
+    pub cold_runs: usize,
     /// Posters to time (default: the two benchmark posters of the fixtures).
     pub inputs: Vec<PathBuf>,
     #[command(flatten)]
