@@ -7,13 +7,6 @@ mod common;
 mod world;
 
 use futures_util::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions,
-};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection};
-use regard::queue::Topology;
-use regard::queue::topology::JOB_ROUTING_KEY;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -22,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use world::{TestDb, amqp_url, free_port, short_id};
+use world::{Broker, TestDb, amqp_url, free_port};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -34,117 +27,32 @@ const MAX_MEDIA_MIB: u64 = 16;
 /// (FFmpeg's demuxer and decoder state, allocator fragmentation), in MiB.
 const SLACK_MIB: u64 = 96;
 
-/// The test's queue names, a channel to publish on and a queue bound to the results.
-struct Broker {
-    topology: Topology,
-    conn: Connection,
-    channel: Channel,
-    results: lapin::Consumer,
-}
-
-impl Broker {
-    async fn new(name: &str) -> Broker {
-        let topology = Topology {
-            prefix: format!("regard-ptest-{name}-{}", short_id()),
-            delivery_limit: 5,
-            retry_delays: vec![Duration::from_millis(500), Duration::from_secs(1)],
-            max_attempts: 2,
-            ..Topology::default()
-        };
-        let url = amqp_url();
-        let conn = regard::queue::connect(&url, "regard poison tests")
-            .await
-            .unwrap_or_else(|e| panic!("RabbitMQ must be running for these tests: {e}"));
-        let channel = conn.create_channel().await.unwrap();
-        regard::queue::setup(&url, &topology).await.unwrap();
-        let q = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        channel
-            .queue_bind(
-                q.name().clone(),
-                topology.results_exchange().into(),
-                "#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        let results = channel
-            .basic_consume(
-                q.name().clone(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        Broker {
-            topology,
-            conn,
-            channel,
-            results,
-        }
-    }
-
-    /// Publishes `body` as job `id` (the message id names it, even when the body cannot).
-    async fn publish(&self, id: &str, body: &[u8]) {
-        let confirm = self
-            .channel
-            .basic_publish(
-                self.topology.jobs_exchange().into(),
-                JOB_ROUTING_KEY.into(),
-                BasicPublishOptions::default(),
-                body,
-                BasicProperties::default()
-                    .with_message_id(id.into())
-                    .with_delivery_mode(2),
-            )
-            .await
-            .unwrap();
-        confirm.await.unwrap();
-    }
-
-    /// The final event (completed, failed, malformed) of each of `ids`, skipping `retrying`.
-    async fn final_events(&mut self, ids: &[String], limit: Duration) -> BTreeMap<String, Value> {
-        let until = tokio::time::Instant::now() + limit;
-        let mut out = BTreeMap::new();
-        while ids.iter().any(|id| !out.contains_key(id)) {
-            match tokio::time::timeout_at(until, self.results.next()).await {
-                Ok(Some(Ok(d))) => {
-                    let e: Value = serde_json::from_slice(&d.data).unwrap();
-                    if e["outcome"] != "retrying" {
-                        let id = e["job_id"].as_str().unwrap_or_default().to_owned();
-                        assert!(out.insert(id, e.clone()).is_none(), "two final events: {e}");
-                    }
-                }
-                Ok(other) => panic!("results consumer ended: {other:?}"),
-                Err(_) => {
-                    let missing: Vec<&String> =
-                        ids.iter().filter(|id| !out.contains_key(*id)).collect();
-                    panic!("no final event after {limit:?} for {missing:?}; got {out:#?}")
+/// The final event (completed, failed, malformed) of each of `ids`, skipping `retrying`.
+async fn final_events(
+    broker: &mut Broker,
+    ids: &[String],
+    limit: Duration,
+) -> BTreeMap<String, Value> {
+    let until = tokio::time::Instant::now() + limit;
+    let mut out = BTreeMap::new();
+    while ids.iter().any(|id| !out.contains_key(id)) {
+        match tokio::time::timeout_at(until, broker.results.next()).await {
+            Ok(Some(Ok(d))) => {
+                let e: Value = serde_json::from_slice(&d.data).unwrap();
+                if e["outcome"] != "retrying" {
+                    let id = e["job_id"].as_str().unwrap_or_default().to_owned();
+                    assert!(out.insert(id, e.clone()).is_none(), "two final events: {e}");
                 }
             }
+            Ok(other) => panic!("results consumer ended: {other:?}"),
+            Err(_) => {
+                let missing: Vec<&String> =
+                    ids.iter().filter(|id| !out.contains_key(*id)).collect();
+                panic!("no final event after {limit:?} for {missing:?}; got {out:#?}")
+            }
         }
-        out
     }
-
-    async fn cleanup(self) {
-        self.topology.delete(&self.channel).await.unwrap();
-        self.conn.close(200, "test done".into()).await.unwrap();
-    }
+    out
 }
 
 // ------------------------------------------------------------------ the worker process
@@ -914,7 +822,7 @@ fn poster_job(id: &str, media: &Path) -> Vec<u8> {
 async fn every_poison_kind_is_a_recorded_failure_with_its_code_and_the_worker_stays_bounded() {
     let _turn = SERIAL.lock().await;
     let db = TestDb::new().await;
-    let mut broker = Broker::new("poison").await;
+    let mut broker = Broker::new("poison", 2).await;
     let dir = tempfile::tempdir().unwrap();
     let media = dir.path().join("media");
     let tmp = dir.path().join("tmp");
@@ -949,11 +857,9 @@ async fn every_poison_kind_is_a_recorded_failure_with_its_code_and_the_worker_st
 
     // A good poster first: the models' own memory is then part of the baseline.
     broker
-        .publish("warm-up", &poster_job("warm-up", &media))
+        .publish_as("warm-up", &poster_job("warm-up", &media))
         .await;
-    let warm = broker
-        .final_events(&["warm-up".into()], Duration::from_secs(120))
-        .await;
+    let warm = final_events(&mut broker, &["warm-up".into()], Duration::from_secs(120)).await;
     assert_eq!(
         warm["warm-up"]["outcome"], "completed",
         "{:#}",
@@ -962,13 +868,15 @@ async fn every_poison_kind_is_a_recorded_failure_with_its_code_and_the_worker_st
     let baseline = worker.status_mib("VmHWM:");
 
     for p in &corpus {
-        broker.publish(&p.id, &p.body).await;
+        broker.publish_as(&p.id, &p.body).await;
     }
     // And a good poster last: the worker still analyses after all of it.
-    broker.publish("after", &poster_job("after", &media)).await;
+    broker
+        .publish_as("after", &poster_job("after", &media))
+        .await;
     let mut ids: Vec<String> = corpus.iter().map(|p| p.id.clone()).collect();
     ids.push("after".into());
-    let events = broker.final_events(&ids, Duration::from_secs(300)).await;
+    let events = final_events(&mut broker, &ids, Duration::from_secs(300)).await;
 
     let mut wrong = Vec::new();
     for p in &corpus {
@@ -1061,7 +969,7 @@ async fn every_poison_kind_is_a_recorded_failure_with_its_code_and_the_worker_st
 async fn a_worker_sigtermed_mid_download_leaves_no_temp_file() {
     let _turn = SERIAL.lock().await;
     let db = TestDb::new().await;
-    let mut broker = Broker::new("tempfiles").await;
+    let mut broker = Broker::new("tempfiles", 2).await;
     let dir = tempfile::tempdir().unwrap();
     let media = dir.path().join("media");
     let tmp = dir.path().join("tmp");
@@ -1088,7 +996,7 @@ async fn a_worker_sigtermed_mid_download_leaves_no_temp_file() {
     );
     worker.ready().await;
     broker
-        .publish(
+        .publish_as(
             "slow",
             &job("slow", "poster", &format!("http://{http}/slow.png")),
         )

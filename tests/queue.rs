@@ -2,6 +2,9 @@
 //! Each test uses its own name prefix and deletes its queues and exchanges at the end; a broker
 //! that is down fails the tests loudly. The broker-restart test runs a private RabbitMQ node.
 
+mod common;
+mod world;
+
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
@@ -18,13 +21,13 @@ use regard::queue::{
     WorkerConfig, shutdown_channel,
 };
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
+use world::PrivateRabbit;
 
 fn amqp_url() -> String {
     std::env::var("REGARD_TEST_AMQP_URL")
@@ -859,137 +862,9 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> String {
 
 // ---------------------------------------------------------------- broker restart
 
-/// A RabbitMQ node of our own, so the shared broker is never stopped.
-struct PrivateNode {
-    name: String,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn rabbit_bin(tool: &str) -> PathBuf {
-    // The /usr/sbin wrappers switch to the rabbitmq user (losing our environment) when run as
-    // root; the scripts behind them run as whoever calls them.
-    let direct = PathBuf::from("/usr/lib/rabbitmq/bin").join(tool);
-    if direct.exists() {
-        direct
-    } else {
-        PathBuf::from(tool)
-    }
-}
-
-impl PrivateNode {
-    fn command(&self, tool: &str) -> Command {
-        let d = self.dir.path();
-        let mut c = Command::new(rabbit_bin(tool));
-        c.env("HOME", d) // the Erlang cookie lives here, shared by server and rabbitmqctl
-            .env("RABBITMQ_NODENAME", &self.name)
-            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
-            .env("RABBITMQ_NODE_PORT", self.port.to_string())
-            .env(
-                "RABBITMQ_DIST_PORT",
-                (self.port as u32 + 20000).min(65000).to_string(),
-            )
-            .env("RABBITMQ_MNESIA_BASE", d.join("mnesia"))
-            .env("RABBITMQ_LOG_BASE", d.join("log"))
-            .env("RABBITMQ_PID_FILE", d.join("node.pid"))
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d.join("enabled_plugins"))
-            .env("RABBITMQ_CONFIG_FILE", d.join("rabbitmq"))
-            .env("RABBITMQ_ADVANCED_CONFIG_FILE", d.join("advanced.config"));
-        c
-    }
-
-    fn start_new() -> PrivateNode {
-        let epmd = Command::new("epmd")
-            .arg("-names")
-            .output()
-            .expect("epmd is installed");
-        assert!(
-            epmd.status.success(),
-            "epmd does not answer: {}",
-            String::from_utf8_lossy(&epmd.stderr)
-        );
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("enabled_plugins"), "[].\n").unwrap();
-        std::fs::write(dir.path().join("rabbitmq.conf"), "").unwrap();
-        let node = PrivateNode {
-            name: format!("{}@localhost", unique("node")),
-            port: free_port(),
-            dir,
-        };
-        node.start();
-        node
-    }
-
-    fn start(&self) {
-        let out = self
-            .command("rabbitmq-server")
-            .arg("-detached")
-            .output()
-            .expect("rabbitmq-server runs");
-        assert!(
-            out.status.success(),
-            "rabbitmq-server -detached: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    async fn wait_up(&self) {
-        let started = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(150),
-                "private RabbitMQ node did not open port {} (logs in {:?})",
-                self.port,
-                self.dir.path()
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        eprintln!("private node up after {:?}", started.elapsed());
-    }
-
-    fn stop(&self) {
-        let out = self
-            .command("rabbitmqctl")
-            .args(["-n", &self.name, "stop"])
-            .output()
-            .expect("rabbitmqctl runs");
-        assert!(
-            out.status.success(),
-            "rabbitmqctl stop: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
-    }
-}
-
-impl Drop for PrivateNode {
-    fn drop(&mut self) {
-        // Best effort: the node may already be stopped, which is fine.
-        let _ = self
-            .command("rabbitmqctl")
-            .args(["-n", &self.name, "stop"])
-            .output();
-    }
-}
-
 #[tokio::test]
 async fn the_worker_reconnects_after_a_broker_restart_and_finishes_every_job() {
-    let node = PrivateNode::start_new();
-    node.wait_up().await;
+    let node = PrivateRabbit::start_new().await;
     let fx = Fixture::at(node.url(), "restart").await;
     let processor = Arc::new(TestProcessor {
         slow: Some(Duration::from_millis(300)),
@@ -1014,8 +889,7 @@ async fn the_worker_reconnects_after_a_broker_restart_and_finishes_every_job() {
     })
     .await;
     let done_before = processor.completed().len();
-    node.start();
-    node.wait_up().await;
+    node.start().await;
 
     wait_until("every job done", Duration::from_secs(120), || {
         let done: HashSet<String> = processor.completed().into_iter().collect();

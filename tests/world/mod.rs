@@ -278,6 +278,18 @@ impl Broker {
     }
 
     pub async fn publish_raw(&self, body: &[u8]) {
+        self.publish_with(body, BasicProperties::default()).await;
+    }
+
+    /// Publishes `body` as job `id` (the message id names it, even when the body cannot).
+    pub async fn publish_as(&self, id: &str, body: &[u8]) {
+        let props = BasicProperties::default()
+            .with_message_id(id.into())
+            .with_delivery_mode(2);
+        self.publish_with(body, props).await;
+    }
+
+    async fn publish_with(&self, body: &[u8], props: BasicProperties) {
         let confirm = self
             .channel
             .basic_publish(
@@ -285,7 +297,7 @@ impl Broker {
                 JOB_ROUTING_KEY.into(),
                 BasicPublishOptions::default(),
                 body,
-                BasicProperties::default(),
+                props,
             )
             .await
             .unwrap();
