@@ -161,10 +161,6 @@ pub fn load_pipelines(
     embeddings: bool,
 ) -> anyhow::Result<Vec<Pipeline>> {
     let manifest = ModelManifest::load(&models.manifest)?;
-    // What `Vision::load` does not read itself is checked here, as `ModelManifest::verify` does.
-    for m in manifest.gender_age.iter().filter(|m| m.enabled) {
-        crate::vision::manifest::verify_file(&m.file, &m.sha256)?;
-    }
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);

@@ -39,6 +39,9 @@ const ORT_DISABLE_TELEMETRY: &str = "ORT_DISABLE_TELEMETRY";
 /// every node of every run, which tracing would then only throw away.
 const ORT_LOG_LEVEL: LogLevel = LogLevel::Warning;
 
+/// The process's ONNX Runtime, loaded from `file` the first time, after checking that its bytes
+/// have the `sha256` the manifest expects. Later calls (one per pipeline copy) reuse it without
+/// reading the file again, and must expect the same bytes.
 fn runtime_environment(file: &std::path::Path, sha256: &str) -> Result<Environment, VisionError> {
     let mut guard = RUNTIME
         .lock()
@@ -53,6 +56,23 @@ fn runtime_environment(file: &std::path::Path, sha256: &str) -> Result<Environme
             });
         }
         return Ok(env.clone());
+    }
+    match sha256_file(file) {
+        Ok(actual) if actual == sha256 => {}
+        Ok(actual) => {
+            return Err(VisionError::HashMismatch {
+                file: file.to_path_buf(),
+                expected: sha256.to_string(),
+                actual,
+            });
+        }
+        Err(e) => {
+            return Err(VisionError::MissingFile {
+                file: file.to_path_buf(),
+                expected: sha256.to_string(),
+                reason: e.to_string(),
+            });
+        }
     }
     let load_err = |message: String| VisionError::RuntimeLoad {
         file: file.to_path_buf(),
@@ -96,23 +116,7 @@ pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Models,
             )));
         }
     }
-    let runtime_sha256 = match sha256_file(&manifest.runtime.file) {
-        Ok(actual) if actual == manifest.runtime.sha256 => actual,
-        Ok(actual) => {
-            return Err(VisionError::HashMismatch {
-                file: manifest.runtime.file.clone(),
-                expected: manifest.runtime.sha256.clone(),
-                actual,
-            });
-        }
-        Err(e) => {
-            return Err(VisionError::MissingFile {
-                file: manifest.runtime.file.clone(),
-                expected: manifest.runtime.sha256.clone(),
-                reason: e.to_string(),
-            });
-        }
-    };
+    let runtime_sha256 = manifest.runtime.sha256.clone();
     let env = runtime_environment(&manifest.runtime.file, &runtime_sha256)?;
     let threads = options.intra_threads;
     let mut detector = None;
