@@ -85,6 +85,7 @@ pub fn markdown(report: &Report) -> String {
     if let Some(trailers) = &report.trailers {
         trailer_table(&mut out, trailers);
     }
+    min_samples(&mut out, report);
     robustness(&mut out, report);
     if !report.failures.is_empty() {
         let _ = writeln!(out, "### Inputs that failed\n");
@@ -456,6 +457,63 @@ fn trailer_table(out: &mut String, trailers: &TrailerTable) {
     }
 }
 
+fn min_samples(out: &mut String, report: &Report) {
+    use super::min_samples::{SHORTEST_COUNTED_S, cap};
+    if report.min_samples.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "### Minimum samples of a trailer person (calibration trailers)\n"
+    );
+    let _ = writeln!(
+        out,
+        "Rule (stated before measuring, fixtures/evaluation-method.md): a track seen in fewer sampled frames than the minimum is dropped. Among the minimums of at most {} samples (the samples of {SHORTEST_COUNTED_S} s at {} per second: a person on screen that long is counted) that cover as many truth persons as the lowest minimum tried, the one with the fewest false persons (found persons covering no truth person), then the fewest merges, then the highest. Persons are matched to the truth as in the table above.\n",
+        cap(report.settings.sample_rate),
+        report.settings.sample_rate,
+    );
+    table(
+        out,
+        &[
+            "min samples",
+            "truth persons covered",
+            "persons found",
+            "false persons",
+            "merges",
+            "splits",
+            "person-seconds (truth)",
+            "person-seconds (found)",
+            "of them unknown",
+        ],
+        report.min_samples.iter().map(|r| {
+            vec![
+                r.min_samples.to_string(),
+                format!("{} / {}", r.covered, r.truth_persons),
+                r.found_persons.to_string(),
+                r.extras.to_string(),
+                r.merges.to_string(),
+                r.splits.to_string(),
+                format!("{:.1}", r.truth_seconds),
+                format!("{:.1}", r.found_seconds),
+                format!("{:.1}", r.unknown_seconds),
+            ]
+        }),
+    );
+    let chosen = report
+        .min_samples_choice
+        .map_or_else(|| "none".to_string(), |n| n.to_string());
+    let in_use = report.settings.min_track_frames;
+    let verdict = if report.min_samples_choice == Some(in_use) {
+        "the rule's choice"
+    } else {
+        "DIFFERENT from the rule's choice"
+    };
+    let _ = writeln!(
+        out,
+        "\nThe rule chooses: {chosen}; in use: {in_use} ({verdict}).\n"
+    );
+}
+
 fn identity_table(out: &mut String, identities: &[IdentityOutcome]) {
     let _ = writeln!(
         out,
@@ -532,7 +590,7 @@ fn robustness(out: &mut String, report: &Report) {
     );
     let _ = writeln!(
         out,
-        "Conditions (the labelled set has no profile faces, so there is no profile condition):\n"
+        "Conditions (the profile row renders only the faces labelled in profile, so it holds fewer faces than the others and is compared with nothing):\n"
     );
     for c in CONDITIONS {
         let _ = writeln!(out, "- {}: {}", c.name(), c.describe());
@@ -620,6 +678,7 @@ fn how_to_read(out: &mut String, t: &RobustnessTable) {
     let holds: Vec<String> = CONDITIONS
         .iter()
         .skip(1)
+        .filter(|&&c| c != Condition::Profile)
         .map(|&c| {
             let from = holds_from(t, c).map_or_else(
                 || "at none of the heights".to_string(),
@@ -628,9 +687,27 @@ fn how_to_read(out: &mut String, t: &RobustnessTable) {
             format!("{} {from}", c.name())
         })
         .collect();
+    let profile: Vec<String> = ROBUSTNESS_HEIGHTS
+        .iter()
+        .filter_map(|&h| {
+            let c = t.cell(Condition::Profile, h).filter(|c| c.faces > 0)?;
+            Some(format!(
+                "{h} px: {} of {} found, {} of {} decided right",
+                c.found, c.faces, c.correct, c.decided
+            ))
+        })
+        .collect();
+    let profile = if profile.is_empty() {
+        "This part has no face labelled in profile.".to_string()
+    } else {
+        format!(
+            "Faces labelled in profile, on their own: {}.",
+            profile.join("; ")
+        )
+    };
     let _ = writeln!(
         out,
-        "How to read it ({} part): the clean rows are the reference, the same faces with nothing done to them ({}). A condition keeps the clean figures (as many faces found, no more wrong labels) {}.\n",
+        "How to read it ({} part): the clean rows are the reference, the same faces with nothing done to them ({}). A condition keeps the clean figures (as many faces found, no more wrong labels) {}. {profile}\n",
         t.part,
         clean.join("; "),
         holds.join(", ")

@@ -13,6 +13,7 @@ pub mod floor;
 pub mod identity;
 pub mod markdown;
 pub mod matching;
+pub mod min_samples;
 pub mod opinions;
 pub mod poster;
 pub mod render;
@@ -71,6 +72,7 @@ pub async fn evaluate(
     let eval = analyse_labelled(&pipeline, limits, truth, base).await;
     let renders = calibrate(&pipeline, limits, truth, base).await?;
     let robustness = robustness::measure(&pipeline, limits, truth, base).await?;
+    let min_samples = min_samples::measure(&pipeline, limits, truth, base).await?;
     let labelled = LabelledSet {
         images: truth.images.len(),
         faces: eval.posters.faces.len(),
@@ -88,6 +90,8 @@ pub async fn evaluate(
         floor,
     );
     report.robustness = robustness;
+    report.min_samples_choice = min_samples::choose(&min_samples, pipeline.settings().sample_rate);
+    report.min_samples = min_samples;
     Ok(report)
 }
 

@@ -67,6 +67,10 @@ pub struct Report {
     /// The robustness tables: the held-out part's (when there is one), then the calibration
     /// part's (measured apart: `Report::new` leaves them empty, `evaluate` fills them in).
     pub robustness: Vec<RobustnessTable>,
+    /// The trailers at each minimum number of samples per person tried, and the value the
+    /// stated rule chooses (filled in by `evaluate`, like `robustness`).
+    pub min_samples: Vec<super::min_samples::MinSamplesRow>,
+    pub min_samples_choice: Option<u32>,
 }
 
 /// The size of the labelled set.
@@ -208,6 +212,8 @@ impl Report {
             detection_against: against(&eval.detection),
             held_out_detection_against: against(&eval.held_out_detection),
             robustness: Vec::new(),
+            min_samples: Vec::new(),
+            min_samples_choice: None,
             detection,
             detection_choice,
             held_out_detection: if eval.held_out_detection.is_empty() {
