@@ -68,11 +68,14 @@ pub enum Condition {
     TextBars,
     /// The face tilted in the image plane, degrees.
     Rotated(f32),
+    /// Only the faces labelled in profile (`"pose": "profile"`), downscaled as clean: a row
+    /// over fewer faces than the others, compared with nothing but itself.
+    Profile,
 }
 
-/// Every condition of the table, in its order. The labelled set has no profile faces, so there
-/// is no profile condition.
-pub const CONDITIONS: [Condition; 9] = [
+/// Every condition of the table, in its order (the profile row last: the seeds of the others
+/// do not depend on it).
+pub const CONDITIONS: [Condition; 10] = [
     Condition::Clean,
     Condition::Duotone,
     Condition::Grain,
@@ -82,6 +85,7 @@ pub const CONDITIONS: [Condition; 9] = [
     Condition::TextBars,
     Condition::Rotated(-TILT_DEG),
     Condition::Rotated(TILT_DEG),
+    Condition::Profile,
 ];
 
 impl Condition {
@@ -96,6 +100,7 @@ impl Condition {
             Condition::LowContrast => "low contrast".into(),
             Condition::TextBars => "text over the lower face".into(),
             Condition::Rotated(d) => format!("rotated {d:+}°"),
+            Condition::Profile => "profile (labelled)".into(),
         }
     }
 
@@ -131,7 +136,14 @@ impl Condition {
             Condition::Rotated(d) => format!(
                 "the photograph turned {d:+}° about the face centre before downscaling (in-plane tilt)"
             ),
+            Condition::Profile => "only the faces the labels mark as seen in profile, downscaled as clean (its faces column counts them)".into(),
         }
+    }
+
+    /// Whether `source` is rendered under this condition: every face, except that the profile
+    /// row takes only the faces labelled in profile.
+    pub fn takes(&self, source: &RobustSource) -> bool {
+        *self != Condition::Profile || source.profile
     }
 }
 
@@ -148,6 +160,8 @@ pub struct RobustSource {
     pub tilted: Vec<(f32, RgbImage)>,
     /// The face box inside the cut (the same in every tilted cut: the turn is about its centre).
     pub face: BoundingBox,
+    /// Labelled as seen in profile.
+    pub profile: bool,
 }
 
 /// The tilts [`CONDITIONS`] asks for.
@@ -258,6 +272,7 @@ pub fn sources_of(media: &str, image: &RgbImage, truth: &ImageTruth) -> Vec<Robu
             cut,
             tilted,
             face,
+            profile: t.pose.as_deref() == Some("profile"),
         });
     }
     out
@@ -326,7 +341,7 @@ fn luminance(p: [u8; 3]) -> f32 {
 /// nothing here: they act on each face before it is pasted).
 pub fn apply_to_poster(canvas: &mut RgbImage, condition: Condition, seed: u64) {
     match condition {
-        Condition::Clean | Condition::TextBars | Condition::Rotated(_) => {}
+        Condition::Clean | Condition::TextBars | Condition::Rotated(_) | Condition::Profile => {}
         Condition::Duotone => {
             for p in canvas.pixels_mut() {
                 let t = luminance(p.0) / 255.0;
@@ -548,14 +563,10 @@ pub fn canvases(part_index: u64, sources: &[RobustSource]) -> Vec<Canvas<'_>> {
             // A render's side is its cut's side scaled, rounded: at most this.
             let side = (h as f32 * CUT_FACE_HEIGHTS).ceil() as u32 + 2;
             let n = per_canvas(side).max(1);
-            for (k, chunk) in sources.chunks(n).enumerate() {
+            let taken: Vec<&RobustSource> = sources.iter().filter(|s| condition.takes(s)).collect();
+            for (k, chunk) in taken.chunks(n).enumerate() {
                 let index = ((part_index * 16 + ci as u64) * 16 + hi as u64) * 64 + k as u64;
-                out.push((
-                    condition,
-                    h,
-                    SEED.wrapping_add(index),
-                    chunk.iter().collect(),
-                ));
+                out.push((condition, h, SEED.wrapping_add(index), chunk.to_vec()));
             }
         }
     }

@@ -66,6 +66,11 @@ pub struct FaceTruth {
     /// [x, y, width, height] in image pixels.
     #[serde(rename = "box")]
     pub bbox: [f32; 4],
+    /// The head's pose when it is not frontal or nearly so: `"profile"` for a face seen from
+    /// the side (one eye, the nose and the mouth in view). The robustness table renders these
+    /// faces as its profile condition.
+    #[serde(default)]
+    pub pose: Option<String>,
 }
 
 impl FaceTruth {
