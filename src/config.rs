@@ -526,6 +526,8 @@ settings_table! {
     /// Trailer frames sampled per second of presentation time.
     sample_rate: f64 = 2.0, flag "sample-rate" env "SAMPLE_RATE", job 0.5..=5.0;
     /// Trailer tracks seen in fewer sampled frames than this are dropped as untrustworthy.
+    /// Chosen by the rule in fixtures/evaluation-method.md (equal recall, fewest false persons,
+    /// at most one second of samples).
     min_track_frames: u32 = 2, flag "min-track-frames" env "MIN_TRACK_FRAMES";
     /// Cosine similarity of face embeddings above which two shot tracks are the same person.
     same_person_similarity: f32 = 0.363,

@@ -730,7 +730,14 @@ mod tests {
         let on: Vec<&RobustSource> = sources.iter().collect();
         for h in ROBUSTNESS_HEIGHTS {
             let (clean, clean_boxes) = render_poster(&on, Condition::Clean, h, 7);
-            for condition in CONDITIONS.into_iter().skip(1) {
+            // The profile row chooses faces, not pixels: its faces are rendered as clean.
+            let (profile, _) = render_poster(&on, Condition::Profile, h, 7);
+            assert_eq!(profile.as_raw(), clean.as_raw());
+            for condition in CONDITIONS
+                .into_iter()
+                .skip(1)
+                .filter(|&c| c != Condition::Profile)
+            {
                 let (a, boxes) = render_poster(&on, condition, h, 7);
                 let (b, _) = render_poster(&on, condition, h, 7);
                 assert_eq!(a.as_raw(), b.as_raw(), "{} at {h} px", condition.name());
@@ -843,6 +850,32 @@ mod tests {
         let (cx, cy) = (sx / n, sy / n);
         // Centre of the cut is (100, 100); the dot was at (+40, 0) from it.
         assert!(cy < 100.0 - 10.0 && cx > 100.0 + 30.0, "({cx}, {cy})");
+    }
+
+    #[test]
+    fn only_faces_labelled_in_profile_go_on_the_profile_posters() {
+        let (image, _) = photo();
+        let truth: ImageTruth = serde_json::from_str(
+            r#"{"faces": [
+                {"person": "a", "gender": "female", "box": [150, 120, 100, 130]},
+                {"person": "b", "gender": "male", "box": [20, 20, 90, 90], "pose": "profile"}
+            ]}"#,
+        )
+        .expect("truth");
+        let sources = sources_of("photo.png", &image, &truth);
+        assert_eq!(
+            sources.iter().map(|s| s.profile).collect::<Vec<_>>(),
+            [false, true]
+        );
+        for (condition, _, _, on) in canvases(0, &sources) {
+            let people: Vec<&str> = on.iter().map(|s| s.person.as_str()).collect();
+            let expected: &[&str] = if condition == Condition::Profile {
+                &["b"]
+            } else {
+                &["a", "b"]
+            };
+            assert_eq!(people, expected, "{}", condition.name());
+        }
     }
 
     #[test]
