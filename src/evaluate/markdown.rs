@@ -236,6 +236,43 @@ fn source_table(out: &mut String, rows: &[SourceRow]) {
     );
 }
 
+fn age_groups(out: &mut String, report: &Report) {
+    if report.age_groups.is_empty() {
+        return;
+    }
+    let s = &report.settings;
+    let edge = s.age_band_edges.first().copied().unwrap_or(18);
+    let _ = writeln!(
+        out,
+        "\n### The 0-{} band: minors and adults ({} part, found faces of {} px and more)\n",
+        edge - 1,
+        report.part,
+        s.min_reliable_face_px
+    );
+    let _ = writeln!(
+        out,
+        "Faces a coder can tell by eye are a child or a teenager (minor) or an adult are labelled so; the others are left out (the labelled set has no ages in years). Each age model's estimate, and the age regard reports (face-api's when it is under {} years, `second_opinion_age_below`, the age model's otherwise), is counted as under {edge} or not.\n",
+        s.second_opinion_age_below
+    );
+    let (minors_under, adults_under) = (
+        format!("minors under {edge}"),
+        format!("adults under {edge}"),
+    );
+    table(
+        out,
+        &["age from", "minors", &minors_under, "adults", &adults_under],
+        report.age_groups.iter().map(|r| {
+            vec![
+                r.estimator.clone(),
+                r.found[0].to_string(),
+                format!("{} ({})", ratio(r.under[0], r.found[0]), r.under[0]),
+                r.found[1].to_string(),
+                format!("{} ({})", ratio(r.under[1], r.found[1]), r.under[1]),
+            ]
+        }),
+    );
+}
+
 fn models(out: &mut String, report: &Report) {
     let s = &report.settings;
     let _ = writeln!(
@@ -256,6 +293,7 @@ fn models(out: &mut String, report: &Report) {
         );
         source_table(out, rows);
     }
+    age_groups(out, report);
     let m = &report.margin;
     let _ = writeln!(
         out,

@@ -7,6 +7,7 @@
 //! [`evaluate()`] runs a loaded pipeline over the set and returns a [`Report`]; [`markdown()`]
 //! renders it. Nothing here prints: `regard evaluate` (`cli::evaluate`) does.
 
+pub mod age;
 pub mod calibration;
 pub mod detection;
 pub mod floor;

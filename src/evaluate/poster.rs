@@ -37,6 +37,8 @@ pub struct FaceOutcome {
     pub media: String,
     pub truth_gender: String,
     pub truth_height: f32,
+    /// "minor" or "adult" where the truth says (`FaceTruth::age_group`).
+    pub truth_age_group: Option<String>,
     /// None: missed by the detector.
     pub detected: Option<Face>,
 }
@@ -96,6 +98,7 @@ impl PosterOutcomes {
                 media: media.to_string(),
                 truth_gender: t.gender.clone(),
                 truth_height: t.height(),
+                truth_age_group: t.age_group.clone(),
                 detected,
             });
         }
@@ -294,6 +297,7 @@ pub(crate) mod tests {
             media: "poster.jpg".into(),
             truth_gender: gender.into(),
             truth_height: height,
+            truth_age_group: None,
             detected: p_female.map(|p| face(height, p)),
         }
     }

@@ -51,6 +51,10 @@ pub struct Report {
     pub models: Vec<SourceRow>,
     /// The same on the calibration part's labelled faces (when `part` is the held-out one).
     pub calibration_models: Option<Vec<SourceRow>>,
+    /// The `0-17` band: minors and adults of `part` (truth age groups) put under the first
+    /// band edge by each age model and by the reported age, on found faces of the minimum
+    /// reliable size and more.
+    pub age_groups: Vec<super::age::AgeGroupRow>,
     /// Each gender model alone and the combination on the calibration renders of at least the
     /// minimum reliable size, and the margin the disagreement rule chooses on them.
     pub margin: MarginChoice,
@@ -183,6 +187,11 @@ impl Report {
             super::opinions::rows(&scored, &rule)
         };
         let models = model_rows(main);
+        let age_groups = super::age::age_groups(
+            main,
+            settings.age_band_edges.first().map_or(18.0, |&e| e as f32),
+            reliable_px,
+        );
         let calibration_models = eval.held_out.is_some().then(|| model_rows(&eval.posters));
         let rendered: Vec<Scored> = renders
             .iter()
@@ -224,6 +233,7 @@ impl Report {
             part,
             models,
             calibration_models,
+            age_groups,
             margin,
             invocation,
             date: chrono::Utc::now().date_naive(),

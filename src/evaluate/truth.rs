@@ -71,6 +71,10 @@ pub struct FaceTruth {
     /// faces as its profile condition.
     #[serde(default)]
     pub pose: Option<String>,
+    /// `"minor"` (a child or a teenager) or `"adult"`, where a coder can tell by eye; absent
+    /// when unsure. The labelled set has no ages in years.
+    #[serde(default)]
+    pub age_group: Option<String>,
 }
 
 impl FaceTruth {
