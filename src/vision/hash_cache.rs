@@ -31,7 +31,8 @@ pub const CACHE_VAR: &str = "REGARD_CACHE";
 /// Files changed this recently before hashing get no entry (see the module comment).
 pub const RACY_WINDOW: Duration = Duration::from_secs(2);
 
-const HEADER: &str = "# regard verified-sha256 cache v1: sha256 device inode size mtime_ns ctime_ns path";
+const HEADER: &str =
+    "# regard verified-sha256 cache v1: sha256 device inode size mtime_ns ctime_ns path";
 
 /// What identifies one version of a file without reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -645,11 +645,7 @@ pub fn verify_file(path: &Path, expected: &str) -> Result<(), VisionError> {
 }
 
 /// [`verify_file`] with a given cache.
-pub fn verify_file_with(
-    cache: &HashCache,
-    path: &Path,
-    expected: &str,
-) -> Result<(), VisionError> {
+pub fn verify_file_with(cache: &HashCache, path: &Path, expected: &str) -> Result<(), VisionError> {
     let missing = |e: std::io::Error| VisionError::MissingFile {
         file: path.to_path_buf(),
         expected: expected.to_string(),

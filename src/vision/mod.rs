@@ -384,7 +384,9 @@ impl Vision {
                 std::thread::scope(|scope| {
                     let other = scope.spawn(second);
                     let mine = attributes();
-                    let theirs = other.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                    let theirs = other
+                        .join()
+                        .unwrap_or_else(|p| std::panic::resume_unwind(p));
                     (mine, theirs)
                 })
             } else {
@@ -663,7 +665,12 @@ type ChipKey = (manifest::AlignTemplate, u32, u32, u32);
 impl ChipCache {
     /// The chips made for `spec` (empty when none were).
     fn get(&self, spec: &ChipSpec) -> &[RgbImage] {
-        let key = (spec.align.template, spec.align.padding.to_bits(), spec.width, spec.height);
+        let key = (
+            spec.align.template,
+            spec.align.padding.to_bits(),
+            spec.width,
+            spec.height,
+        );
         self.entries
             .iter()
             .find(|(k, _)| *k == key)

@@ -9,8 +9,7 @@ use super::detect::{
     plan_views, resize_area, window_to_source,
 };
 use super::manifest::{
-    self, GenderAgeSpec, ModelManifest, ModelRole, ModelSpec, OutputKind, SquareSpec,
-    read_verified,
+    self, GenderAgeSpec, ModelManifest, ModelRole, ModelSpec, OutputKind, SquareSpec, read_verified,
 };
 use super::{
     AgeModel, AttributeModel, ChipSpec, Classifier, DetectOptions, FaceDetector, FaceEmbedder,
