@@ -351,7 +351,7 @@ impl Vision {
         };
         let run_gender_age = |model: &dyn GenderAgeModel,
                               crops: &[RgbImage]|
-         -> Result<Vec<(Vec<f32>, f32)>, VisionError> {
+         -> Result<GenderAgeRows, VisionError> {
             let model_ref = model.model();
             if !mirror_average {
                 return checked_pairs(&model_ref, crops.len(), model.estimate(crops)?);
@@ -371,7 +371,7 @@ impl Vision {
         let attributes = || -> Vec<Result<Vec<Vec<f32>>, VisionError>> {
             attribute_models.iter().map(|m| run_attribute(*m)).collect()
         };
-        let second = || -> Vec<Result<Vec<(Vec<f32>, f32)>, VisionError>> {
+        let second = || -> Vec<Result<GenderAgeRows, VisionError>> {
             self.models
                 .gender_age
                 .iter()
@@ -609,6 +609,9 @@ pub fn model_refs(manifest: &ModelManifest, options: &VisionOptions) -> Vec<Mode
         )
         .collect()
 }
+
+/// One `(gender probabilities, years)` per face, from a `gender_age` model.
+type GenderAgeRows = Vec<(Vec<f32>, f32)>;
 
 /// A `gender_age` model's rows, checked to be one per crop.
 fn checked_pairs(
