@@ -239,6 +239,8 @@ fn onnx_runtime_warnings_arrive_as_json_records() {
         .arg("fixtures/faces/astronaut.png")
         .env_remove("REGARD_LOG")
         .env_remove("ORT_LOG")
+        // The warning comes from graph optimisation, which a cached optimised graph skips.
+        .env("REGARD_CACHE", "off")
         .output()
         .expect("regard runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -355,4 +357,80 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The caches under `REGARD_CACHE` (verified hashes, optimised graphs) change no figure: a cold
+/// cache, a warm one and a damaged one give the faces of a run without them, and a model file
+/// altered after it was cached is still refused, naming it.
+#[test]
+fn model_caches_change_no_figure_and_an_altered_model_is_still_refused() {
+    let root = common::root();
+    let dir = tempfile::tempdir().unwrap();
+    let models = root.join("fixtures/models");
+    let manifest = std::fs::read_to_string(models.join("manifest.toml"))
+        .unwrap()
+        .replace(
+            "\"../../models/",
+            &format!("\"{}/", root.join("models").display()),
+        );
+    let tint = dir.path().join("tiny_tint.onnx");
+    std::fs::copy(models.join("tiny_tint.onnx"), &tint).unwrap();
+    let manifest_path = dir.path().join("manifest.toml");
+    std::fs::write(&manifest_path, manifest).unwrap();
+    // Files changed less than 2 s before they are hashed get no entry (racy timestamps).
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let cache = dir.path().join("cache");
+    let run = |cache: &str| {
+        Command::new(env!("CARGO_BIN_EXE_regard"))
+            .current_dir(&root)
+            .args(["analyze", "--json", "--models"])
+            .arg(&manifest_path)
+            .arg("fixtures/posters/duo_1000x1500.jpg")
+            .env("REGARD_CACHE", cache)
+            .output()
+            .expect("regard runs")
+    };
+    let faces = |out: &Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["results"][0]["analysis"]["faces"].clone()
+    };
+    let plain = faces(&run("off"));
+    assert!(plain.as_array().is_some_and(|f| !f.is_empty()), "{plain}");
+    let cache_str = cache.to_str().unwrap();
+    assert_eq!(faces(&run(cache_str)), plain, "cold cache");
+    let hashes = std::fs::read_to_string(cache.join("verified-sha256")).unwrap();
+    let tint_real = std::fs::canonicalize(&tint).unwrap();
+    assert!(
+        hashes.contains(tint_real.to_str().unwrap()),
+        "the copied model has an entry: {hashes}"
+    );
+    let optimised: Vec<_> = std::fs::read_dir(cache.join("optimized"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "onnx"))
+        .collect();
+    assert!(optimised.len() >= 2, "{optimised:?}");
+    assert_eq!(faces(&run(cache_str)), plain, "warm cache");
+    // Damaged optimised graphs are ignored (their recorded sha256 no longer matches).
+    for path in &optimised {
+        std::fs::write(path, b"not a model").unwrap();
+    }
+    assert_eq!(faces(&run(cache_str)), plain, "damaged cache");
+    // The same size, one byte different: the file's ctime moved, so it is hashed and refused.
+    let mut bytes = std::fs::read(&tint).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&tint, &bytes).unwrap();
+    let out = run(cache_str);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "an altered model must be refused");
+    assert!(
+        stderr.contains("tiny_tint.onnx") && stderr.contains("sha256"),
+        "{stderr}"
+    );
 }

@@ -7,6 +7,7 @@
 //! the `decode` table would be one nobody reads, so it is refused.
 
 use super::VisionError;
+use super::hash_cache::{FileKey, HashCache};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -637,30 +638,73 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// Check one file against its expected sha256.
+/// Check one file against its expected sha256: by its entry in the verified-hash cache when the
+/// file is unchanged since it was last hashed, else by hashing it (see [`super::hash_cache`]).
 pub fn verify_file(path: &Path, expected: &str) -> Result<(), VisionError> {
-    match sha256_file(path) {
-        Ok(actual) if actual == expected => Ok(()),
-        Ok(actual) => Err(VisionError::HashMismatch {
-            file: path.to_path_buf(),
-            expected: expected.to_string(),
-            actual,
-        }),
-        Err(e) => Err(VisionError::MissingFile {
-            file: path.to_path_buf(),
-            expected: expected.to_string(),
-            reason: e.to_string(),
-        }),
-    }
+    verify_file_with(HashCache::global(), path, expected)
 }
 
-/// Read a model file and check it in one go, so that the bytes hashed are the bytes loaded.
-pub(crate) fn read_verified(path: &Path, expected: &str) -> Result<Vec<u8>, VisionError> {
-    let bytes = std::fs::read(path).map_err(|e| VisionError::MissingFile {
+/// [`verify_file`] with a given cache.
+pub fn verify_file_with(cache: &HashCache, path: &Path, expected: &str) -> Result<(), VisionError> {
+    let missing = |e: std::io::Error| VisionError::MissingFile {
         file: path.to_path_buf(),
         expected: expected.to_string(),
         reason: e.to_string(),
-    })?;
+    };
+    let before = FileKey::of(&std::fs::metadata(path).map_err(missing)?);
+    if cache.is_verified(path, &before, expected) {
+        return Ok(());
+    }
+    let actual = sha256_file(path).map_err(missing)?;
+    if actual != expected {
+        return Err(VisionError::HashMismatch {
+            file: path.to_path_buf(),
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    if let Ok(after) = std::fs::metadata(path)
+        && FileKey::of(&after) == before
+    {
+        cache.record(path, &before, expected);
+    }
+    Ok(())
+}
+
+/// The bytes of a file, checked against the expected sha256 (hashed as they are read, or found
+/// unchanged since they were last hashed: see [`verify_file`]).
+pub(crate) fn read_verified(path: &Path, expected: &str) -> Result<Vec<u8>, VisionError> {
+    let started = std::time::Instant::now();
+    let bytes = read_verified_with(HashCache::global(), path, expected)?;
+    tracing::debug!(
+        file = %path.display(),
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "model file read and verified"
+    );
+    Ok(bytes)
+}
+
+/// [`read_verified`] with a given cache. The key is taken from the open file before and after
+/// reading: the bytes returned are those of the version the entry names.
+pub(crate) fn read_verified_with(
+    cache: &HashCache,
+    path: &Path,
+    expected: &str,
+) -> Result<Vec<u8>, VisionError> {
+    let missing = |e: std::io::Error| VisionError::MissingFile {
+        file: path.to_path_buf(),
+        expected: expected.to_string(),
+        reason: e.to_string(),
+    };
+    let mut file = std::fs::File::open(path).map_err(missing)?;
+    let before = FileKey::of(&file.metadata().map_err(missing)?);
+    let mut bytes = Vec::with_capacity(before.size as usize);
+    file.read_to_end(&mut bytes).map_err(missing)?;
+    let after = FileKey::of(&file.metadata().map_err(missing)?);
+    let unchanged = before == after;
+    if unchanged && cache.is_verified(path, &before, expected) {
+        return Ok(bytes);
+    }
     let actual = hex::encode(Sha256::digest(&bytes));
     if actual != expected {
         return Err(VisionError::HashMismatch {
@@ -668,6 +712,9 @@ pub(crate) fn read_verified(path: &Path, expected: &str) -> Result<Vec<u8>, Visi
             expected: expected.to_string(),
             actual,
         });
+    }
+    if unchanged {
+        cache.record(path, &before, expected);
     }
     Ok(bytes)
 }

@@ -12,8 +12,10 @@
 pub mod align;
 pub mod combine;
 pub mod detect;
+pub mod hash_cache;
 pub mod manifest;
 pub mod onnx;
+pub mod optimized;
 pub mod quality;
 
 use crate::domain::{BoundingBox, Detection, ModelOpinion, ModelRef};
@@ -204,6 +206,8 @@ pub struct Perception {
 /// is shareable between threads.
 pub struct Vision {
     models: Models,
+    /// Run the square-crop models on a second thread beside the aligned-chip models.
+    parallel_models: bool,
 }
 
 fn infer_err(model: &ModelRef, message: impl ToString) -> VisionError {
@@ -231,11 +235,24 @@ fn checked_rows(
 impl Vision {
     /// The models of a manifest with ONNX Runtime (see [`onnx::load`]).
     pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Vision, VisionError> {
-        onnx::load(manifest, options).map(Vision::new)
+        // With one intra-op thread per session (a worker slot each core), the cores are
+        // already shared out: a second thread would only compete with the other slot.
+        let parallel = options.intra_threads > 1;
+        onnx::load(manifest, options).map(|m| Vision::new(m).with_parallel_models(parallel))
     }
 
     pub fn new(models: Models) -> Vision {
-        Vision { models }
+        Vision {
+            models,
+            parallel_models: false,
+        }
+    }
+
+    /// Run the `gender_age` models on a second thread while the classifiers and the age model
+    /// run on the calling one (same results; less wall time when cores are free).
+    pub fn with_parallel_models(mut self, parallel: bool) -> Vision {
+        self.parallel_models = parallel;
+        self
     }
 
     /// Find faces. Boxes and landmarks in source pixels, best score first; faces shorter than
@@ -290,10 +307,31 @@ impl Vision {
         if detections.is_empty() {
             return Ok(out);
         }
+        // Every chip and crop first (cheap, and what each model reads), then the models: the
+        // aligned-chip models one after another on this thread and the square-crop models on a
+        // second when the sessions have threads to spare (the runs are independent; results
+        // are assembled in the same order either way, so the figures are the same).
         let mut chips = ChipCache::default();
-        let mut run = |model: &dyn AttributeModel| -> Result<Vec<Vec<f32>>, VisionError> {
+        let attribute_models: Vec<&dyn AttributeModel> = self
+            .models
+            .classifiers
+            .iter()
+            .map(|c| c.model.as_ref())
+            .chain(self.models.age.as_ref().map(|a| a.model.as_ref()))
+            .collect();
+        for model in &attribute_models {
+            chips.chips(image, detections, &model.chip());
+        }
+        let crops: Vec<Vec<RgbImage>> = self
+            .models
+            .gender_age
+            .iter()
+            .map(|m| square_crops(image, detections, &m.square(), m.side()))
+            .collect();
+        let chips = &chips;
+        let run_attribute = |model: &dyn AttributeModel| -> Result<Vec<Vec<f32>>, VisionError> {
             let name = model.model();
-            let faces = chips.chips(image, detections, &model.chip());
+            let faces = chips.get(&model.chip());
             if !mirror_average {
                 return checked_rows(&name, faces.len(), model.probabilities(faces)?);
             }
@@ -310,6 +348,53 @@ impl Vision {
                         .collect()
                 })
                 .collect())
+        };
+        let run_gender_age = |model: &dyn GenderAgeModel,
+                              crops: &[RgbImage]|
+         -> Result<GenderAgeRows, VisionError> {
+            let model_ref = model.model();
+            if !mirror_average {
+                return checked_pairs(&model_ref, crops.len(), model.estimate(crops)?);
+            }
+            let n = crops.len();
+            let mut both = crops.to_vec();
+            both.extend(crops.iter().map(image::imageops::flip_horizontal));
+            let rows = checked_pairs(&model_ref, 2 * n, model.estimate(&both)?)?;
+            Ok((0..n)
+                .map(|i| {
+                    let (a, b) = (&rows[i], &rows[i + n]);
+                    let probs = a.0.iter().zip(&b.0).map(|(x, y)| (x + y) / 2.0).collect();
+                    (probs, (a.1 + b.1) / 2.0)
+                })
+                .collect())
+        };
+        let attributes = || -> Vec<Result<Vec<Vec<f32>>, VisionError>> {
+            attribute_models.iter().map(|m| run_attribute(*m)).collect()
+        };
+        let second = || -> Vec<Result<GenderAgeRows, VisionError>> {
+            self.models
+                .gender_age
+                .iter()
+                .zip(&crops)
+                .map(|(m, c)| run_gender_age(m.as_ref(), c))
+                .collect()
+        };
+        let (attribute_rows, gender_age_rows) =
+            if self.parallel_models && !attribute_models.is_empty() && !crops.is_empty() {
+                std::thread::scope(|scope| {
+                    let other = scope.spawn(second);
+                    let mine = attributes();
+                    let theirs = other
+                        .join()
+                        .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                    (mine, theirs)
+                })
+            } else {
+                (attributes(), second())
+            };
+        let mut attribute_rows = attribute_rows.into_iter();
+        let mut run = |_: &dyn AttributeModel| -> Result<Vec<Vec<f32>>, VisionError> {
+            attribute_rows.next().unwrap_or_else(|| Ok(Vec::new()))
         };
         for c in &self.models.classifiers {
             let rows = run(c.model.as_ref())?;
@@ -350,26 +435,10 @@ impl Vision {
                 ));
             }
         }
-        for model in &self.models.gender_age {
+        for (model, rows) in self.models.gender_age.iter().zip(gender_age_rows) {
             let labels = model.labels();
-            let model_ref = model.model();
-            let name = model_ref.name.clone();
-            let crops = square_crops(image, detections, &model.square(), model.side());
-            let rows = if mirror_average {
-                let n = crops.len();
-                let mut both = crops.clone();
-                both.extend(crops.iter().map(image::imageops::flip_horizontal));
-                let rows = checked_pairs(&model_ref, 2 * n, model.estimate(&both)?)?;
-                (0..n)
-                    .map(|i| {
-                        let (a, b) = (&rows[i], &rows[i + n]);
-                        let probs = a.0.iter().zip(&b.0).map(|(x, y)| (x + y) / 2.0).collect();
-                        (probs, (a.1 + b.1) / 2.0)
-                    })
-                    .collect()
-            } else {
-                checked_pairs(&model_ref, crops.len(), model.estimate(&crops)?)?
-            };
+            let name = model.model().name;
+            let rows = rows?;
             for (p, (probs, years)) in out.iter_mut().zip(rows) {
                 if probs.len() != labels.len() {
                     return Err(infer_err(
@@ -541,6 +610,9 @@ pub fn model_refs(manifest: &ModelManifest, options: &VisionOptions) -> Vec<Mode
         .collect()
 }
 
+/// One `(gender probabilities, years)` per face, from a `gender_age` model.
+type GenderAgeRows = Vec<(Vec<f32>, f32)>;
+
 /// A `gender_age` model's rows, checked to be one per crop.
 fn checked_pairs(
     model: &ModelRef,
@@ -594,6 +666,20 @@ struct ChipCache {
 type ChipKey = (manifest::AlignTemplate, u32, u32, u32);
 
 impl ChipCache {
+    /// The chips made for `spec` (empty when none were).
+    fn get(&self, spec: &ChipSpec) -> &[RgbImage] {
+        let key = (
+            spec.align.template,
+            spec.align.padding.to_bits(),
+            spec.width,
+            spec.height,
+        );
+        self.entries
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(&[], |(_, chips)| chips.as_slice())
+    }
+
     fn chips(
         &mut self,
         image: &RgbImage,

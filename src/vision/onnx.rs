@@ -9,8 +9,7 @@ use super::detect::{
     plan_views, resize_area, window_to_source,
 };
 use super::manifest::{
-    self, GenderAgeSpec, ModelManifest, ModelRole, ModelSpec, OutputKind, SquareSpec,
-    read_verified, sha256_file,
+    self, GenderAgeSpec, ModelManifest, ModelRole, ModelSpec, OutputKind, SquareSpec, read_verified,
 };
 use super::{
     AgeModel, AttributeModel, ChipSpec, Classifier, DetectOptions, FaceDetector, FaceEmbedder,
@@ -57,23 +56,9 @@ fn runtime_environment(file: &std::path::Path, sha256: &str) -> Result<Environme
         }
         return Ok(env.clone());
     }
-    match sha256_file(file) {
-        Ok(actual) if actual == sha256 => {}
-        Ok(actual) => {
-            return Err(VisionError::HashMismatch {
-                file: file.to_path_buf(),
-                expected: sha256.to_string(),
-                actual,
-            });
-        }
-        Err(e) => {
-            return Err(VisionError::MissingFile {
-                file: file.to_path_buf(),
-                expected: sha256.to_string(),
-                reason: e.to_string(),
-            });
-        }
-    }
+    let started = std::time::Instant::now();
+    manifest::verify_file(file, sha256)?;
+    let verified = started.elapsed();
     let load_err = |message: String| VisionError::RuntimeLoad {
         file: file.to_path_buf(),
         message,
@@ -90,6 +75,11 @@ fn runtime_environment(file: &std::path::Path, sha256: &str) -> Result<Environme
         .map_err(|e| load_err(e.to_string()))?;
     // The library's own lines go through tracing (ort's `tracing` feature), as JSON in JSON mode.
     env.set_log_level(ORT_LOG_LEVEL);
+    tracing::debug!(
+        verify_ms = verified.as_secs_f64() * 1e3,
+        load_ms = (started.elapsed() - verified).as_secs_f64() * 1e3,
+        "ONNX Runtime verified and loaded"
+    );
     *guard = Some((sha256.to_string(), env.clone()));
     Ok(env)
 }
@@ -157,6 +147,15 @@ pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Models,
     })
 }
 
+/// The sha256 of the runtime this process loaded (none before the first load).
+fn loaded_runtime_sha256() -> Option<String> {
+    RUNTIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .as_ref()
+        .map(|(sha, _)| sha.clone())
+}
+
 /// A session on verified model bytes with `threads` intra-op threads.
 fn new_session(
     env: &Environment,
@@ -164,22 +163,87 @@ fn new_session(
     bytes: &[u8],
     threads: usize,
 ) -> Result<Session, VisionError> {
+    session_for(env, &spec.name, &spec.sha256, bytes, threads)
+}
+
+/// A session on the verified bytes of the model `name` (sha256 `sha256`): from its optimised
+/// graph in the cache when there is one (see [`super::optimized`]), else from the bytes,
+/// writing the optimised graph for the next start.
+fn session_for(
+    env: &Environment,
+    name: &str,
+    sha256: &str,
+    bytes: &[u8],
+    threads: usize,
+) -> Result<Session, VisionError> {
     let err = |e: ort::Error| VisionError::ModelLoad {
-        model: spec.name.clone(),
+        model: name.to_string(),
         message: e.to_string(),
     };
     // Intra-op threads busy-wait between runs by default; with decoding and inference sharing
     // two cores that spinning steals the decoder's time (STACK.md).
-    Session::builder(env)
-        .map_err(err)?
-        .with_intra_threads(threads.max(1))
-        .map_err(|e| err(e.into()))?
-        .with_intra_op_spinning(false)
-        .map_err(|e| err(e.into()))?
-        .with_inter_op_spinning(false)
-        .map_err(|e| err(e.into()))?
-        .commit_from_memory(bytes)
-        .map_err(err)
+    let builder = || -> Result<ort::session::builder::SessionBuilder, VisionError> {
+        Session::builder(env)
+            .map_err(err)?
+            .with_intra_threads(threads.max(1))
+            .map_err(|e| err(e.into()))?
+            .with_intra_op_spinning(false)
+            .map_err(|e| err(e.into()))?
+            .with_inter_op_spinning(false)
+            .map_err(|e| err(e.into()))
+    };
+    let started = std::time::Instant::now();
+    let entry = loaded_runtime_sha256().and_then(|rt| super::optimized::entry(sha256, &rt));
+    if let Some(entry) = &entry
+        && let Some(optimised) = entry.read()
+    {
+        let made = builder()?
+            .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Disable)
+            .map_err(|e| err(e.into()))?
+            .commit_from_memory(&optimised);
+        match made {
+            Ok(session) => {
+                tracing::debug!(
+                    model = name,
+                    threads,
+                    ms = started.elapsed().as_secs_f64() * 1e3,
+                    "session created from the cached optimised graph"
+                );
+                return Ok(session);
+            }
+            Err(e) => {
+                tracing::debug!(model = name, error = %e, "cached optimised graph not loadable");
+            }
+        }
+    }
+    let scratch = entry.as_ref().and_then(|e| e.scratch());
+    let mut b = builder()?;
+    if let Some(path) = &scratch {
+        // ONNX Runtime warns that the graph it writes is for this machine: it is, and the
+        // entry's name says which CPU and runtime it is for.
+        b = b
+            .with_optimized_model_path(path)
+            .map_err(|e| err(e.into()))?
+            .with_log_level(LogLevel::Error)
+            .map_err(|e| err(e.into()))?;
+    }
+    let made = b.commit_from_memory(bytes);
+    if let (Some(entry), Some(path)) = (&entry, &scratch) {
+        match &made {
+            Ok(_) => entry.publish(path),
+            Err(_) => {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+    let session = made.map_err(err)?;
+    tracing::debug!(
+        model = name,
+        threads,
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "session created"
+    );
+    Ok(session)
 }
 
 /// One session of a manifest entry. The session sits behind a mutex because `Session::run`
@@ -438,16 +502,7 @@ impl OnnxGenderAge {
             model: spec.name.clone(),
             message,
         };
-        let session = Session::builder(env)
-            .map_err(|e| err(e.to_string()))?
-            .with_intra_threads(threads.max(1))
-            .map_err(|e| err(e.to_string()))?
-            .with_intra_op_spinning(false)
-            .map_err(|e| err(e.to_string()))?
-            .with_inter_op_spinning(false)
-            .map_err(|e| err(e.to_string()))?
-            .commit_from_memory(&bytes)
-            .map_err(|e| err(e.to_string()))?;
+        let session = session_for(env, &spec.name, &spec.sha256, &bytes, threads)?;
         if !session.inputs().iter().any(|i| i.name() == spec.input.name) {
             return Err(err(format!(
                 "the graph has no input \"{}\" (inputs: {})",
