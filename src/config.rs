@@ -529,6 +529,13 @@ settings_table! {
     /// Chosen by the rule in fixtures/evaluation-method.md (equal recall, fewest false persons,
     /// at most one second of samples).
     min_track_frames: u32 = 2, flag "min-track-frames" env "MIN_TRACK_FRAMES";
+    /// In trailers, the gender and age models look at the first this many faces of each shot
+    /// track (at least 1), then at every `trailer_perceive_every`-th: a person's attributes are
+    /// fused over its faces, and the faces of one track in one shot say much the same.
+    trailer_perceive_first: u32 = 2, flag "trailer-perceive-first" env "TRAILER_PERCEIVE_FIRST";
+    /// In trailers, after a track's first `trailer_perceive_first` faces, the gender and age
+    /// models look at every this-many-th face of it (1: every face).
+    trailer_perceive_every: u32 = 3, flag "trailer-perceive-every" env "TRAILER_PERCEIVE_EVERY";
     /// Cosine similarity of face embeddings above which two shot tracks are the same person.
     same_person_similarity: f32 = 0.363,
         flag "same-person-similarity" env "SAME_PERSON_SIMILARITY";
@@ -762,7 +769,7 @@ mod tests {
         let p = serde_json::to_string(&AnalysisSettings::default().as_provenance()).unwrap();
         assert_eq!(
             p,
-            r#"{"age_band_edges":[18,30,45,60],"detection_score_threshold":0.699999988079071,"max_model_disagreement":1.0,"min_attribute_confidence":0.8500000238418579,"min_face_px":16.0,"min_reid_samples":2,"min_reliable_face_px":24.0,"min_track_frames":2,"mirror_average":true,"nms_iou":0.30000001192092896,"reid_max_roll_deg":25.0,"reid_max_yaw":0.44999998807907104,"reid_min_sharpness":100.0,"same_person_similarity":0.3630000054836273,"sample_rate":2.0,"second_opinion_age_below":25.0,"shot_cut_distance":0.2199999988079071,"trailer_min_face_px":48.0}"#
+            r#"{"age_band_edges":[18,30,45,60],"detection_score_threshold":0.699999988079071,"max_model_disagreement":1.0,"min_attribute_confidence":0.8500000238418579,"min_face_px":16.0,"min_reid_samples":2,"min_reliable_face_px":24.0,"min_track_frames":2,"mirror_average":true,"nms_iou":0.30000001192092896,"reid_max_roll_deg":25.0,"reid_max_yaw":0.44999998807907104,"reid_min_sharpness":100.0,"same_person_similarity":0.3630000054836273,"sample_rate":2.0,"second_opinion_age_below":25.0,"shot_cut_distance":0.2199999988079071,"trailer_min_face_px":48.0,"trailer_perceive_every":3,"trailer_perceive_first":2}"#
         );
     }
 

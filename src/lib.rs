@@ -32,4 +32,7 @@ pub const PIPELINE_VERSION: &str = env!("CARGO_PKG_VERSION");
 ///
 /// 2: a second gender and age opinion (face-api.js AgeGenderNet) combined with dlib's models
 /// (`vision::combine`), and thresholds re-chosen by the rules of fixtures/evaluation-method.md.
-pub const ALGORITHM_VERSION: u32 = 2;
+///
+/// 3: trailers perceive (gender and age models) a shot track's first faces and then every few
+/// (settings `trailer_perceive_first`, `trailer_perceive_every`), not every face.
+pub const ALGORITHM_VERSION: u32 = 3;

@@ -199,6 +199,16 @@ const SHEET_THUMB_WIDTH: u32 = 240;
 /// (2) gated embeddings it needs to be recognised in another shot.
 const EMBED_EVERY: usize = 2;
 
+/// Whether a trailer face is perceived (gender and age models run on it), given how many
+/// sightings the shot track it continues already has (`prior`, 0 for a new track): the first
+/// `trailer_perceive_first` faces of a track (at least its first), then every
+/// `trailer_perceive_every`-th. The others still count for the track's boxes and screen time;
+/// the person's attributes are fused over the perceived ones.
+pub fn perceives(prior: u32, s: &AnalysisSettings) -> bool {
+    let first = s.trailer_perceive_first.max(1);
+    prior < first || (prior + 1 - first).is_multiple_of(s.trailer_perceive_every.max(1))
+}
+
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<String>()
@@ -567,17 +577,23 @@ impl Pipeline {
             let step = (|| -> Result<(), PipelineError> {
                 stop.check(&media.source)?;
                 let frame = frame?;
-                let (detections, faces) =
-                    self.perceive_faces(s, &frame.image, min_face_px, &mut clock)?;
+                let detections = clock.time("detect", || {
+                    self.vision.detect(
+                        &frame.image,
+                        s.detection_score_threshold,
+                        s.nms_iou,
+                        min_face_px,
+                    )
+                })?;
                 let signature = clock.time("track", || FrameSignature::from_image(&frame.image));
                 // Embeddings tell persons apart across cuts; within a shot boxes do most of the
                 // work. So faces are embedded when a new person may have appeared (first frame,
                 // a cut, a change in the number of faces) and at least every EMBED_EVERY frames.
-                let need_embedding = !faces.is_empty()
+                let need_embedding = !detections.is_empty()
                     && match &previous {
                         None => true,
                         Some((sig, count)) => {
-                            *count != faces.len()
+                            *count != detections.len()
                                 || since_embedding + 1 >= EMBED_EVERY
                                 || crate::track::shot::is_cut(sig, &signature, s.shot_cut_distance)
                         }
@@ -591,6 +607,46 @@ impl Pipeline {
                     since_embedding += 1;
                     (Vec::new(), Vec::new())
                 };
+                // Perception is spent on the faces whose track still needs evidence: the
+                // tracker says which track each face will continue before it is pushed.
+                let boxes: Vec<BoundingBox> = detections.iter().map(|d| d.bbox).collect();
+                let selected: Vec<bool> = clock
+                    .time("track", || {
+                        tracker.prior_sightings(&signature, &boxes, &embeddings)
+                    })
+                    .into_iter()
+                    .map(|prior| perceives(prior, s))
+                    .collect();
+                let chosen: Vec<Detection> = detections
+                    .iter()
+                    .zip(&selected)
+                    .filter(|(_, keep)| **keep)
+                    .map(|(d, _)| d.clone())
+                    .collect();
+                let perceptions = clock.time("perceive", || {
+                    self.vision
+                        .perceive_with(&frame.image, &chosen, s.mirror_average)
+                })?;
+                let mut perceptions = perceptions.into_iter();
+                let faces: Vec<Face> = detections
+                    .iter()
+                    .zip(&selected)
+                    .map(|(d, keep)| match keep {
+                        true => Self::face_from(
+                            s,
+                            d,
+                            perceptions.next().expect("one perception per chosen face"),
+                        ),
+                        false => Face {
+                            bbox: d.bbox,
+                            landmarks: d.landmarks,
+                            detection_score: d.score,
+                            size_px: d.bbox.height,
+                            attributes: Vec::new(),
+                            age: None,
+                        },
+                    })
+                    .collect();
                 if want_pictures && index.is_multiple_of(sheet_every) && sheet.len() < SHEET_FRAMES
                 {
                     let scale = SHEET_THUMB_WIDTH as f32 / frame.image.width() as f32;
@@ -720,5 +776,33 @@ impl Pipeline {
             work,
             sightings,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_track_is_perceived_on_its_first_faces_then_every_nth() {
+        let s = AnalysisSettings {
+            trailer_perceive_first: 2,
+            trailer_perceive_every: 3,
+            ..AnalysisSettings::default()
+        };
+        let chosen: Vec<u32> = (0..12).filter(|&p| perceives(p, &s)).collect();
+        assert_eq!(chosen, vec![0, 1, 4, 7, 10]);
+        let every = AnalysisSettings {
+            trailer_perceive_every: 1,
+            ..s.clone()
+        };
+        assert!((0..12).all(|p| perceives(p, &every)));
+        // A track's first face is always perceived, so every person has attributes.
+        let none = AnalysisSettings {
+            trailer_perceive_first: 0,
+            trailer_perceive_every: 0,
+            ..s
+        };
+        assert!(perceives(0, &none));
     }
 }

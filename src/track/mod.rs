@@ -348,13 +348,65 @@ impl Tracker {
         })
     }
 
+    /// Whether a frame with this signature starts a new shot.
+    fn is_cut(&self, signature: &FrameSignature) -> bool {
+        self.previous_signature.as_ref().is_some_and(|previous| {
+            shot::is_cut(previous, signature, self.settings.shot_cut_distance)
+        })
+    }
+
+    /// `(track, face)` links of the next frame's faces to the active tracks (none after a cut).
+    fn links(
+        &self,
+        cut: bool,
+        boxes: impl Iterator<Item = BoundingBox>,
+        embeddings: &[Vec<f32>],
+    ) -> Vec<(usize, usize)> {
+        if cut {
+            return Vec::new();
+        }
+        let frame = self.times.len() as u32;
+        let ends: Vec<link::TrackEnd> = self
+            .active
+            .iter()
+            .map(|t| link::TrackEnd {
+                predicted: t.predicted(frame),
+                embedding: t.last_embedding.as_deref(),
+            })
+            .collect();
+        let candidates: Vec<link::Candidate> = boxes
+            .enumerate()
+            .map(|(i, bbox)| link::Candidate {
+                bbox,
+                embedding: embeddings.get(i).map(Vec::as_slice),
+            })
+            .collect();
+        link::assign(&ends, &candidates)
+    }
+
+    /// For each face of the next frame (its `signature`, face `boxes` and `embeddings` as
+    /// [`Tracker::push`] will be given them), how many sightings the track it will continue has
+    /// already: 0 for a face that starts a track. Lets the caller spend perception on the faces
+    /// whose track still needs evidence before the frame is pushed.
+    pub fn prior_sightings(
+        &self,
+        signature: &FrameSignature,
+        boxes: &[BoundingBox],
+        embeddings: &[Vec<f32>],
+    ) -> Vec<u32> {
+        let mut prior = vec![0u32; boxes.len()];
+        for (t, f) in self.links(self.is_cut(signature), boxes.iter().copied(), embeddings) {
+            prior[f] = self.active[t].sightings.len() as u32;
+        }
+        prior
+    }
+
     /// Add the next sampled frame (times strictly increasing).
     pub fn push(&mut self, obs: FrameObservation) -> Result<(), TrackError> {
         self.validate(&obs)?;
         let frame = self.times.len() as u32;
-        if let Some(previous) = &self.previous_signature
-            && shot::is_cut(previous, &obs.signature, self.settings.shot_cut_distance)
-        {
+        let cut = self.is_cut(&obs.signature);
+        if cut {
             self.shot_cuts_s.push(obs.t);
             for track in std::mem::take(&mut self.active) {
                 self.end_track(track);
@@ -365,24 +417,7 @@ impl Tracker {
                 .get(i)
                 .map(|e| (e.as_slice(), obs.sharpness[i]))
         };
-        let ends: Vec<link::TrackEnd> = self
-            .active
-            .iter()
-            .map(|t| link::TrackEnd {
-                predicted: t.predicted(frame),
-                embedding: t.last_embedding.as_deref(),
-            })
-            .collect();
-        let candidates: Vec<link::Candidate> = obs
-            .faces
-            .iter()
-            .enumerate()
-            .map(|(i, f)| link::Candidate {
-                bbox: f.bbox,
-                embedding: embedding(i).map(|(e, _)| e),
-            })
-            .collect();
-        let links = link::assign(&ends, &candidates);
+        let links = self.links(cut, obs.faces.iter().map(|f| f.bbox), &obs.embeddings);
         let mut linked_face = vec![false; obs.faces.len()];
         let mut linked_track = vec![false; self.active.len()];
         for &(t, f) in &links {

@@ -530,3 +530,65 @@ fn too_many_tracks_is_an_error_not_an_unbounded_table() {
         }
     );
 }
+
+#[test]
+fn prior_sightings_tell_which_track_a_face_will_continue() {
+    let mut t = Tracker::new(INTERVAL, settings()).unwrap();
+    for k in 0..3 {
+        let x = 100.0 + 10.0 * k as f32;
+        t.push(frame(k, 0, vec![(face(x, 100.0, 80.0, 0.9, 0.9), None)]))
+            .unwrap();
+    }
+    // The same face moved on, and a new face far away: 3 sightings before, and none.
+    let next = frame(
+        3,
+        0,
+        vec![
+            (face(800.0, 300.0, 80.0, 0.2, 0.9), None),
+            (face(130.0, 100.0, 80.0, 0.9, 0.9), None),
+        ],
+    );
+    let boxes: Vec<BoundingBox> = next.faces.iter().map(|f| f.bbox).collect();
+    assert_eq!(t.prior_sightings(&next.signature, &boxes, &[]), vec![0, 3]);
+    // The query changes nothing: pushing the frame links as it said.
+    t.push(next).unwrap();
+    let boxes = [face(140.0, 100.0, 80.0, 0.9, 0.9).bbox];
+    assert_eq!(t.prior_sightings(&look(0), &boxes, &[]), vec![4]);
+    // After a cut every face starts a track.
+    assert_eq!(t.prior_sightings(&look(1), &boxes, &[]), vec![0]);
+    // An embedding that clearly disagrees vetoes the link, as it does in `push`.
+    t.push(frame(
+        4,
+        0,
+        vec![(face(140.0, 100.0, 80.0, 0.9, 0.9), Some(person_a()))],
+    ))
+    .unwrap();
+    let boxes = [face(150.0, 100.0, 80.0, 0.9, 0.9).bbox];
+    assert_eq!(t.prior_sightings(&look(0), &boxes, &[person_b()]), vec![0]);
+    assert_eq!(t.prior_sightings(&look(0), &boxes, &[person_a()]), vec![5]);
+}
+
+#[test]
+fn faces_without_perception_count_for_time_not_for_attributes() {
+    // One track of four faces; only the first two carry attributes (as when perception is
+    // spent on a track's first faces).
+    let mut bare = face(110.0, 100.0, 80.0, 0.1, 0.9);
+    bare.attributes.clear();
+    bare.age = None;
+    let frames = vec![
+        frame(0, 0, vec![(face(100.0, 100.0, 80.0, 0.9, 0.9), None)]),
+        frame(1, 0, vec![(face(105.0, 100.0, 80.0, 0.9, 0.9), None)]),
+        frame(2, 0, vec![(bare.clone(), None)]),
+        frame(3, 0, vec![(bare, None)]),
+    ];
+    let r = run(frames);
+    assert_eq!(r.persons.len(), 1);
+    let p = &r.persons[0];
+    assert_eq!(p.frames, 4);
+    assert_eq!(p.screen_time_s, 4.0 * INTERVAL);
+    // The bare faces' 0.1 would pull the fused probability down; they are not evidence.
+    assert!((p_male(p) - 0.9).abs() < 1e-6, "{}", p_male(p));
+    assert_eq!(p.age.as_ref().map(|a| a.years), Some(35.0));
+    let names: Vec<&str> = p.attributes.iter().map(|a| a.attribute.as_str()).collect();
+    assert_eq!(names, vec!["gender", "origin"]);
+}
