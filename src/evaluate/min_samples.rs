@@ -94,31 +94,40 @@ pub async fn measure(
 ) -> anyhow::Result<Vec<MinSamplesRow>> {
     use crate::media::fetch::{FetchPolicy, Fetcher};
     let fetcher = Fetcher::new(FetchPolicy::cli(limits.clone()));
-    let mut rows = Vec::new();
-    for n in MIN_SAMPLES_TRIED {
-        let mut outcomes = Vec::new();
-        for (name, t) in &truth.trailers {
-            let media = fetcher
-                .fetch(&base.join(name).display().to_string())
-                .await?;
-            let p = Arc::clone(pipeline);
-            let settings = crate::config::AnalysisSettings {
-                min_track_frames: n,
-                ..pipeline.settings().clone()
-            };
-            let out = tokio::task::spawn_blocking(move || {
-                p.analyze_with_settings(&media, &settings, false, &|_| {})
-            })
-            .await??;
+    // outcomes[k]: every trailer at MIN_SAMPLES_TRIED[k]. Each trailer is fetched (a private
+    // copy of the video) once and analysed at every minimum from that copy.
+    let mut outcomes: Vec<Vec<TrailerOutcome>> = vec![Vec::new(); MIN_SAMPLES_TRIED.len()];
+    for (name, t) in &truth.trailers {
+        let media = fetcher
+            .fetch(&base.join(name).display().to_string())
+            .await?;
+        let p = Arc::clone(pipeline);
+        let analyses = tokio::task::spawn_blocking(move || {
+            MIN_SAMPLES_TRIED
+                .iter()
+                .map(|&n| {
+                    let settings = crate::config::AnalysisSettings {
+                        min_track_frames: n,
+                        ..p.settings().clone()
+                    };
+                    p.analyze_with_settings(&media, &settings, false, &|_| {})
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await??;
+        for (k, out) in analyses.into_iter().enumerate() {
             let Analysis::Trailer(analysis) = out.analysis else {
                 anyhow::bail!("{name} was not analysed as a trailer");
             };
-            outcomes.push(TrailerOutcome::new(name, t, &analysis, &out.sightings));
+            outcomes[k].push(TrailerOutcome::new(name, t, &analysis, &out.sightings));
         }
-        tracing::info!(min_samples = n, "minimum samples");
-        rows.push(MinSamplesRow::new(n, &outcomes));
+        tracing::info!(media = %name, "minimum samples");
     }
-    Ok(rows)
+    Ok(MIN_SAMPLES_TRIED
+        .iter()
+        .zip(&outcomes)
+        .map(|(&n, o)| MinSamplesRow::new(n, o))
+        .collect())
 }
 
 #[cfg(test)]
