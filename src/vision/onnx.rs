@@ -156,24 +156,22 @@ fn loaded_runtime_sha256() -> Option<String> {
         .map(|(sha, _)| sha.clone())
 }
 
-/// A session on verified model bytes with `threads` intra-op threads.
-fn new_session(
-    env: &Environment,
-    spec: &ModelSpec,
-    bytes: &[u8],
-    threads: usize,
-) -> Result<Session, VisionError> {
-    session_for(env, &spec.name, &spec.sha256, bytes, threads)
+/// A session of a manifest model with `threads` intra-op threads.
+fn new_session(env: &Environment, spec: &ModelSpec, threads: usize) -> Result<Session, VisionError> {
+    session_for(env, &spec.name, &spec.sha256, &spec.file, threads)
 }
 
-/// A session on the verified bytes of the model `name` (sha256 `sha256`): from its optimised
-/// graph in the cache when there is one (see [`super::optimized`]), else from the bytes,
-/// writing the optimised graph for the next start.
+/// A session of the model `name` in `file`, which must have the sha256 `sha256`: from its
+/// optimised graph in the cache when there is one (see [`super::optimized`]), after checking the
+/// file by the verified-hash cache, without reading it; else from the file's bytes (hashed as
+/// they are read), writing the optimised graph for the next start. Not reading a model twice
+/// keeps the transient peak of a load down (SFace is 37 MiB: its bytes, the optimised graph's
+/// and ONNX Runtime's own copy were all alive at once).
 fn session_for(
     env: &Environment,
     name: &str,
     sha256: &str,
-    bytes: &[u8],
+    file: &std::path::Path,
     threads: usize,
 ) -> Result<Session, VisionError> {
     let err = |e: ort::Error| VisionError::ModelLoad {
@@ -191,12 +189,18 @@ fn session_for(
             .map_err(|e| err(e.into()))?
             .with_inter_op_spinning(false)
             .map_err(|e| err(e.into()))
+            // Memory patterns pre-plan one block per run for every intermediate tensor; without
+            // them the arena reuses freed tensors, which cut the bench trailer's peak RSS by
+            // 41 MiB and a poster's by 33 MiB at no measurable cost (BENCHMARKS.md; the outputs
+            // are the same: only where tensors live changes).
+            .and_then(|b| b.with_memory_pattern(false).map_err(|e| err(e.into())))
     };
     let started = std::time::Instant::now();
     let entry = loaded_runtime_sha256().and_then(|rt| super::optimized::entry(sha256, &rt));
     if let Some(entry) = &entry
         && let Some(optimised) = entry.read()
     {
+        manifest::verify_file(file, sha256)?;
         let made = builder()?
             .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Disable)
             .map_err(|e| err(e.into()))?
@@ -216,6 +220,7 @@ fn session_for(
             }
         }
     }
+    let bytes = read_verified(file, sha256)?;
     let scratch = entry.as_ref().and_then(|e| e.scratch());
     let mut b = builder()?;
     if let Some(path) = &scratch {
@@ -227,7 +232,7 @@ fn session_for(
             .with_log_level(LogLevel::Error)
             .map_err(|e| err(e.into()))?;
     }
-    let made = b.commit_from_memory(bytes);
+    let made = b.commit_from_memory(&bytes);
     if let (Some(entry), Some(path)) = (&entry, &scratch) {
         match &made {
             Ok(_) => entry.publish(path),
@@ -262,22 +267,11 @@ fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
 
 impl OnnxModel {
     fn load(env: &Environment, spec: &ModelSpec, threads: usize) -> Result<Self, VisionError> {
-        let bytes = read_verified(&spec.file, &spec.sha256)?;
-        Self::from_bytes(env, spec, &bytes, threads)
-    }
-
-    /// A model on bytes already read and verified.
-    fn from_bytes(
-        env: &Environment,
-        spec: &ModelSpec,
-        bytes: &[u8],
-        threads: usize,
-    ) -> Result<Self, VisionError> {
         let err = |message: String| VisionError::ModelLoad {
             model: spec.name.clone(),
             message,
         };
-        let session = new_session(env, spec, bytes, threads)?;
+        let session = new_session(env, spec, threads)?;
         let input = session
             .inputs()
             .iter()
@@ -497,12 +491,11 @@ pub struct OnnxGenderAge {
 
 impl OnnxGenderAge {
     fn load(env: &Environment, spec: &GenderAgeSpec, threads: usize) -> Result<Self, VisionError> {
-        let bytes = read_verified(&spec.file, &spec.sha256)?;
         let err = |message: String| VisionError::ModelLoad {
             model: spec.name.clone(),
             message,
         };
-        let session = session_for(env, &spec.name, &spec.sha256, &bytes, threads)?;
+        let session = session_for(env, &spec.name, &spec.sha256, &spec.file, threads)?;
         if !session.inputs().iter().any(|i| i.name() == spec.input.name) {
             return Err(err(format!(
                 "the graph has no input \"{}\" (inputs: {})",
@@ -618,8 +611,6 @@ pub struct YunetDetector {
     strides: Vec<u32>,
     tile_policy: TilePolicy,
     env: Environment,
-    /// The verified model bytes, for the lane sessions.
-    bytes: Vec<u8>,
     /// Views of a tiled plan run on this many threads (the intra-op threads of the main session).
     lanes: usize,
     /// One one-thread session per lane, created at the first tiled plan.
@@ -633,13 +624,11 @@ impl YunetDetector {
             .as_ref()
             .map(|d| d.strides.clone())
             .unwrap_or_else(|| vec![8, 16, 32]);
-        let bytes = read_verified(&spec.file, &spec.sha256)?;
         Ok(YunetDetector {
-            model: OnnxModel::from_bytes(env, spec, &bytes, threads)?,
+            model: OnnxModel::load(env, spec, threads)?,
             strides,
             tile_policy: TilePolicy::default(),
             env: env.clone(),
-            bytes,
             lanes: threads.max(1),
             lane_sessions: OnceLock::new(),
         })
@@ -661,7 +650,7 @@ impl YunetDetector {
     fn lane_sessions(&self) -> Result<&[Mutex<Session>], VisionError> {
         let made = self.lane_sessions.get_or_init(|| {
             (0..self.lanes)
-                .map(|_| new_session(&self.env, &self.model.spec, &self.bytes, 1).map(Mutex::new))
+                .map(|_| new_session(&self.env, &self.model.spec, 1).map(Mutex::new))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| e.to_string())
         });
