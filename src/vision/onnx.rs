@@ -109,33 +109,73 @@ pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Models,
     let runtime_sha256 = manifest.runtime.sha256.clone();
     let env = runtime_environment(&manifest.runtime.file, &runtime_sha256)?;
     let threads = options.intra_threads;
+    // One job per session, run side by side (see `run_loads`), the results taken in manifest
+    // order whatever order they finish in.
+    let mut jobs: Vec<(u64, LoadJob<'_>)> = Vec::new();
+    let size = |file: &std::path::Path| std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let env = &env;
+    for spec in manifest.loaded_models(&options.enable_sensitive, options.embeddings) {
+        let job: LoadJob<'_> = match spec.role {
+            ModelRole::Detector => {
+                Box::new(move || Ok(Loaded::Detector(YunetDetector::load(env, spec, threads)?)))
+            }
+            ModelRole::Classifier => Box::new(move || {
+                Ok(Loaded::Classifier(Classifier {
+                    attribute: spec.attribute.clone().unwrap_or_default(),
+                    labels: spec.labels.clone(),
+                    model: Box::new(OnnxModel::load(env, spec, threads)?),
+                }))
+            }),
+            ModelRole::Age => Box::new(move || {
+                Ok(Loaded::Age(AgeModel {
+                    bin_values: spec.bin_values.clone(),
+                    model: Box::new(OnnxModel::load(env, spec, threads)?),
+                }))
+            }),
+            ModelRole::Embedding => Box::new(move || {
+                Ok(Loaded::Embedder(Box::new(LazyEmbedder::new(
+                    env, spec, threads,
+                )?)))
+            }),
+        };
+        // A lazily loaded embedder costs nothing here.
+        let cost = if spec.role == ModelRole::Embedding { 0 } else { size(&spec.file) };
+        jobs.push((cost, job));
+        if spec.role == ModelRole::Detector && threads > 1 {
+            // A tiled plan (any poster larger than the detector input) runs its views on
+            // one-thread lane sessions: made now, beside the others, not inside the first
+            // poster's analysis.
+            jobs.push((
+                size(&spec.file),
+                Box::new(move || Ok(Loaded::Lanes(YunetDetector::lane_sessions_for(env, spec, threads)?))),
+            ));
+        }
+    }
+    for spec in manifest.gender_age.iter().filter(|m| m.enabled) {
+        jobs.push((
+            size(&spec.file),
+            Box::new(move || Ok(Loaded::GenderAge(Box::new(OnnxGenderAge::load(env, spec, threads)?)))),
+        ));
+    }
     let mut detector = None;
+    let mut lanes = None;
     let mut classifiers = Vec::new();
     let mut age = None;
     let mut embedder: Option<Box<dyn FaceEmbedder>> = None;
-    for spec in manifest.loaded_models(&options.enable_sensitive, options.embeddings) {
-        match spec.role {
-            ModelRole::Detector => detector = Some(YunetDetector::load(&env, spec, threads)?),
-            ModelRole::Classifier => classifiers.push(Classifier {
-                attribute: spec.attribute.clone().unwrap_or_default(),
-                labels: spec.labels.clone(),
-                model: Box::new(OnnxModel::load(&env, spec, threads)?),
-            }),
-            ModelRole::Age => {
-                age = Some(AgeModel {
-                    bin_values: spec.bin_values.clone(),
-                    model: Box::new(OnnxModel::load(&env, spec, threads)?),
-                })
-            }
-            ModelRole::Embedding => {
-                embedder = Some(Box::new(LazyEmbedder::new(&env, spec, threads)?))
-            }
+    let mut gender_age: Vec<Box<dyn GenderAgeModel>> = Vec::new();
+    for loaded in run_loads(jobs) {
+        match loaded? {
+            Loaded::Detector(d) => detector = Some(d),
+            Loaded::Lanes(l) => lanes = Some(l),
+            Loaded::Classifier(c) => classifiers.push(c),
+            Loaded::Age(a) => age = Some(a),
+            Loaded::Embedder(e) => embedder = Some(e),
+            Loaded::GenderAge(g) => gender_age.push(g),
         }
     }
     let detector = detector.ok_or_else(|| manifest_err("no enabled detector".into()))?;
-    let mut gender_age: Vec<Box<dyn GenderAgeModel>> = Vec::new();
-    for spec in manifest.gender_age.iter().filter(|m| m.enabled) {
-        gender_age.push(Box::new(OnnxGenderAge::load(&env, spec, threads)?));
+    if let Some(lanes) = lanes {
+        let _ = detector.lane_sessions.set(Ok(lanes));
     }
     Ok(Models {
         runtime_sha256,
@@ -145,6 +185,63 @@ pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Models,
         embedder,
         gender_age,
     })
+}
+
+/// One session (or the detector's lane sessions) of a model set, loaded.
+enum Loaded {
+    Detector(YunetDetector),
+    Lanes(Vec<Mutex<Session>>),
+    Classifier(Classifier),
+    Age(AgeModel),
+    Embedder(Box<dyn FaceEmbedder>),
+    GenderAge(Box<dyn GenderAgeModel>),
+}
+
+type LoadJob<'a> = Job<'a, Result<Loaded, VisionError>>;
+
+/// A piece of work run by [`run_loads`].
+type Job<'a, T> = Box<dyn FnOnce() -> T + Send + 'a>;
+
+/// Run the load jobs on as many threads as there are cores (at most 4), costliest first (the
+/// cost is the model file's size), and give their results in job order. ONNX Runtime makes a
+/// session on one thread, and nothing else runs while the models load, so side by side the load
+/// takes about as long as the largest model instead of the sum of all.
+fn run_loads<T: Send>(jobs: Vec<(u64, Job<'_, T>)>) -> Vec<T> {
+    let cores = std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1);
+    run_jobs(jobs, cores.clamp(1, 4))
+}
+
+/// [`run_loads`] on at most `threads` threads.
+fn run_jobs<T: Send>(jobs: Vec<(u64, Job<'_, T>)>, threads: usize) -> Vec<T> {
+    let n = jobs.len();
+    let threads = threads.max(1).min(n);
+    let mut queue: Vec<(usize, u64, Job<'_, T>)> = jobs
+        .into_iter()
+        .enumerate()
+        .map(|(i, (cost, job))| (i, cost, job))
+        .collect();
+    if threads <= 1 {
+        return queue.into_iter().map(|(_, _, job)| job()).collect();
+    }
+    // Popped from the end: cheapest first in the vector.
+    queue.sort_by_key(|(i, cost, _)| (*cost, std::cmp::Reverse(*i)));
+    let queue = Mutex::new(queue);
+    let done: Mutex<Vec<(usize, T)>> = Mutex::new(Vec::with_capacity(n));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                    let Some((i, _, job)) = next else { break };
+                    let out = job();
+                    done.lock().unwrap_or_else(|p| p.into_inner()).push((i, out));
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner().unwrap_or_else(|p| p.into_inner());
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, out)| out).collect()
 }
 
 /// The sha256 of the runtime this process loaded (none before the first load).
@@ -613,7 +710,7 @@ pub struct YunetDetector {
     env: Environment,
     /// Views of a tiled plan run on this many threads (the intra-op threads of the main session).
     lanes: usize,
-    /// One one-thread session per lane, created at the first tiled plan.
+    /// One one-thread session per lane, made while the models load (or at the first tiled plan).
     lane_sessions: OnceLock<Result<Vec<Mutex<Session>>, String>>,
 }
 
@@ -647,11 +744,20 @@ impl YunetDetector {
         )
     }
 
+    /// `lanes` one-thread sessions of the detector `spec`.
+    fn lane_sessions_for(
+        env: &Environment,
+        spec: &ModelSpec,
+        lanes: usize,
+    ) -> Result<Vec<Mutex<Session>>, VisionError> {
+        (0..lanes)
+            .map(|_| new_session(env, spec, 1).map(Mutex::new))
+            .collect()
+    }
+
     fn lane_sessions(&self) -> Result<&[Mutex<Session>], VisionError> {
         let made = self.lane_sessions.get_or_init(|| {
-            (0..self.lanes)
-                .map(|_| new_session(&self.env, &self.model.spec, 1).map(Mutex::new))
-                .collect::<Result<Vec<_>, _>>()
+            Self::lane_sessions_for(&self.env, &self.model.spec, self.lanes)
                 .map_err(|e| e.to_string())
         });
         made.as_deref().map_err(|message| VisionError::ModelLoad {
@@ -822,6 +928,38 @@ mod tests {
         let mut e = vec![3.0, 4.0];
         l2_normalise(&mut e);
         assert_eq!(e, [0.6, 0.8]);
+    }
+
+    #[test]
+    fn loads_run_costliest_first_and_come_back_in_job_order() {
+        let started = Mutex::new(Vec::new());
+        let jobs = |costs: &[u64]| -> Vec<(u64, Job<'_, usize>)> {
+            costs
+                .iter()
+                .enumerate()
+                .map(|(i, &cost)| {
+                    let started = &started;
+                    let job: Job<'_, usize> = Box::new(move || {
+                        started.lock().unwrap().push(i);
+                        // The costly jobs finish last.
+                        std::thread::sleep(std::time::Duration::from_millis(cost));
+                        i
+                    });
+                    (cost, job)
+                })
+                .collect()
+        };
+        let costs = [5, 40, 1, 20, 0];
+        assert_eq!(run_jobs(jobs(&costs), 1), [0, 1, 2, 3, 4]);
+        // One thread runs them in order of the jobs, not of cost.
+        assert_eq!(std::mem::take(&mut *started.lock().unwrap()), [0, 1, 2, 3, 4]);
+        assert_eq!(run_jobs(jobs(&costs), 2), [0, 1, 2, 3, 4]);
+        let order = std::mem::take(&mut *started.lock().unwrap());
+        // The two costliest start first, on the two threads.
+        let mut first_two = order[..2].to_vec();
+        first_two.sort();
+        assert_eq!(first_two, [1, 3]);
+        assert_eq!(run_jobs(jobs(&[]), 4), Vec::<usize>::new());
     }
 
     #[test]
