@@ -139,7 +139,11 @@ pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Models,
             }),
         };
         // A lazily loaded embedder costs nothing here.
-        let cost = if spec.role == ModelRole::Embedding { 0 } else { size(&spec.file) };
+        let cost = if spec.role == ModelRole::Embedding {
+            0
+        } else {
+            size(&spec.file)
+        };
         jobs.push((cost, job));
         if spec.role == ModelRole::Detector && threads > 1 {
             // A tiled plan (any poster larger than the detector input) runs its views on
@@ -147,14 +151,22 @@ pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Models,
             // poster's analysis.
             jobs.push((
                 size(&spec.file),
-                Box::new(move || Ok(Loaded::Lanes(YunetDetector::lane_sessions_for(env, spec, threads)?))),
+                Box::new(move || {
+                    Ok(Loaded::Lanes(YunetDetector::lane_sessions_for(
+                        env, spec, threads,
+                    )?))
+                }),
             ));
         }
     }
     for spec in manifest.gender_age.iter().filter(|m| m.enabled) {
         jobs.push((
             size(&spec.file),
-            Box::new(move || Ok(Loaded::GenderAge(Box::new(OnnxGenderAge::load(env, spec, threads)?)))),
+            Box::new(move || {
+                Ok(Loaded::GenderAge(Box::new(OnnxGenderAge::load(
+                    env, spec, threads,
+                )?)))
+            }),
         ));
     }
     let mut detector = None;
@@ -207,7 +219,9 @@ type Job<'a, T> = Box<dyn FnOnce() -> T + Send + 'a>;
 /// session on one thread, and nothing else runs while the models load, so side by side the load
 /// takes about as long as the largest model instead of the sum of all.
 fn run_loads<T: Send>(jobs: Vec<(u64, Job<'_, T>)>) -> Vec<T> {
-    let cores = std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|c| c.get())
+        .unwrap_or(1);
     run_jobs(jobs, cores.clamp(1, 4))
 }
 
@@ -234,7 +248,9 @@ fn run_jobs<T: Send>(jobs: Vec<(u64, Job<'_, T>)>, threads: usize) -> Vec<T> {
                     let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
                     let Some((i, _, job)) = next else { break };
                     let out = job();
-                    done.lock().unwrap_or_else(|p| p.into_inner()).push((i, out));
+                    done.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((i, out));
                 }
             });
         }
@@ -254,7 +270,11 @@ fn loaded_runtime_sha256() -> Option<String> {
 }
 
 /// A session of a manifest model with `threads` intra-op threads.
-fn new_session(env: &Environment, spec: &ModelSpec, threads: usize) -> Result<Session, VisionError> {
+fn new_session(
+    env: &Environment,
+    spec: &ModelSpec,
+    threads: usize,
+) -> Result<Session, VisionError> {
     session_for(env, &spec.name, &spec.sha256, &spec.file, threads)
 }
 
@@ -952,7 +972,10 @@ mod tests {
         let costs = [5, 40, 1, 20, 0];
         assert_eq!(run_jobs(jobs(&costs), 1), [0, 1, 2, 3, 4]);
         // One thread runs them in order of the jobs, not of cost.
-        assert_eq!(std::mem::take(&mut *started.lock().unwrap()), [0, 1, 2, 3, 4]);
+        assert_eq!(
+            std::mem::take(&mut *started.lock().unwrap()),
+            [0, 1, 2, 3, 4]
+        );
         assert_eq!(run_jobs(jobs(&costs), 2), [0, 1, 2, 3, 4]);
         let order = std::mem::take(&mut *started.lock().unwrap());
         // The two costliest start first, on the two threads.
