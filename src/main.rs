@@ -96,6 +96,9 @@ fn main() -> ExitCode {
             Command::Bench(regard::cli::BenchCommand::Soak(args)) => {
                 regard::cli::bench::run_soak(*args).await
             }
+            Command::Bench(regard::cli::BenchCommand::Worker(args)) => {
+                regard::cli::bench_worker::run(args).await.map(|_| true)
+            }
         }
     });
     let code: u8 = match outcome {

@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod bench;
+pub mod bench_worker;
 pub mod coding;
 pub mod evaluate;
 pub mod jobs;
@@ -356,6 +357,40 @@ pub enum BenchCommand {
     /// Many jobs through worker processes on a private broker and database while faults are
     /// injected; checks every job ended exactly once (exit 1 if any was lost or doubled).
     Soak(Box<SoakArgs>),
+    /// Worker throughput: distinct poster jobs through `regard worker` processes on the local
+    /// RabbitMQ and PostgreSQL (a database and queues of its own), per WORKERSxSLOTS configuration.
+    Worker(BenchWorkerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchWorkerArgs {
+    /// Poster jobs per configuration (copies of --poster that differ by a JPEG comment).
+    #[arg(long, default_value_t = 200)]
+    pub jobs: usize,
+    /// Comma-separated WORKERSxSLOTS: worker processes × job slots each.
+    #[arg(long, default_value = "1x1,2x1,1x2")]
+    pub configs: String,
+    /// The poster (a JPEG).
+    #[arg(long, default_value = "fixtures/posters/duo_1000x1500.jpg")]
+    pub poster: PathBuf,
+    /// The broker the workers use (queues get a prefix of their own, deleted at the end).
+    #[arg(
+        long,
+        env = "REGARD_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+    /// A database on the PostgreSQL server to use, from which one database per configuration
+    /// is created and then dropped.
+    #[arg(
+        long,
+        env = "REGARD_BENCH_ADMIN_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub admin_database_url: String,
+    /// Longest wait for one configuration's jobs, from the enqueue, in seconds.
+    #[arg(long, default_value = "900", value_parser = crate::cli::queue_args::parse_seconds)]
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

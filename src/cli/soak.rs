@@ -67,7 +67,7 @@ impl Rng {
 
 // ------------------------------------------------------------------ private services
 
-fn free_port() -> anyhow::Result<u16> {
+pub(super) fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").context("bind a free port")?;
     Ok(l.local_addr()?.port())
 }
@@ -372,7 +372,7 @@ fn sha256(bytes: &[u8]) -> String {
 }
 
 /// The same JPEG with a comment segment after SOI: same pixels, other bytes.
-fn with_jpeg_comment(jpeg: &[u8], comment: &str) -> Vec<u8> {
+pub(super) fn with_jpeg_comment(jpeg: &[u8], comment: &str) -> Vec<u8> {
     let len = (comment.len() + 2) as u16;
     let mut out = Vec::with_capacity(jpeg.len() + comment.len() + 4);
     out.extend_from_slice(&jpeg[..2]);
@@ -609,9 +609,9 @@ fn build_corpus(mix: Mix, fixtures: &Path, media: &Path, rng: &mut Rng) -> anyho
 
 // ------------------------------------------------------------------ worker processes
 
-struct WorkerProc {
-    child: Child,
-    port: u16,
+pub(super) struct WorkerProc {
+    pub(super) child: Child,
+    pub(super) port: u16,
     log: PathBuf,
 }
 
@@ -632,13 +632,14 @@ impl WorkerProc {
     }
 }
 
-struct Fleet {
-    exe: PathBuf,
-    cwd: PathBuf,
-    env: Vec<(String, String)>,
-    logs: PathBuf,
-    workers: Vec<WorkerProc>,
-    started: usize,
+/// `regard worker` processes started from this executable, each logging to a file of its own.
+pub(super) struct Fleet {
+    pub(super) exe: PathBuf,
+    pub(super) cwd: PathBuf,
+    pub(super) env: Vec<(String, String)>,
+    pub(super) logs: PathBuf,
+    pub(super) workers: Vec<WorkerProc>,
+    pub(super) started: usize,
 }
 
 impl Fleet {
@@ -662,10 +663,34 @@ impl Fleet {
         Ok(WorkerProc { child, port, log })
     }
 
-    fn start_all(&mut self, n: usize) -> anyhow::Result<()> {
+    pub(super) fn start_all(&mut self, n: usize) -> anyhow::Result<()> {
         for _ in 0..n {
             let w = self.spawn()?;
             self.workers.push(w);
+        }
+        Ok(())
+    }
+
+    /// Wait until every worker answers `/readyz` (an error when one exits first or `limit`
+    /// passes).
+    pub(super) async fn wait_ready(&mut self, limit: Duration) -> anyhow::Result<()> {
+        let ready_by = Instant::now() + limit;
+        for i in 0..self.workers.len() {
+            while http_get(self.workers[i].port, "/readyz").is_none() {
+                if let Some(status) = self.workers[i].child.try_wait()? {
+                    bail!(
+                        "worker {i} exited before it was ready ({status}); logs in {}",
+                        self.logs.display()
+                    );
+                }
+                anyhow::ensure!(
+                    Instant::now() < ready_by,
+                    "worker {i} not ready after {} s; logs in {}",
+                    limit.as_secs(),
+                    self.logs.display()
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         }
         Ok(())
     }
@@ -715,7 +740,7 @@ impl Fleet {
     }
 
     /// SIGTERM every worker and wait for them; returns the exit codes.
-    fn stop_all(&mut self, limit: Duration) -> Vec<Option<i32>> {
+    pub(super) fn stop_all(&mut self, limit: Duration) -> Vec<Option<i32>> {
         for w in &self.workers {
             let _ = Command::new("kill")
                 .args(["-TERM", &w.child.id().to_string()])
@@ -1345,23 +1370,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<bool> {
         started: 0,
     };
     fleet.start_all(args.workers)?;
-    let ready_by = Instant::now() + Duration::from_secs(180);
-    for i in 0..args.workers {
-        while http_get(fleet.workers[i].port, "/readyz").is_none() {
-            if let Some(status) = fleet.workers[i].child.try_wait()? {
-                bail!(
-                    "worker {i} exited before it was ready ({status}); logs in {}",
-                    logs.display()
-                );
-            }
-            anyhow::ensure!(
-                Instant::now() < ready_by,
-                "worker {i} not ready after 180 s; logs in {}",
-                logs.display()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
+    fleet.wait_ready(Duration::from_secs(180)).await?;
     println!("soak: {} workers ready", args.workers);
 
     let mut admin = Admin {

@@ -116,9 +116,11 @@ pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Models,
     let env = &env;
     for spec in manifest.loaded_models(&options.enable_sensitive, options.embeddings) {
         let job: LoadJob<'_> = match spec.role {
-            ModelRole::Detector => {
-                Box::new(move || Ok(Loaded::Detector(YunetDetector::load(env, spec, threads)?)))
-            }
+            ModelRole::Detector => Box::new(move || {
+                Ok(Loaded::Detector(Box::new(YunetDetector::load(
+                    env, spec, threads,
+                )?)))
+            }),
             ModelRole::Classifier => Box::new(move || {
                 Ok(Loaded::Classifier(Classifier {
                     attribute: spec.attribute.clone().unwrap_or_default(),
@@ -177,7 +179,7 @@ pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Models,
     let mut gender_age: Vec<Box<dyn GenderAgeModel>> = Vec::new();
     for loaded in run_loads(jobs) {
         match loaded? {
-            Loaded::Detector(d) => detector = Some(d),
+            Loaded::Detector(d) => detector = Some(*d),
             Loaded::Lanes(l) => lanes = Some(l),
             Loaded::Classifier(c) => classifiers.push(c),
             Loaded::Age(a) => age = Some(a),
@@ -201,7 +203,7 @@ pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Models,
 
 /// One session (or the detector's lane sessions) of a model set, loaded.
 enum Loaded {
-    Detector(YunetDetector),
+    Detector(Box<YunetDetector>),
     Lanes(Vec<Mutex<Session>>),
     Classifier(Classifier),
     Age(AgeModel),
