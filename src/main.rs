@@ -54,6 +54,8 @@ fn main() -> ExitCode {
     // The worker leaves with `process::exit`: jobs handed back at the shutdown deadline may
     // still be running on blocking threads, which dropping the runtime would wait for.
     let exit_at_once = matches!(cli.command, Command::Worker(_));
+    // `analyze` has printed and stored everything when it returns: its models are not torn down.
+    let skip_teardown = matches!(cli.command, Command::Analyze(_));
     let outcome = runtime.block_on(async {
         // The worker turns signals into a graceful shutdown; every other command ends on them.
         if !exit_at_once {
@@ -110,7 +112,7 @@ fn main() -> ExitCode {
             2
         }
     };
-    if exit_at_once {
+    if exit_at_once || skip_teardown {
         regard::cli::exit_now(i32::from(code));
     }
     // Destructors run from here on, but a job handed back or a task still running does not
