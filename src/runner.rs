@@ -475,8 +475,11 @@ impl Runner {
                 }
             }
         };
-        if let Some(outcome) = &stored {
-            self.ledger_succeeded(request, outcome).await;
+        if let Some(outcome) = &stored
+            && let Err(mut f) = self.ledger_succeeded(request, outcome, &failed).await
+        {
+            f.analysis = Some(Box::new(analysis));
+            return Err(f);
         }
         failpoint::hit(failpoint::AFTER_COMMIT)
             .await
@@ -508,18 +511,42 @@ impl Runner {
             .await
     }
 
-    /// The request's ledger row points at its analysis. The result is committed already: a
-    /// ledger write that fails now is logged, and the next delivery (if any) repairs it.
-    async fn ledger_succeeded(&self, request: &Request, outcome: &RecordOutcome) {
+    /// The request's ledger row points at its analysis. The result is committed already. A
+    /// write that fails on a transient error (a connection the server just terminated) is tried
+    /// once more on a fresh connection; if it still fails, the job fails with a retryable error
+    /// instead of being acknowledged with its ledger row left `running`: the next delivery
+    /// finds the stored result and writes the row (the soak caught a row left behind).
+    async fn ledger_succeeded(
+        &self,
+        request: &Request,
+        outcome: &RecordOutcome,
+        failed: &FailedMedia,
+    ) -> Result<(), Failure> {
         let (Some(store), Some(job_id)) = (&self.store, &request.context.job_id) else {
-            return;
+            return Ok(());
         };
         let update = JobUpdate::Succeeded {
             analysis: outcome.analysis_id,
         };
-        if let Err(e) = store.job_update(job_id, &update).await {
-            tracing::warn!(job_id = %job_id, error = %e, "job ledger not updated");
+        let mut result = store.job_update(job_id, &update).await;
+        if let Err(e) = &result
+            && e.is_retryable()
+        {
+            tracing::warn!(job_id = %job_id, error = %e, "job ledger not updated; trying again");
+            result = store.job_update(job_id, &update).await;
         }
+        result.map_err(|e| {
+            failure(
+                Stage::Record,
+                store_code(&e),
+                format!(
+                    "{}: the result is stored (analysis {}) but the job ledger could not say so: {e}",
+                    request.source, outcome.analysis_id.0
+                ),
+                e.is_retryable(),
+                failed,
+            )
+        })
     }
 
     /// A job's ledger row says it will be tried again at `next`.
@@ -594,7 +621,7 @@ impl Runner {
             analysis_id = outcome.analysis_id.0,
             "result already stored: not analysed again"
         );
-        self.ledger_succeeded(request, &outcome).await;
+        self.ledger_succeeded(request, &outcome, failed).await?;
         Ok(Some(Done {
             analysis,
             pictures: None,
