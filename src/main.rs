@@ -5,6 +5,9 @@ use clap::Parser;
 use regard::cli::{Cli, Command, LogFormat, PersonsCommand, QueueCommand};
 use std::process::ExitCode;
 
+#[cfg(regard_lazy_ffmpeg)]
+mod lazy_ffmpeg;
+
 /// The tracing filter for `REGARD_LOG` (default `warn,regard=info`). lapin logs every broker
 /// hiccup at ERROR on its own and returns the same error to the worker, which logs it once
 /// with its context at WARN (a routine broker restart must not page anybody): its lines are
@@ -54,6 +57,12 @@ fn main() -> ExitCode {
     // The worker leaves with `process::exit`: jobs handed back at the shutdown deadline may
     // still be running on blocking threads, which dropping the runtime would wait for.
     let exit_at_once = matches!(cli.command, Command::Worker(_));
+    // A worker takes trailers: it loads FFmpeg now, so that a missing library stops it here.
+    #[cfg(regard_lazy_ffmpeg)]
+    if exit_at_once && let Err(why) = lazy_ffmpeg::load() {
+        eprintln!("error: {why}");
+        return ExitCode::from(2);
+    }
     // `analyze` has printed and stored everything when it returns: its models are not torn down.
     let skip_teardown = matches!(cli.command, Command::Analyze(_));
     let outcome = runtime.block_on(async {

@@ -48,6 +48,9 @@ pub mod failpoint {
     pub const BEFORE_ACK: &str = "before_ack";
     /// A copy (retry, dead letter, hand-back) is about to be published.
     pub const BEFORE_COPY: &str = "before_copy";
+    /// The result is committed; the job's ledger row is about to say so. Failing here fails
+    /// that write the way a connection the server just terminated does (an I/O error).
+    pub const BEFORE_LEDGER: &str = "before_ledger";
 
     /// Every point, for the `FAILPOINTS` parser and the tests.
     pub const ALL: &[&str] = &[
@@ -57,6 +60,7 @@ pub mod failpoint {
         BEFORE_EVENT,
         BEFORE_ACK,
         BEFORE_COPY,
+        BEFORE_LEDGER,
     ];
 
     /// Reads `FAILPOINTS` (`name=actions;name=actions`) once. Refuses an unknown point name,
@@ -528,12 +532,18 @@ impl Runner {
         let update = JobUpdate::Succeeded {
             analysis: outcome.analysis_id,
         };
-        let mut result = store.job_update(job_id, &update).await;
+        let write = || async {
+            failpoint::hit(failpoint::BEFORE_LEDGER)
+                .await
+                .map_err(|m| StoreError::Database(sqlx::Error::Io(std::io::Error::other(m))))?;
+            store.job_update(job_id, &update).await
+        };
+        let mut result = write().await;
         if let Err(e) = &result
             && e.is_retryable()
         {
             tracing::warn!(job_id = %job_id, error = %e, "job ledger not updated; trying again");
-            result = store.job_update(job_id, &update).await;
+            result = write().await;
         }
         result.map_err(|e| {
             failure(

@@ -411,3 +411,49 @@ async fn a_broker_restart_logs_no_error_and_every_job_completes_once() {
     w.finish().await;
     node.stop();
 }
+
+/// The result is committed and the ledger write fails like a terminated connection. Once: the
+/// write is tried again at once and the job completes as new, without a redelivery. Twice: the
+/// job fails with a retryable error instead of being acknowledged with its row left `running`;
+/// the next delivery finds the stored result, reuses it and writes the row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_write_lost_after_the_commit_is_written_again_and_never_left_running() {
+    let _turn = SERIAL.lock().await;
+    for failures in [1, 2] {
+        let what = format!("ledger-{failures}");
+        let mut w = World::new(&what).await;
+        let files = poster_variants(&w.setup.media_root, 1);
+        let spec = format!("before_ledger={failures}*return(error)");
+        let mut worker = w.setup.worker("w1", &[("FAILPOINTS", spec.as_str())]);
+        worker.ready().await;
+        let ids = enqueue_posters(&w, &files, "job");
+        let events = until_completed(&mut w, &ids, Duration::from_secs(90), &what).await;
+        let log = worker.log();
+        // The delivery that met the failures tried once more at once; a redelivery met none.
+        assert_eq!(
+            log.matches("job ledger not updated; trying again").count(),
+            1,
+            "{what}: one immediate second try:\n{log}"
+        );
+        let done = completed_by_job(&events);
+        assert_one_new_result(&what, &done);
+        let sent = &done["job-0"];
+        if failures == 1 {
+            assert_eq!(sent.len(), 1, "{what}: {sent:#?}");
+            assert_eq!(sent[0]["summary"]["new"], true, "{what}: {:#}", sent[0]);
+        } else {
+            assert!(
+                sent.iter().all(|e| e["summary"]["reused"] == true),
+                "{what}: the redelivery reuses the committed result: {sent:#?}"
+            );
+            assert!(
+                log.contains("the job ledger could not say so"),
+                "{what}: the failed job names why:\n{log}"
+            );
+        }
+        let pool = w.pool().clone();
+        assert_each_once(&w, &pool, &ids, &what).await;
+        worker.stop(Duration::from_secs(20)).await;
+        w.finish().await;
+    }
+}
