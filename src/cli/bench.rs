@@ -65,7 +65,12 @@ pub async fn run_posters(args: BenchArgs) -> anyhow::Result<()> {
                 settings.min_face_px,
             )?;
             let t2 = Instant::now();
-            let perceptions = pipeline.vision().perceive(&image.image, &detections)?;
+            // As the pipeline does: with the mirror images when the settings average them.
+            let perceptions = pipeline.vision().perceive_with(
+                &image.image,
+                &detections,
+                settings.mirror_average,
+            )?;
             let t3 = Instant::now();
             let output = pipeline.analyze(&media, false, &|_| {})?;
             let t4 = Instant::now();
