@@ -69,7 +69,7 @@ pub fn render(rows: &[Row], jobs: usize) -> String {
     );
     for r in rows {
         out.push_str(&format!(
-            "| {} | {} | {} | {:.1} | {:.2} | {:.3} | {} |\n",
+            "| {} | {} | {} | {:.2} | {:.2} | {:.3} | {} |\n",
             r.workers,
             r.slots,
             r.ort_threads,
