@@ -40,12 +40,13 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The top-level module a file belongs to (`src/media/video/mod.rs` → `media`).
+/// The top-level library module a file belongs to (`src/media/video/mod.rs` → `media`); none
+/// for the crate roots and the binary's own module (`lazy_ffmpeg`, declared in `main.rs`).
 fn module_of(path: &Path) -> Option<String> {
     let rel = path.strip_prefix(src()).ok()?;
     let first = rel.components().next()?.as_os_str().to_string_lossy();
     let name = first.trim_end_matches(".rs").to_string();
-    (!matches!(name.as_str(), "lib" | "main")).then_some(name)
+    (!matches!(name.as_str(), "lib" | "main" | "lazy_ffmpeg")).then_some(name)
 }
 
 /// Every `crate::name` a file mentions, outside comments.

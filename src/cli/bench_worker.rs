@@ -384,7 +384,7 @@ mod tests {
         };
         let table = render(&[row], 200);
         assert!(
-            table.ends_with("| 1 | 2 | 1 | 10.0 | 20.00 | 0.067 | 0 |\n"),
+            table.ends_with("| 1 | 2 | 1 | 10.00 | 20.00 | 0.067 | 0 |\n"),
             "{table}"
         );
     }
