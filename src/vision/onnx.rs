@@ -459,9 +459,10 @@ impl OnnxModel {
             let end = (start + chunk).min(n);
             let part = batch.slice(ndarray::s![start..end, .., .., ..]);
             let tensor = TensorRef::from_array_view(part).map_err(|e| self.infer_err(e))?;
-            let outputs = session
-                .run(ort::inputs![self.spec.input.name.as_str() => tensor])
-                .map_err(|e| self.infer_err(e))?;
+            let outputs = flushing_subnormals(|| {
+                session.run(ort::inputs![self.spec.input.name.as_str() => tensor])
+            })
+            .map_err(|e| self.infer_err(e))?;
             let value = outputs
                 .get(&self.output)
                 .ok_or_else(|| self.infer_err(format!("no output \"{}\"", self.output)))?;
@@ -677,9 +678,10 @@ impl GenderAgeModel for OnnxGenderAge {
         let batch = pack_chips_nhwc(crops, &self.spec.input);
         let tensor = TensorRef::from_array_view(batch.view()).map_err(|e| self.infer_err(e))?;
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
-        let outputs = session
-            .run(ort::inputs![self.spec.input.name.as_str() => tensor])
-            .map_err(|e| self.infer_err(e))?;
+        let outputs = flushing_subnormals(|| {
+            session.run(ort::inputs![self.spec.input.name.as_str() => tensor])
+        })
+        .map_err(|e| self.infer_err(e))?;
         let read = |name: &str| -> Result<Vec<f32>, VisionError> {
             let value = outputs
                 .get(name)
@@ -703,6 +705,38 @@ impl GenderAgeModel for OnnxGenderAge {
         let width = gender.len() / n;
         Ok(gender.chunks(width).map(<[f32]>::to_vec).zip(age).collect())
     }
+}
+
+/// Runs `f` (a session run) with subnormal floats flushed to zero on this thread, FTZ and DAZ
+/// set in MXCSR and restored after, even on a panic. `session.set_denormal_as_zero` (set on
+/// every session, see [`session_for`]) does this only on ONNX Runtime's own pool threads, and a
+/// run computes on the caller's thread too: all of it with one intra-op thread, as a worker's
+/// slots and the detector's lanes have. Elsewhere than x86-64 it only runs `f`.
+fn flushing_subnormals<T>(f: impl FnOnce() -> T) -> T {
+    #[cfg(target_arch = "x86_64")]
+    {
+        /// MXCSR's flush-to-zero (bit 15) and denormals-are-zero (bit 6).
+        const FTZ_DAZ: u32 = 0x8040;
+        struct Restore(u32);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                // SAFETY: loads back the value stored below; only FP control bits change.
+                unsafe {
+                    std::arch::asm!("ldmxcsr [{}]", in(reg) &self.0, options(nostack, readonly))
+                };
+            }
+        }
+        let mut saved: u32 = 0;
+        // SAFETY: stores MXCSR into a local u32.
+        unsafe { std::arch::asm!("stmxcsr [{}]", in(reg) &mut saved, options(nostack)) };
+        let _restore = Restore(saved);
+        let flushed = saved | FTZ_DAZ;
+        // SAFETY: the current MXCSR with two mode bits set (no exception unmasked).
+        unsafe { std::arch::asm!("ldmxcsr [{}]", in(reg) &flushed, options(nostack, readonly)) };
+        f()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    f()
 }
 
 fn softmax(row: &mut [f32]) {
@@ -811,9 +845,9 @@ impl YunetDetector {
         let array =
             ArrayView4::from_shape((1, 3, ih, iw), &tensor).map_err(|e| model.infer_err(e))?;
         let tensor = TensorRef::from_array_view(array).map_err(|e| model.infer_err(e))?;
-        let outputs = session
-            .run(ort::inputs![input.name.as_str() => tensor])
-            .map_err(|e| model.infer_err(e))?;
+        let outputs =
+            flushing_subnormals(|| session.run(ort::inputs![input.name.as_str() => tensor]))
+                .map_err(|e| model.infer_err(e))?;
         let mut per_stride = Vec::with_capacity(self.strides.len());
         for &s in &self.strides {
             let get = |prefix: &str| -> Result<&[f32], VisionError> {
@@ -948,6 +982,23 @@ impl FaceDetector for YunetDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn subnormals_are_flushed_inside_a_run_and_kept_after() {
+        let tiny = || std::hint::black_box(1e-38_f32) * std::hint::black_box(0.01_f32);
+        assert!(
+            tiny() > 0.0 && !tiny().is_normal(),
+            "a subnormal result before"
+        );
+        assert_eq!(flushing_subnormals(tiny), 0.0, "flushed to zero inside");
+        let caught = std::panic::catch_unwind(|| flushing_subnormals(|| panic!("in a run")));
+        assert!(caught.is_err());
+        assert!(
+            tiny() > 0.0,
+            "the thread's mode is restored after, a panic included"
+        );
+    }
 
     #[test]
     fn softmax_and_normalisation() {
