@@ -313,9 +313,9 @@ fn session_for(
             // 41 MiB and a poster's by 33 MiB at no measurable cost (BENCHMARKS.md; the outputs
             // are the same: only where tensors live changes).
             .and_then(|b| b.with_memory_pattern(false).map_err(|e| err(e.into())))
-            // Subnormal floats are flushed to zero (FTZ/DAZ on the session's threads). The
-            // classifiers meet enough of them that on the Intel machines here they took a third
-            // of their time: the 2000×3000 poster's classification fell from about 70 to 45 ms.
+            // Subnormal floats are flushed to zero (FTZ/DAZ on the session's pool threads; the
+            // calling thread gets the same in `flushing_subnormals`). The classifiers meet
+            // enough of them that on the Intel machines here they took a third of their time.
             // Every output of the 17 fixture images and 4 fixture trailers came out bit for bit
             // the same (`analyze --json`, full f32 precision), and `regard evaluate` unchanged:
             // what is flushed is below anything the outputs can show (BENCHMARKS.md).
