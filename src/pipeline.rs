@@ -13,7 +13,7 @@ use crate::media::video::{SamplerOptions, VideoError, VideoSampler};
 use crate::stats;
 use crate::track::{FrameObservation, FrameSignature, Snapshot, TrackError, Tracker};
 use crate::vision::combine::{self, CombineRule};
-use crate::vision::{Perception, Vision, VisionError};
+use crate::vision::{DetectOptions, Perception, Vision, VisionError};
 use image::RgbImage;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -578,11 +578,14 @@ impl Pipeline {
                 stop.check(&media.source)?;
                 let frame = frame?;
                 let detections = clock.time("detect", || {
-                    self.vision.detect(
+                    self.vision.detect_with(
                         &frame.image,
-                        s.detection_score_threshold,
-                        s.nms_iou,
-                        min_face_px,
+                        &DetectOptions {
+                            score_threshold: s.detection_score_threshold,
+                            nms_iou: s.nms_iou,
+                            min_face_px,
+                            fitted_windows: s.trailer_fitted_windows,
+                        },
                     )
                 })?;
                 let signature = clock.time("track", || FrameSignature::from_image(&frame.image));

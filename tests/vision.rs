@@ -5,7 +5,7 @@
 use image::{Rgb, RgbImage};
 use regard::domain::{BoundingBox, Detection};
 use regard::vision::align::{pack_chips, template_points};
-use regard::vision::detect::{TilePolicy, plan_views};
+use regard::vision::detect::{InputWindow, TilePolicy, plan_views};
 use regard::vision::manifest::{ModelManifest, ModelRole};
 use regard::vision::{Vision, VisionError, VisionOptions};
 use std::path::{Path, PathBuf};
@@ -524,8 +524,7 @@ fn timings() {
         plan_views(
             w,
             h,
-            detector.width,
-            detector.height,
+            InputWindow::fixed(detector.width, detector.height),
             16.0,
             &TilePolicy::default(),
         )

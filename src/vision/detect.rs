@@ -1,7 +1,13 @@
-//! Face detection without ONNX Runtime: which 640² views of an image the detector sees, how a
-//! view is filled, how YuNet's outputs become boxes, and how boxes from several views merge.
+//! Face detection without ONNX Runtime: which views of an image the detector sees, how a view is
+//! filled, how YuNet's outputs become boxes, and how boxes from several views merge.
 //!
-//! YuNet's input is fixed (640×640) and it finds faces from about 14 to 600 input pixels tall
+//! Windows are at most 640×640. A graph with a fixed input size gets every view letterboxed into
+//! exactly that size; a graph that takes any size (the derived YuNet, see
+//! `scripts/derive_yunet_any_size.py`) gets each window cut to its view, rounded up to the largest
+//! stride ([`InputWindow`]): a 16:9 frame is one 640×384 run, not 640×640 with 256 rows of
+//! padding. The views and their scales are the same either way; only the padding goes.
+//!
+//! YuNet finds faces from about 14 to 600 input pixels tall
 //! (measured on the astronaut photo scaled to each size: score ≥ 0.76 from 14 px to 600 px, nothing
 //! at 10 px). A poster is 2000×3000: letterboxed whole, a face needs ≥ 75 source px to reach
 //! 16 input px, so small faces need finer views. The plan:
@@ -53,13 +59,49 @@ impl Default for TilePolicy {
     }
 }
 
-/// One scale of the image and the input-sized windows cut from it.
+/// The detector's input windows: the largest size, and whether smaller ones may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputWindow {
+    pub width: u32,
+    pub height: u32,
+    /// `Some(m)`: the graph takes any size that is a multiple of `m` (its largest stride), so a
+    /// window shrinks to its view rounded up to `m`. `None`: every window is `width × height`.
+    pub multiple: Option<u32>,
+}
+
+impl InputWindow {
+    /// A graph that takes only `width × height`.
+    pub fn fixed(width: u32, height: u32) -> Self {
+        InputWindow {
+            width,
+            height,
+            multiple: None,
+        }
+    }
+
+    /// The window for a level of `level_width × level_height` pixels.
+    pub fn for_level(&self, level_width: u32, level_height: u32) -> (u32, u32) {
+        match self.multiple {
+            None => (self.width, self.height),
+            Some(m) => {
+                let m = m.max(1);
+                let fit = |len: u32, max: u32| len.max(1).div_ceil(m).saturating_mul(m).min(max);
+                (fit(level_width, self.width), fit(level_height, self.height))
+            }
+        }
+    }
+}
+
+/// One scale of the image and the windows cut from it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanLevel {
     /// Size of the image at this level (≤ the source size: never upscaled).
     pub width: u32,
     pub height: u32,
-    /// Window origins in this level's pixels; each window is the detector's input size.
+    /// Size of every window of this level (the detector input of each run).
+    pub window_width: u32,
+    pub window_height: u32,
+    /// Window origins in this level's pixels.
     pub tiles: Vec<(u32, u32)>,
     /// Detections taller than this (source px) are left to coarser levels.
     pub keep_max_face_px: f32,
@@ -80,8 +122,6 @@ impl PlanLevel {
 pub struct DetectionPlan {
     pub source_width: u32,
     pub source_height: u32,
-    pub input_width: u32,
-    pub input_height: u32,
     pub levels: Vec<PlanLevel>,
 }
 
@@ -90,6 +130,14 @@ impl DetectionPlan {
     pub fn runs(&self) -> usize {
         self.levels.iter().map(|l| l.tiles.len()).sum()
     }
+
+    /// Input pixels over all runs (the detector's work grows with it).
+    pub fn input_pixels(&self) -> u64 {
+        self.levels
+            .iter()
+            .map(|l| l.tiles.len() as u64 * u64::from(l.window_width) * u64::from(l.window_height))
+            .sum()
+    }
 }
 
 /// Plan the views for an image so that faces from `max(min_face_px, policy floor)` source pixels
@@ -97,11 +145,11 @@ impl DetectionPlan {
 pub fn plan_views(
     width: u32,
     height: u32,
-    input_width: u32,
-    input_height: u32,
+    input: InputWindow,
     min_face_px: f32,
     policy: &TilePolicy,
 ) -> DetectionPlan {
+    let (input_width, input_height) = (input.width, input.height);
     let (w, h) = (width.max(1) as f32, height.max(1) as f32);
     let s0 = (input_width as f32 / w)
         .min(input_height as f32 / h)
@@ -113,9 +161,13 @@ pub fn plan_views(
         )
     };
     let (w0, h0) = scaled(s0);
+    let (w0, h0) = (w0.min(input_width), h0.min(input_height));
+    let (window_width, window_height) = input.for_level(w0, h0);
     let mut levels = vec![PlanLevel {
-        width: w0.min(input_width),
-        height: h0.min(input_height),
+        width: w0,
+        height: h0,
+        window_width,
+        window_height,
         tiles: vec![(0, 0)],
         keep_max_face_px: f32::INFINITY,
     }];
@@ -129,8 +181,9 @@ pub fn plan_views(
         let overlap = (keep_max * next * policy.overlap_factor).ceil() as u32;
         let overlap = overlap.min(input_width.min(input_height) / 2);
         let (lw, lh) = scaled(next);
-        let xs = axis_tiles(lw, input_width, overlap);
-        let ys = axis_tiles(lh, input_height, overlap);
+        let (window_width, window_height) = input.for_level(lw, lh);
+        let xs = axis_tiles(lw, window_width, overlap);
+        let ys = axis_tiles(lh, window_height, overlap);
         let tiles = ys
             .iter()
             .flat_map(|&y| xs.iter().map(move |&x| (x, y)))
@@ -138,6 +191,8 @@ pub fn plan_views(
         levels.push(PlanLevel {
             width: lw,
             height: lh,
+            window_width,
+            window_height,
             tiles,
             keep_max_face_px: keep_max,
         });
@@ -146,8 +201,6 @@ pub fn plan_views(
     DetectionPlan {
         source_width: width,
         source_height: height,
-        input_width,
-        input_height,
         levels,
     }
 }
@@ -271,11 +324,17 @@ fn area_weights(src_len: u32, out_len: u32) -> Vec<Vec<(u32, f32)>> {
         .collect()
 }
 
-/// The detector input for the window at (`x`, `y`) of `level_image`: planar (NCHW without the
-/// batch axis), channel order, mean and std from the manifest, zero where the window passes the
-/// image's right or bottom edge (that is the letterbox padding).
-pub fn fill_window(level_image: &RgbImage, x: u32, y: u32, spec: &InputSpec) -> Vec<f32> {
-    let (iw, ih) = (spec.width as usize, spec.height as usize);
+/// The detector input for the `window` (width, height) at (`x`, `y`) of `level_image`: planar
+/// (NCHW without the batch axis), channel order, mean and std from the manifest, zero where the
+/// window passes the image's right or bottom edge (that is the letterbox padding).
+pub fn fill_window(
+    level_image: &RgbImage,
+    x: u32,
+    y: u32,
+    window: (u32, u32),
+    spec: &InputSpec,
+) -> Vec<f32> {
+    let (iw, ih) = (window.0 as usize, window.1 as usize);
     let plane = iw * ih;
     let mut t = vec![0f32; 3 * plane];
     let order = channel_order(spec.color);
@@ -402,12 +461,12 @@ pub fn window_to_source(
     margin: f32,
 ) -> Vec<Detection> {
     let (sx, sy) = level.scale(plan.source_width, plan.source_height);
-    let (iw, ih) = (plan.input_width as f32, plan.input_height as f32);
+    let (iw, ih) = (level.window_width as f32, level.window_height as f32);
     let (ox, oy) = (origin.0 as f32, origin.1 as f32);
     let inner_left = origin.0 > 0;
     let inner_top = origin.1 > 0;
-    let inner_right = origin.0 + plan.input_width < level.width;
-    let inner_bottom = origin.1 + plan.input_height < level.height;
+    let inner_right = origin.0 + level.window_width < level.width;
+    let inner_bottom = origin.1 + level.window_height < level.height;
     dets.into_iter()
         .filter(|d| {
             let b = &d.bbox;
@@ -470,6 +529,17 @@ mod tests {
     use super::*;
     use crate::vision::manifest::{Layout, Resize};
 
+    const FIXED: InputWindow = InputWindow {
+        width: 640,
+        height: 640,
+        multiple: None,
+    };
+    const ANY: InputWindow = InputWindow {
+        width: 640,
+        height: 640,
+        multiple: Some(32),
+    };
+
     fn det(x: f32, y: f32, w: f32, h: f32, score: f32) -> Detection {
         Detection {
             bbox: BoundingBox {
@@ -498,16 +568,16 @@ mod tests {
 
     #[test]
     fn small_images_take_one_run_at_native_scale() {
-        let p = plan_views(512, 512, 640, 640, 16.0, &TilePolicy::default());
+        let p = plan_views(512, 512, FIXED, 16.0, &TilePolicy::default());
         assert_eq!(p.runs(), 1);
         assert_eq!((p.levels[0].width, p.levels[0].height), (512, 512));
-        let p = plan_views(640, 360, 640, 640, 16.0, &TilePolicy::default());
+        let p = plan_views(640, 360, FIXED, 16.0, &TilePolicy::default());
         assert_eq!(p.runs(), 1);
     }
 
     #[test]
     fn a_poster_takes_a_whole_view_and_six_tiles() {
-        let p = plan_views(2000, 3000, 640, 640, 16.0, &TilePolicy::default());
+        let p = plan_views(2000, 3000, FIXED, 16.0, &TilePolicy::default());
         assert_eq!(p.levels.len(), 2);
         let whole = &p.levels[0];
         assert_eq!((whole.width, whole.height), (427, 640));
@@ -530,20 +600,56 @@ mod tests {
     #[test]
     fn frames_and_small_posters_take_few_runs() {
         let policy = TilePolicy::default();
-        assert_eq!(plan_views(1920, 1080, 640, 640, 16.0, &policy).runs(), 3);
-        assert_eq!(plan_views(854, 480, 640, 640, 16.0, &policy).runs(), 1);
-        assert_eq!(plan_views(1000, 1500, 640, 640, 16.0, &policy).runs(), 3);
+        assert_eq!(plan_views(1920, 1080, FIXED, 16.0, &policy).runs(), 3);
+        assert_eq!(plan_views(854, 480, FIXED, 16.0, &policy).runs(), 1);
+        assert_eq!(plan_views(1000, 1500, FIXED, 16.0, &policy).runs(), 3);
         // Asking only for faces of 80 px and more needs no tiles on a poster.
-        assert_eq!(plan_views(2000, 3000, 640, 640, 80.0, &policy).runs(), 1);
+        assert_eq!(plan_views(2000, 3000, FIXED, 80.0, &policy).runs(), 1);
+    }
+
+    #[test]
+    fn windows_fit_their_view_when_the_graph_takes_any_size() {
+        let policy = TilePolicy::default();
+        // A 16:9 frame: the same 640×360 view, 256 rows of padding fewer.
+        let frame = plan_views(1920, 1080, ANY, 100.0, &policy);
+        assert_eq!(frame.runs(), 1);
+        let l = &frame.levels[0];
+        assert_eq!((l.width, l.height), (640, 360));
+        assert_eq!((l.window_width, l.window_height), (640, 384));
+        // Posters: the same levels, scales and tile counts as fixed windows; smaller windows
+        // wherever a level is smaller than 640 on a side.
+        for (w, h, windows) in [
+            (1000u32, 1500u32, vec![(448u32, 640u32), (512, 640)]),
+            (2000, 3000, vec![(448, 640), (640, 640)]),
+            (640, 360, vec![(640, 384)]),
+            (100, 50, vec![(128, 64)]),
+        ] {
+            let any = plan_views(w, h, ANY, 16.0, &policy);
+            let fixed = plan_views(w, h, FIXED, 16.0, &policy);
+            let sizes: Vec<(u32, u32)> = any
+                .levels
+                .iter()
+                .map(|l| (l.window_width, l.window_height))
+                .collect();
+            assert_eq!(sizes, windows, "{w}x{h}");
+            assert_eq!(any.runs(), fixed.runs(), "{w}x{h}");
+            for (a, f) in any.levels.iter().zip(&fixed.levels) {
+                assert_eq!((a.width, a.height, &a.tiles), (f.width, f.height, &f.tiles));
+                assert!(a.window_width >= a.width.min(640) && a.window_height >= a.height.min(640));
+            }
+            assert!(any.input_pixels() < fixed.input_pixels(), "{w}x{h}");
+        }
+        assert_eq!(FIXED.for_level(100, 50), (640, 640));
     }
 
     #[test]
     fn every_planned_face_is_whole_in_some_trusted_window() {
         // Brute force over face sizes and positions on a poster and on a 1080p frame: each face
         // of at least 32 px must be within the size range and wholly inside one window of a
-        // level that keeps it, with the edge margin.
-        for (w, h) in [(2000u32, 3000u32), (1920, 1080), (1000, 1500), (4000, 6000)] {
-            let p = plan_views(w, h, 640, 640, 16.0, &TilePolicy::default());
+        // level that keeps it, with the edge margin, with fixed windows and with fitted ones.
+        let sizes = [(2000u32, 3000u32), (1920, 1080), (1000, 1500), (4000, 6000)];
+        for ((w, h), input) in sizes.into_iter().flat_map(|s| [(s, FIXED), (s, ANY)]) {
+            let p = plan_views(w, h, input, 16.0, &TilePolicy::default());
             for size in [32.0f32, 45.0, 70.0, 100.0, 149.0, 200.0, 400.0] {
                 if size > w.min(h) as f32 {
                     continue;
@@ -560,11 +666,14 @@ mod tests {
                                 && l.tiles.iter().any(|&(tx, ty)| {
                                     let (x0, y0) = (x * sx - tx as f32, y * sy - ty as f32);
                                     let (x1, y1) = (x0 + size * sx, y0 + scaled);
-                                    let inner = |o: u32, lim: u32| o + 640 < lim;
+                                    let (ww, wh) = (l.window_width, l.window_height);
                                     (x0 >= 2.0 || tx == 0)
                                         && (y0 >= 2.0 || ty == 0)
-                                        && (x1 <= 638.0 || !inner(tx, l.width))
-                                        && (y1 <= 638.0 || !inner(ty, l.height))
+                                        && (x1 <= (ww - 2) as f32 || tx + ww >= l.width)
+                                        && (y1 <= (wh - 2) as f32 || ty + wh >= l.height)
+                                        && x0 + tx as f32 >= 0.0
+                                        && x1 <= (tx + ww) as f32 + 0.01
+                                        && y1 <= (ty + wh) as f32 + 0.01
                                 })
                         });
                         assert!(seen, "{w}x{h}: face {size} at ({x},{y}) unseen");
@@ -615,7 +724,7 @@ mod tests {
         let mut img = RgbImage::new(3, 2);
         img.put_pixel(1, 0, image::Rgb([10, 20, 30]));
         img.put_pixel(2, 1, image::Rgb([1, 2, 3]));
-        let t = fill_window(&img, 1, 0, &yunet_spec());
+        let t = fill_window(&img, 1, 0, (640, 640), &yunet_spec());
         let plane = 640 * 640;
         assert_eq!((t[0], t[plane], t[2 * plane]), (30.0, 20.0, 10.0));
         assert_eq!(
@@ -630,9 +739,16 @@ mod tests {
         spec.color = ColorOrder::Rgb;
         spec.mean = [10.0, 0.0, 0.0];
         spec.std = [2.0, 1.0, 1.0];
-        let t = fill_window(&img, 1, 0, &spec);
+        let t = fill_window(&img, 1, 0, (640, 640), &spec);
         assert_eq!((t[0], t[plane], t[2 * plane]), (0.0, 20.0, 30.0));
         assert_eq!(t[5], -5.0);
+        // A smaller window: its own planes, the same pixels.
+        let t = fill_window(&img, 1, 0, (32, 32), &yunet_spec());
+        let plane = 32 * 32;
+        assert_eq!(t.len(), 3 * plane);
+        assert_eq!((t[0], t[plane], t[2 * plane]), (30.0, 20.0, 10.0));
+        assert_eq!(t[32 + 1], 3.0);
+        assert_eq!((t[2], t[2 * 32]), (0.0, 0.0));
     }
 
     #[test]
@@ -683,7 +799,7 @@ mod tests {
 
     #[test]
     fn window_detections_come_back_to_source_and_cut_faces_are_dropped() {
-        let plan = plan_views(2000, 3000, 640, 640, 16.0, &TilePolicy::default());
+        let plan = plan_views(2000, 3000, FIXED, 16.0, &TilePolicy::default());
         let level = &plan.levels[1]; // scale 0.5
         // Window at (360, 430): a face at input (100, 200) size 40 → source ((360+100)*2, ...).
         let dets = vec![

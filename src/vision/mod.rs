@@ -106,6 +106,9 @@ pub struct DetectOptions {
     pub nms_iou: f32,
     /// Faces shorter than this are not looked for and not returned.
     pub min_face_px: f32,
+    /// Windows may be cut to each view when the detector's graph takes any input size
+    /// (`detect::InputWindow`); otherwise every window is the manifest's input size.
+    pub fitted_windows: bool,
 }
 
 /// Finds faces in one image. Models take `&self` and are `Sync`: one model set serves every
@@ -255,8 +258,8 @@ impl Vision {
         self
     }
 
-    /// Find faces. Boxes and landmarks in source pixels, best score first; faces shorter than
-    /// `min_face_px` are dropped.
+    /// Find faces in windows of the manifest's input size. Boxes and landmarks in source
+    /// pixels, best score first; faces shorter than `min_face_px` are dropped.
     pub fn detect(
         &self,
         image: &RgbImage,
@@ -264,18 +267,28 @@ impl Vision {
         nms_iou: f32,
         min_face_px: f32,
     ) -> Result<Vec<Detection>, VisionError> {
-        let (w, h) = image.dimensions();
-        if w == 0 || h == 0 {
-            return Ok(Vec::new());
-        }
-        self.models.detector.detect(
+        self.detect_with(
             image,
             &DetectOptions {
                 score_threshold,
                 nms_iou,
                 min_face_px,
+                fitted_windows: false,
             },
         )
+    }
+
+    /// [`Vision::detect`] with every option, e.g. windows fitted to the views (trailer frames).
+    pub fn detect_with(
+        &self,
+        image: &RgbImage,
+        options: &DetectOptions,
+    ) -> Result<Vec<Detection>, VisionError> {
+        let (w, h) = image.dimensions();
+        if w == 0 || h == 0 {
+            return Ok(Vec::new());
+        }
+        self.models.detector.detect(image, options)
     }
 
     /// Perceived attributes of each detection: one batched run per model for the whole image.

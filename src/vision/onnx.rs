@@ -5,11 +5,12 @@
 
 use super::align::{pack_chips, pack_chips_nhwc};
 use super::detect::{
-    DetectionPlan, PlanLevel, StrideOutputs, TilePolicy, decode_yunet, fill_window, merge_views,
-    plan_views, resize_area, window_to_source,
+    DetectionPlan, InputWindow, PlanLevel, StrideOutputs, TilePolicy, decode_yunet, fill_window,
+    merge_views, plan_views, resize_area, window_to_source,
 };
 use super::manifest::{
-    self, GenderAgeSpec, ModelManifest, ModelRole, ModelSpec, OutputKind, SquareSpec, read_verified,
+    self, GenderAgeSpec, Layout, ModelManifest, ModelRole, ModelSpec, OutputKind, SquareSpec,
+    read_verified,
 };
 use super::{
     AgeModel, AttributeModel, ChipSpec, Classifier, DetectOptions, FaceDetector, FaceEmbedder,
@@ -385,6 +386,9 @@ pub struct OnnxModel {
     output: String,
     /// The first input dimension is dynamic: all faces go in one run.
     batchable: bool,
+    /// The input's height and width are both dynamic: the graph takes other sizes than the
+    /// manifest's (how a detector's windows are cut, [`InputWindow`]).
+    any_spatial_size: bool,
 }
 
 fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
@@ -409,11 +413,20 @@ impl OnnxModel {
                     names(session.inputs().iter().map(|i| i.name()))
                 ))
             })?;
-        let batchable = input
-            .dtype()
-            .tensor_shape()
+        let shape = input.dtype().tensor_shape();
+        let batchable = shape
             .and_then(|s| s.first().copied())
             .is_some_and(|n| n < 0);
+        let (h_axis, w_axis) = match spec.input.layout {
+            Layout::Nchw => (2, 3),
+            Layout::Nhwc => (1, 2),
+        };
+        let any_spatial_size = shape.is_some_and(|s| {
+            s.len() == 4
+                && [h_axis, w_axis]
+                    .iter()
+                    .all(|&a| s.get(a).is_some_and(|&n| n < 0))
+        });
         let output = match &spec.output {
             Some(name) => {
                 if !session.outputs().iter().any(|o| o.name() == name) {
@@ -435,7 +448,13 @@ impl OnnxModel {
             session: Mutex::new(session),
             output,
             batchable,
+            any_spatial_size,
         })
+    }
+
+    /// Whether the graph's input takes any height and width (see the field).
+    fn any_spatial_size(&self) -> bool {
+        self.any_spatial_size
     }
 
     fn infer_err(&self, message: impl ToString) -> VisionError {
@@ -769,6 +788,8 @@ fn l2_normalise(row: &mut [f32]) {
 pub struct YunetDetector {
     model: OnnxModel,
     strides: Vec<u32>,
+    /// The manifest's input size, and whether the graph also takes smaller windows.
+    window: InputWindow,
     tile_policy: TilePolicy,
     env: Environment,
     /// Views of a tiled plan run on this many threads (the intra-op threads of the main session).
@@ -784,9 +805,23 @@ impl YunetDetector {
             .as_ref()
             .map(|d| d.strides.clone())
             .unwrap_or_else(|| vec![8, 16, 32]);
+        let model = OnnxModel::load(env, spec, threads)?;
+        let window = InputWindow {
+            width: spec.input.width,
+            height: spec.input.height,
+            multiple: model
+                .any_spatial_size()
+                .then(|| strides.iter().copied().max().unwrap_or(32)),
+        };
+        tracing::debug!(
+            model = %spec.name,
+            fitted_windows = window.multiple.is_some(),
+            "detector windows"
+        );
         Ok(YunetDetector {
-            model: OnnxModel::load(env, spec, threads)?,
+            model,
             strides,
+            window,
             tile_policy: TilePolicy::default(),
             env: env.clone(),
             lanes: threads.max(1),
@@ -794,17 +829,14 @@ impl YunetDetector {
         })
     }
 
-    /// The detector views `detect` runs on an image of this size.
-    pub fn plan(&self, width: u32, height: u32, min_face_px: f32) -> DetectionPlan {
-        let input = &self.model.spec.input;
-        plan_views(
-            width,
-            height,
-            input.width,
-            input.height,
-            min_face_px,
-            &self.tile_policy,
-        )
+    /// The detector views `detect` runs on an image of this size; windows cut to the views
+    /// only when `fitted` and the graph takes any size.
+    pub fn plan(&self, width: u32, height: u32, min_face_px: f32, fitted: bool) -> DetectionPlan {
+        let window = match fitted {
+            true => self.window,
+            false => InputWindow::fixed(self.window.width, self.window.height),
+        };
+        plan_views(width, height, window, min_face_px, &self.tile_policy)
     }
 
     /// `lanes` one-thread sessions of the detector `spec`.
@@ -839,9 +871,10 @@ impl YunetDetector {
     ) -> Result<Vec<Detection>, VisionError> {
         let model = &self.model;
         let input = &model.spec.input;
-        let (iw, ih) = (input.width as usize, input.height as usize);
+        let window = (view.level.window_width, view.level.window_height);
+        let (iw, ih) = (window.0 as usize, window.1 as usize);
         let (x, y) = view.origin;
-        let tensor = fill_window(view.image, x, y, input);
+        let tensor = fill_window(view.image, x, y, window, input);
         let array =
             ArrayView4::from_shape((1, 3, ih, iw), &tensor).map_err(|e| model.infer_err(e))?;
         let tensor = TensorRef::from_array_view(array).map_err(|e| model.infer_err(e))?;
@@ -868,12 +901,7 @@ impl YunetDetector {
                 kps: get("kps")?,
             });
         }
-        let dets = decode_yunet(
-            &per_stride,
-            input.width,
-            input.height,
-            options.score_threshold,
-        );
+        let dets = decode_yunet(&per_stride, window.0, window.1, options.score_threshold);
         Ok(window_to_source(
             dets,
             plan,
@@ -909,7 +937,7 @@ impl FaceDetector for YunetDetector {
         if w == 0 || h == 0 {
             return Ok(Vec::new());
         }
-        let plan = self.plan(w, h, options.min_face_px);
+        let plan = self.plan(w, h, options.min_face_px, options.fitted_windows);
         // Scaled images, finest level first, each made from the previous one (a poster's
         // whole view is then a 2×2 pyramid step plus a small resize of the tile level).
         let n = plan.levels.len();

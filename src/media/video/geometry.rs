@@ -1,10 +1,17 @@
 //! Picture geometry: output size from pixel aspect ratio, and the quarter turn that shows a
 //! stream upright. Pure maths, tested without FFmpeg.
 
+/// Pixel aspect ratios this close to 1 are taken as square. Real anamorphic ratios are at least
+/// 8% off (10:11, 12:11, 64:45, 4:3); what comes closer is rounding in an encoder's scaler (854×480
+/// scaled to 1920×1080 is written as 1281:1280), where honouring it would resample every frame
+/// (1080 rows to 1079: swscale's generic path, 7 ms per 1080p frame instead of 1) to correct a
+/// stretch of at most half a percent.
+pub const SQUARE_PIXEL_TOLERANCE: f64 = 0.005;
+
 /// Output size for a `width`×`height` picture with pixel aspect ratio `sar` (width/height of a
 /// pixel, 1 for square pixels): display aspect kept, long side at most `max_side`, at least 1 px.
 pub fn output_size(width: u32, height: u32, sar: f64, max_side: u32) -> (u32, u32) {
-    let sar = if sar.is_finite() && sar > 0.0 {
+    let sar = if sar.is_finite() && sar > 0.0 && (sar - 1.0).abs() > SQUARE_PIXEL_TOLERANCE {
         sar
     } else {
         1.0
@@ -59,6 +66,10 @@ mod tests {
         assert_eq!(output_size(1080, 1920, 1.0, 960), (540, 960));
         // Anamorphic PAL DVD: 720×576 pixels shown at 16:9.
         assert_eq!(output_size(720, 576, 64.0 / 45.0, 4096), (1024, 576));
+        assert_eq!(output_size(704, 480, 10.0 / 11.0, 4096), (640, 480));
+        // An encoder's rounding is not a pixel shape: the frame keeps its size.
+        assert_eq!(output_size(1920, 1080, 1281.0 / 1280.0, 1920), (1920, 1080));
+        assert_eq!(output_size(1920, 1080, 1.006, 4096), (1932, 1080));
         assert_eq!(output_size(10_000, 1, 1.0, 100), (100, 1));
     }
 
