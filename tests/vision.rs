@@ -686,3 +686,96 @@ fn tiled_views_side_by_side_give_the_serial_detections() {
     assert!(a.len() >= 8, "{} faces", a.len());
     assert_eq!(a, b);
 }
+
+/// Every sampled frame of the fixture trailers, as the pipeline gets them.
+fn trailer_frames() -> Vec<(String, RgbImage)> {
+    use regard::media::video::{SamplerOptions, VideoSampler};
+    let mut frames = Vec::new();
+    for name in [
+        "t1_640x360.mp4",
+        "t2_854x480.mp4",
+        "t3_640x360.mp4",
+        "t4_640x360.mp4",
+    ] {
+        let path = root().join("fixtures/trailers").join(name);
+        let sampler = VideoSampler::open(name, &path, &SamplerOptions::default()).unwrap();
+        for frame in sampler {
+            let frame = frame.unwrap();
+            frames.push((format!("{name} at {:.1} s", frame.t), frame.image));
+        }
+    }
+    frames
+}
+
+/// The derived any-size YuNet in a window fitted to a 16:9 frame (640×384) finds the faces it
+/// finds in the letterboxed 640×640 window, at the same places; and a graph with a fixed input
+/// size (YuNet as shipped, in the test manifest) keeps its size when fitted windows are asked for.
+#[test]
+fn fitted_windows_find_the_faces_of_letterboxed_ones() {
+    use regard::vision::DetectOptions;
+    let any_size = vision(&repo_manifest(), VisionOptions::default());
+    let fixed_graph = vision(&fixture_manifest(), VisionOptions::default());
+    let options = |fitted_windows| DetectOptions {
+        score_threshold: 0.7,
+        nms_iou: 0.3,
+        min_face_px: 48.0,
+        fitted_windows,
+    };
+    // Boxes of one face may come from a different one of YuNet's near-equal candidates (scores
+    // a few 1e-5 apart), so a box may move by a few per cent; most stay within a pixel.
+    let (mut faces, mut within_1px, mut worst_share, mut worst_score) = (0usize, 0, 0f32, 0f32);
+    for (what, image) in trailer_frames() {
+        let letterboxed = any_size.detect_with(&image, &options(false)).unwrap();
+        let fitted = any_size.detect_with(&image, &options(true)).unwrap();
+        // The shipped graph, letterboxed, is the reference: the derived file is the same network.
+        let shipped = fixed_graph.detect_with(&image, &options(true)).unwrap();
+        assert_eq!(
+            shipped, letterboxed,
+            "{what}: fixed graph, or derived file at 640×640"
+        );
+        let unmatched = |a: &[Detection], b: &[Detection]| {
+            a.iter()
+                .filter(|d| d.score > 0.75 && !b.iter().any(|e| e.bbox.iou(&d.bbox) > 0.8))
+                .count()
+        };
+        assert_eq!(
+            unmatched(&letterboxed, &fitted),
+            0,
+            "{what}: {letterboxed:?} vs {fitted:?}"
+        );
+        assert_eq!(
+            unmatched(&fitted, &letterboxed),
+            0,
+            "{what}: {fitted:?} vs {letterboxed:?}"
+        );
+        for d in &letterboxed {
+            let nearest = fitted
+                .iter()
+                .max_by(|a, b| a.bbox.iou(&d.bbox).total_cmp(&b.bbox.iou(&d.bbox)));
+            let Some(e) = nearest else { continue };
+            faces += 1;
+            let (b, c) = (d.bbox, e.bbox);
+            let px = [b.x - c.x, b.y - c.y, b.width - c.width, b.height - c.height]
+                .iter()
+                .fold(0f32, |m, v| m.max(v.abs()));
+            within_1px += usize::from(px <= 1.0);
+            worst_share = worst_share.max(px / b.height);
+            worst_score = worst_score.max((d.score - e.score).abs());
+        }
+    }
+    assert!(faces > 100, "only {faces} faces on the fixture trailers");
+    assert!(
+        worst_share < 0.05,
+        "a box moved by {worst_share} of its height"
+    );
+    assert!(
+        within_1px * 10 >= faces * 9,
+        "{within_1px} of {faces} boxes within 1 px"
+    );
+    assert!(worst_score < 0.02, "a score moved by {worst_score}");
+    eprintln!(
+        "{faces} faces: {within_1px} boxes within 1 px, all within {:.1}% of their height; \
+         scores within {worst_score:.4}",
+        worst_share * 100.0
+    );
+}
