@@ -35,4 +35,8 @@ pub const PIPELINE_VERSION: &str = env!("CARGO_PKG_VERSION");
 ///
 /// 3: trailers perceive (gender and age models) a shot track's first faces and then every few
 /// (settings `trailer_perceive_first`, `trailer_perceive_every`), not every face.
-pub const ALGORITHM_VERSION: u32 = 3;
+///
+/// 4: trailer frames are detected in a window fitted to the frame (setting
+/// `trailer_fitted_windows`, the any-size YuNet file), and pixel aspect ratios within half a
+/// percent of square are taken as square (no resampling of every frame).
+pub const ALGORITHM_VERSION: u32 = 4;
