@@ -272,6 +272,17 @@ impl Pipeline {
         &self.settings
     }
 
+    /// The same pipeline with `threads` FFmpeg frame threads for trailers (at least one).
+    pub fn with_decoder_threads(mut self, threads: usize) -> Self {
+        self.decoder_threads = threads.max(1);
+        self
+    }
+
+    /// FFmpeg frame threads of the trailer decoder.
+    pub fn decoder_threads(&self) -> usize {
+        self.decoder_threads
+    }
+
     pub fn vision(&self) -> &Vision {
         &self.vision
     }

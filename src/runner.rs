@@ -151,15 +151,6 @@ pub fn threads_per_slot(cores: usize, slots: usize, requested: usize) -> usize {
     }
 }
 
-/// FFmpeg frame threads of a slot's trailer decoder: half the slot's model threads, at least one.
-/// The decoder runs beside the models on its own thread, so it needs fewer: on 2 cores with one
-/// slot (2 model threads), one decoder thread analysed the bench trailer in 7.36 / 6.98 s against
-/// 7.47 / 7.77 s with two (alternating runs, BENCHMARKS.md): frame threads only add work when
-/// the other core is busy with the models anyway.
-pub fn decoder_threads(slot_threads: usize) -> usize {
-    (slot_threads / 2).max(1)
-}
-
 /// Load `copies` pipelines (one set of model sessions each). Refuses to start on a missing
 /// model file or an altered runtime or eagerly loaded model, naming it. Blocking.
 ///
@@ -191,7 +182,7 @@ pub fn load_pipelines(
                 vision,
                 settings.clone(),
                 limits.clone(),
-                decoder_threads(threads),
+                threads,
             ))
         })
         .collect()
@@ -863,13 +854,5 @@ mod tests {
         assert_eq!(threads_per_slot(8, 3, 0), 2);
         assert_eq!(threads_per_slot(2, 4, 0), 1, "never zero threads");
         assert_eq!(threads_per_slot(2, 2, 3), 3, "an explicit request wins");
-    }
-
-    #[test]
-    fn the_decoder_gets_half_the_model_threads() {
-        assert_eq!(decoder_threads(1), 1);
-        assert_eq!(decoder_threads(2), 1);
-        assert_eq!(decoder_threads(3), 1);
-        assert_eq!(decoder_threads(8), 4);
     }
 }

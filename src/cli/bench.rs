@@ -227,7 +227,12 @@ pub async fn run_trailer(args: crate::cli::BenchTrailerArgs) -> anyhow::Result<(
     };
     let settings = AnalysisSettings::default();
     let limits = Limits::default();
-    let pipeline = crate::runner::load_pipeline(&args.models.options(), &settings, &limits, true)?;
+    let mut pipeline =
+        crate::runner::load_pipeline(&args.models.options(), &settings, &limits, true)?;
+    if let Some(threads) = args.decoder_threads {
+        pipeline = pipeline.with_decoder_threads(threads);
+    }
+    eprintln!("bench: {} decoder thread(s)", pipeline.decoder_threads());
     let fetcher = Fetcher::new(FetchPolicy::cli(limits));
     let media = fetcher.fetch(&file.display().to_string()).await?;
     let (mut ffmpeg_s, mut ours_s) = (Vec::new(), Vec::new());

@@ -455,6 +455,10 @@ pub struct BenchTrailerArgs {
     /// Timed repetitions of each side.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    /// FFmpeg frame threads of the decoder (default: as the worker and `analyze` choose, as many
+    /// as the model threads of a slot), to compare thread splits.
+    #[arg(long)]
+    pub decoder_threads: Option<usize>,
     #[command(flatten)]
     pub models: ModelArgs,
 }
