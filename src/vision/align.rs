@@ -155,14 +155,13 @@ pub fn warp_chip(
     if x1 <= x0 || y1 <= y0 {
         return RgbImage::new(width, height);
     }
-    let mut src = image::imageops::crop_imm(
+    let mut src = crop(
         image,
         x0 as u32,
         y0 as u32,
         (x1 - x0) as u32,
         (y1 - y0) as u32,
-    )
-    .to_image();
+    );
     t.tx -= x0 as f64;
     t.ty -= y0 as f64;
     // Pixels at the image's right/bottom edge pair with pixels of the next block in a
@@ -320,6 +319,19 @@ pub fn pack_chips(chips: &[RgbImage], spec: &InputSpec) -> Array4<f32> {
         }
     }
     batch
+}
+
+/// The `width`×`height` rectangle at (`x`, `y`), which lies inside `image`, copied row by row
+/// (`imageops::crop_imm(..).to_image()` copies pixel by pixel).
+pub fn crop(image: &RgbImage, x: u32, y: u32, width: u32, height: u32) -> RgbImage {
+    let stride = image.width() as usize * 3;
+    let (x, y, w) = (x as usize, y as usize, width as usize);
+    let raw = image.as_raw();
+    let mut out = Vec::with_capacity(w * 3 * height as usize);
+    for row in raw[y * stride..].chunks(stride).take(height as usize) {
+        out.extend_from_slice(&row[x * 3..(x + w) * 3]);
+    }
+    RgbImage::from_raw(width, height, out).expect("the rectangle lies inside the image")
 }
 
 #[cfg(test)]

@@ -245,21 +245,85 @@ pub fn halve(src: &RgbImage) -> RgbImage {
     let stride = src.width() as usize * 3;
     let raw = src.as_raw();
     let mut out = vec![0u8; w * h * 3];
+    // Per row pair: the vertical sums of all bytes first (a contiguous pass the compiler turns
+    // into vector code), then each output byte from two neighbouring sums. Integer arithmetic:
+    // the same bytes as averaging each block directly.
+    let mut sums = vec![0u16; w * 6];
     for (y, dst) in out.chunks_exact_mut(w * 3).enumerate() {
         let top = &raw[2 * y * stride..][..w * 6];
         let bottom = &raw[(2 * y + 1) * stride..][..w * 6];
-        for ((d, t), b) in dst
-            .chunks_exact_mut(3)
-            .zip(top.chunks_exact(6))
-            .zip(bottom.chunks_exact(6))
-        {
-            for c in 0..3 {
-                let sum = t[c] as u16 + t[c + 3] as u16 + b[c] as u16 + b[c + 3] as u16;
-                d[c] = ((sum + 2) / 4) as u8;
-            }
+        for ((s, &t), &b) in sums.iter_mut().zip(top).zip(bottom) {
+            *s = u16::from(t) + u16::from(b);
+        }
+        for (d, pair) in dst.chunks_exact_mut(3).zip(sums.chunks_exact(6)) {
+            d[0] = ((pair[0] + pair[3] + 2) >> 2) as u8;
+            d[1] = ((pair[1] + pair[4] + 2) >> 2) as u8;
+            d[2] = ((pair[2] + pair[5] + 2) >> 2) as u8;
         }
     }
     RgbImage::from_raw(w as u32, h as u32, out).unwrap_or_else(|| RgbImage::new(w as u32, h as u32))
+}
+
+/// `v.round().clamp(0.0, 255.0) as u8` for the finite sums of non-negative pixel values that
+/// resampling makes, without a call to libm's `roundf` per byte: for 0 ≤ v < 2²³, `v − trunc(v)`
+/// is exact, so comparing it with ½ rounds half away from zero as `round` does. Clamping
+/// before rounding gives the same byte, since 0 and 255 are whole.
+#[inline]
+pub(crate) fn round_to_u8(v: f32) -> u8 {
+    let v = v.clamp(0.0, 255.0);
+    let whole = v as u32;
+    (whole + u32::from(v - whole as f32 >= 0.5)) as u8
+}
+
+/// One axis of an area resize: for each output index, the first source index it covers and
+/// where its weights start in `weights`; the source indices it covers are consecutive.
+struct AxisTaps {
+    first: Vec<u32>,
+    /// `offsets[o]..offsets[o + 1]` are output `o`'s weights.
+    offsets: Vec<usize>,
+    weights: Vec<f32>,
+}
+
+impl AxisTaps {
+    fn new(src_len: u32, out_len: u32) -> Self {
+        let mut taps = AxisTaps {
+            first: Vec::with_capacity(out_len as usize),
+            offsets: vec![0],
+            weights: Vec::new(),
+        };
+        for list in area_weights(src_len, out_len) {
+            debug_assert!(list.windows(2).all(|p| p[1].0 == p[0].0 + 1));
+            taps.first.push(list[0].0);
+            taps.weights.extend(list.iter().map(|&(_, w)| w));
+            taps.offsets.push(taps.weights.len());
+        }
+        taps
+    }
+
+    fn of(&self, o: usize) -> (usize, &[f32]) {
+        (
+            self.first[o] as usize,
+            &self.weights[self.offsets[o]..self.offsets[o + 1]],
+        )
+    }
+}
+
+/// Source row `sy` resampled horizontally: per output column and channel, the weighted sum
+/// of the source pixels it covers, added in source order.
+fn horizontal(line: &[u8], cols: &AxisTaps, row: &mut [f32]) {
+    for (ox, px) in row.chunks_exact_mut(3).enumerate() {
+        let (first, weights) = cols.of(ox);
+        let mut acc = [0f32; 3];
+        for (p, &w) in line[first * 3..][..weights.len() * 3]
+            .chunks_exact(3)
+            .zip(weights)
+        {
+            acc[0] += w * f32::from(p[0]);
+            acc[1] += w * f32::from(p[1]);
+            acc[2] += w * f32::from(p[2]);
+        }
+        px.copy_from_slice(&acc);
+    }
 }
 
 fn resize_area_exact(image: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
@@ -267,33 +331,39 @@ fn resize_area_exact(image: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
     if (out_w, out_h) == (sw, sh) {
         return image.clone();
     }
-    let cols = area_weights(sw, out_w);
-    let rows = area_weights(sh, out_h);
+    let cols = AxisTaps::new(sw, out_w);
+    let rows = AxisTaps::new(sh, out_h);
     let src = image.as_raw();
-    let mut out = vec![0u8; out_w as usize * out_h as usize * 3];
-    let mut acc = vec![0f32; out_w as usize * 3];
-    let mut hrow = vec![0f32; out_w as usize * 3];
-    for (oy, taps_y) in rows.iter().enumerate() {
+    let line_len = sw as usize * 3;
+    let row_len = out_w as usize * 3;
+    let mut out = vec![0u8; row_len * out_h as usize];
+    let mut acc = vec![0f32; row_len];
+    // Horizontally resampled source rows, kept while later output rows still need them
+    // (consecutive output rows share their boundary source row): each is computed once.
+    let mut kept: std::collections::VecDeque<(usize, Vec<f32>)> = Default::default();
+    for (oy, dst) in out.chunks_exact_mut(row_len).enumerate() {
+        let (first, weights) = rows.of(oy);
+        while kept.front().is_some_and(|(sy, _)| *sy < first) {
+            kept.pop_front();
+        }
         acc.iter_mut().for_each(|v| *v = 0.0);
-        for &(sy, wy) in taps_y {
-            let line = &src[sy as usize * sw as usize * 3..][..sw as usize * 3];
-            for (ox, taps_x) in cols.iter().enumerate() {
-                let mut px = [0f32; 3];
-                for &(sx, wx) in taps_x {
-                    let p = &line[sx as usize * 3..sx as usize * 3 + 3];
-                    px[0] += wx * p[0] as f32;
-                    px[1] += wx * p[1] as f32;
-                    px[2] += wx * p[2] as f32;
-                }
-                hrow[ox * 3..ox * 3 + 3].copy_from_slice(&px);
+        for (k, &wy) in weights.iter().enumerate() {
+            let sy = first + k;
+            if !kept.iter().any(|(y, _)| *y == sy) {
+                let mut row = vec![0f32; row_len];
+                horizontal(&src[sy * line_len..][..line_len], &cols, &mut row);
+                kept.push_back((sy, row));
             }
-            for (a, v) in acc.iter_mut().zip(&hrow) {
+            let (_, row) = kept
+                .iter()
+                .find(|(y, _)| *y == sy)
+                .expect("the row was just kept");
+            for (a, v) in acc.iter_mut().zip(row) {
                 *a += wy * v;
             }
         }
-        let dst = &mut out[oy * out_w as usize * 3..][..out_w as usize * 3];
         for (d, a) in dst.iter_mut().zip(&acc) {
-            *d = a.round().clamp(0.0, 255.0) as u8;
+            *d = round_to_u8(*a);
         }
     }
     RgbImage::from_raw(out_w, out_h, out).unwrap_or_else(|| RgbImage::new(out_w, out_h))
@@ -349,16 +419,24 @@ pub fn fill_window(
     let cw = (lw.saturating_sub(x) as usize).min(iw);
     let ch = (lh.saturating_sub(y) as usize).min(ih);
     let raw = level_image.as_raw();
-    for (c, &src_c) in order.iter().enumerate() {
-        let k = 1.0 / spec.std[c];
-        let b = -spec.mean[c] / spec.std[c];
-        let dst_plane = &mut t[c * plane..(c + 1) * plane];
-        for v in 0..ch {
-            let row = &raw[((y as usize + v) * lw as usize + x as usize) * 3..][..cw * 3];
-            let dst = &mut dst_plane[v * iw..v * iw + cw];
-            for (d, px) in dst.iter_mut().zip(row.chunks_exact(3)) {
-                *d = px[src_c] as f32 * k + b;
-            }
+    let k = [0, 1, 2].map(|c| 1.0 / spec.std[c]);
+    let b = [0, 1, 2].map(|c| -spec.mean[c] / spec.std[c]);
+    let (p0, rest) = t.split_at_mut(plane);
+    let (p1, p2) = rest.split_at_mut(plane);
+    // One pass over each source row, writing the three planes (the same value per element as
+    // a pass per channel).
+    for v in 0..ch {
+        let row = &raw[((y as usize + v) * lw as usize + x as usize) * 3..][..cw * 3];
+        let at = v * iw..v * iw + cw;
+        for (((d0, d1), d2), px) in p0[at.clone()]
+            .iter_mut()
+            .zip(&mut p1[at.clone()])
+            .zip(&mut p2[at])
+            .zip(row.chunks_exact(3))
+        {
+            *d0 = f32::from(px[order[0]]) * k[0] + b[0];
+            *d1 = f32::from(px[order[1]]) * k[1] + b[1];
+            *d2 = f32::from(px[order[2]]) * k[2] + b[2];
         }
     }
     t
@@ -693,6 +771,149 @@ mod tests {
         assert_eq!(*t.last().unwrap(), 5000 - 640);
         for pair in t.windows(2) {
             assert!(pair[0] + 640 >= pair[1] + 100, "{t:?}");
+        }
+    }
+
+    /// Pseudo-random image (xorshift), so that every byte value and rounding case comes up.
+    fn noise(w: u32, h: u32, seed: u64) -> RgbImage {
+        let mut x = seed | 1;
+        RgbImage::from_fn(w, h, |_, _| {
+            let mut byte = || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            };
+            image::Rgb([byte(), byte(), byte()])
+        })
+    }
+
+    /// The area resize as first written: the definition the faster one must match byte for byte
+    /// (the figures of every fixture depend on these bytes).
+    fn resize_area_exact_reference(image: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
+        let (sw, _) = image.dimensions();
+        let cols = area_weights(sw, out_w);
+        let rows = area_weights(image.height(), out_h);
+        let src = image.as_raw();
+        let mut out = vec![0u8; out_w as usize * out_h as usize * 3];
+        let mut acc = vec![0f32; out_w as usize * 3];
+        let mut hrow = vec![0f32; out_w as usize * 3];
+        for (oy, taps_y) in rows.iter().enumerate() {
+            acc.iter_mut().for_each(|v| *v = 0.0);
+            for &(sy, wy) in taps_y {
+                let line = &src[sy as usize * sw as usize * 3..][..sw as usize * 3];
+                for (ox, taps_x) in cols.iter().enumerate() {
+                    let mut px = [0f32; 3];
+                    for &(sx, wx) in taps_x {
+                        let p = &line[sx as usize * 3..sx as usize * 3 + 3];
+                        px[0] += wx * p[0] as f32;
+                        px[1] += wx * p[1] as f32;
+                        px[2] += wx * p[2] as f32;
+                    }
+                    hrow[ox * 3..ox * 3 + 3].copy_from_slice(&px);
+                }
+                for (a, v) in acc.iter_mut().zip(&hrow) {
+                    *a += wy * v;
+                }
+            }
+            let dst = &mut out[oy * out_w as usize * 3..][..out_w as usize * 3];
+            for (d, a) in dst.iter_mut().zip(&acc) {
+                *d = a.round().clamp(0.0, 255.0) as u8;
+            }
+        }
+        RgbImage::from_raw(out_w, out_h, out).unwrap()
+    }
+
+    #[test]
+    fn area_resize_gives_the_bytes_of_its_definition() {
+        // The sizes the pipeline meets (a 1080p frame halved to 960×540 then cut to the 640×360
+        // view, a poster's 500×750 level to 427×640) and odd ones, up and down.
+        let cases = [
+            (960, 540, 640, 360),
+            (500, 750, 427, 640),
+            (1000, 1500, 512, 640),
+            (97, 61, 40, 33),
+            (33, 17, 32, 16),
+            (5, 7, 9, 11),
+            (1, 1, 1, 3),
+        ];
+        for (k, &(sw, sh, ow, oh)) in cases.iter().enumerate() {
+            let img = noise(sw, sh, 7 + k as u64);
+            assert_eq!(
+                resize_area_exact(&img, ow, oh),
+                resize_area_exact_reference(&img, ow, oh),
+                "{sw}×{sh} → {ow}×{oh}"
+            );
+        }
+    }
+
+    #[test]
+    fn halving_averages_each_block_with_rounding() {
+        let img = noise(21, 10, 3);
+        let half = halve(&img);
+        assert_eq!(half.dimensions(), (10, 5));
+        for (x, y, p) in half.enumerate_pixels() {
+            for c in 0..3 {
+                let sum: u16 = [(0, 0), (1, 0), (0, 1), (1, 1)]
+                    .iter()
+                    .map(|&(dx, dy)| u16::from(img.get_pixel(2 * x + dx, 2 * y + dy)[c]))
+                    .sum();
+                assert_eq!(p[c], ((sum + 2) / 4) as u8, "({x}, {y}) channel {c}");
+            }
+        }
+    }
+
+    #[test]
+    fn rounding_to_a_byte_is_round_then_clamp() {
+        let reference = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+        // Every float from 0 to 256 near a half (where rounding decides), plus a sweep and the
+        // ends.
+        for k in 0..=256u32 {
+            let half = k as f32 + 0.5;
+            let mut v = half;
+            for _ in 0..64 {
+                v = f32::from_bits(v.to_bits() - 1);
+            }
+            for _ in 0..128 {
+                assert_eq!(round_to_u8(v), reference(v), "{v:e}");
+                v = f32::from_bits(v.to_bits() + 1);
+            }
+        }
+        let mut v = 0.0f32;
+        while v < 300.0 {
+            assert_eq!(round_to_u8(v), reference(v), "{v:e}");
+            v += 0.001;
+        }
+        for v in [-1.0, -0.4, -0.0, 255.49998, 255.5, 1e9, f32::MIN_POSITIVE] {
+            assert_eq!(round_to_u8(v), reference(v), "{v:e}");
+        }
+    }
+
+    #[test]
+    fn a_window_gives_the_values_of_a_pass_per_channel() {
+        let img = noise(37, 23, 11);
+        let mut spec = yunet_spec();
+        spec.mean = [1.5, 20.0, 120.0];
+        spec.std = [1.0, 3.0, 57.0];
+        for (x, y, window) in [(0, 0, (64, 32)), (5, 3, (32, 32)), (36, 22, (8, 8))] {
+            let t = fill_window(&img, x, y, window, &spec);
+            let (iw, ih) = (window.0 as usize, window.1 as usize);
+            let order = channel_order(spec.color);
+            for c in 0..3 {
+                for v in 0..ih {
+                    for u in 0..iw {
+                        let (sx, sy) = (x as usize + u, y as usize + v);
+                        let (k, b) = (1.0 / spec.std[c], -spec.mean[c] / spec.std[c]);
+                        let want = if sx < 37 && sy < 23 {
+                            f32::from(img.get_pixel(sx as u32, sy as u32)[order[c]]) * k + b
+                        } else {
+                            b
+                        };
+                        let got = t[c * iw * ih + v * iw + u];
+                        assert_eq!(got.to_bits(), want.to_bits(), "({u}, {v}) channel {c}");
+                    }
+                }
+            }
         }
     }
 
