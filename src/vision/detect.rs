@@ -269,7 +269,7 @@ pub fn halve(src: &RgbImage) -> RgbImage {
 /// is exact, so comparing it with ½ rounds half away from zero as `round` does. Clamping
 /// before rounding gives the same byte, since 0 and 255 are whole.
 #[inline]
-pub(crate) fn round_to_u8(v: f32) -> u8 {
+fn round_to_u8(v: f32) -> u8 {
     let v = v.clamp(0.0, 255.0);
     let whole = v as u32;
     (whole + u32::from(v - whole as f32 >= 0.5)) as u8
@@ -338,26 +338,31 @@ fn resize_area_exact(image: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
     let row_len = out_w as usize * 3;
     let mut out = vec![0u8; row_len * out_h as usize];
     let mut acc = vec![0f32; row_len];
-    // Horizontally resampled source rows, kept while later output rows still need them
-    // (consecutive output rows share their boundary source row): each is computed once.
-    let mut kept: std::collections::VecDeque<(usize, Vec<f32>)> = Default::default();
+    // Horizontally resampled source rows `kept_first..kept_first + kept.len()`: consecutive
+    // output rows share their boundary source row, so each source row is resampled once. The
+    // rows an output row no longer needs are reused as buffers.
+    let mut kept: std::collections::VecDeque<Vec<f32>> = Default::default();
+    let mut kept_first = 0usize;
+    let mut free: Vec<Vec<f32>> = Vec::new();
     for (oy, dst) in out.chunks_exact_mut(row_len).enumerate() {
         let (first, weights) = rows.of(oy);
-        while kept.front().is_some_and(|(sy, _)| *sy < first) {
-            kept.pop_front();
+        while kept_first < first
+            && let Some(row) = kept.pop_front()
+        {
+            free.push(row);
+            kept_first += 1;
+        }
+        if kept.is_empty() {
+            kept_first = first;
+        }
+        while kept_first + kept.len() < first + weights.len() {
+            let sy = kept_first + kept.len();
+            let mut row = free.pop().unwrap_or_else(|| vec![0f32; row_len]);
+            horizontal(&src[sy * line_len..][..line_len], &cols, &mut row);
+            kept.push_back(row);
         }
         acc.iter_mut().for_each(|v| *v = 0.0);
-        for (k, &wy) in weights.iter().enumerate() {
-            let sy = first + k;
-            if !kept.iter().any(|(y, _)| *y == sy) {
-                let mut row = vec![0f32; row_len];
-                horizontal(&src[sy * line_len..][..line_len], &cols, &mut row);
-                kept.push_back((sy, row));
-            }
-            let (_, row) = kept
-                .iter()
-                .find(|(y, _)| *y == sy)
-                .expect("the row was just kept");
+        for (row, &wy) in kept.range(first - kept_first..).zip(weights) {
             for (a, v) in acc.iter_mut().zip(row) {
                 *a += wy * v;
             }
