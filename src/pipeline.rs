@@ -22,6 +22,8 @@ use std::time::Instant;
 
 /// The failure code of a run that did not finish within its job's time limit.
 pub const JOB_TIMEOUT: &str = "job_timeout";
+/// Failure code of an analysis whose models failed (to load or to run).
+pub const INFERENCE_FAILED: &str = "inference_failed";
 
 /// What the pictures a person checks a result with are drawn from (`report::pictures` draws
 /// them), kept only when asked for.
@@ -170,7 +172,7 @@ impl PipelineError {
         match self {
             PipelineError::Media(e) => e.code(),
             PipelineError::Video(e) => e.code(),
-            PipelineError::Vision(_) => "inference_failed",
+            PipelineError::Vision(_) => INFERENCE_FAILED,
             PipelineError::Track { source, .. } => source.code(),
             PipelineError::Panic { .. } => "internal_panic",
             PipelineError::Stopped { .. } => JOB_TIMEOUT,

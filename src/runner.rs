@@ -188,6 +188,36 @@ pub fn load_pipelines(
         .collect()
 }
 
+/// One pipeline whose model sessions load on a thread of their own while the caller goes on
+/// (reads and decodes its first input): [`Vision::load_in_background`]. The files are checked
+/// before it returns; the first analysis waits for the sessions. For a one-shot command, where
+/// the load is a third of a poster's run; a worker loads with [`load_pipelines`] and starts
+/// consuming only once every session is made.
+pub fn load_pipeline_in_background(
+    models: &ModelOptions,
+    settings: &AnalysisSettings,
+    limits: &Limits,
+    embeddings: bool,
+) -> anyhow::Result<Pipeline> {
+    let manifest = ModelManifest::load(&models.manifest)?;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let threads = threads_per_slot(cores, 1, models.ort_threads);
+    let options = VisionOptions {
+        intra_threads: threads,
+        enable_sensitive: models.enable_sensitive.clone(),
+        embeddings,
+    };
+    let vision = Vision::load_in_background(&manifest, &options)?;
+    Ok(Pipeline::new(
+        vision,
+        settings.clone(),
+        limits.clone(),
+        threads,
+    ))
+}
+
 /// One pipeline, as [`load_pipelines`] with one copy.
 pub fn load_pipeline(
     models: &ModelOptions,

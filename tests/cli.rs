@@ -434,3 +434,49 @@ fn model_caches_change_no_figure_and_an_altered_model_is_still_refused() {
         "{stderr}"
     );
 }
+
+/// `regard analyze` makes its model sessions while it reads the first input. A runtime that
+/// passes the file check but does not load (here a text file with the manifest's sha256) is
+/// still a start-up error, said once with exit code 2, not one failed input per file.
+#[test]
+fn a_runtime_that_does_not_load_is_one_start_up_error() {
+    let root = common::root();
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("libfake.so");
+    std::fs::write(&fake, b"not a library\n").unwrap();
+    let fake_sha = regard::vision::manifest::sha256_file(&fake).unwrap();
+    let real = regard::vision::ModelManifest::load(&root.join("models/manifest.toml")).unwrap();
+    let manifest = std::fs::read_to_string(root.join("models/manifest.toml"))
+        .unwrap()
+        .replace(
+            "file = \"",
+            &format!("file = \"{}/", root.join("models").display()),
+        )
+        .replacen(&real.runtime.sha256, &fake_sha, 1)
+        .replacen(
+            &real.runtime.file.display().to_string(),
+            &fake.display().to_string(),
+            1,
+        );
+    let manifest_path = dir.path().join("manifest.toml");
+    std::fs::write(&manifest_path, manifest).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_regard"))
+        .current_dir(&root)
+        .args(["analyze", "--models"])
+        .arg(&manifest_path)
+        .args(["fixtures/faces/astronaut.png", "fixtures/faces/obama_1.jpg"])
+        .output()
+        .expect("regard runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.matches("cannot load ONNX Runtime").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("libfake.so"), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("analysed"),
+        "no input is reported as analysed or failed"
+    );
+}

@@ -660,6 +660,76 @@ fn the_embedder_is_loaded_and_hashed_at_its_first_use() {
     assert!(e.to_string().contains("absent_sface.onnx"), "{e}");
 }
 
+/// A model set loaded in the background names its models, attributes and runtime before its
+/// sessions exist, refuses an altered file before returning, and once loaded finds and perceives
+/// what the same set loaded at once does, to the bit. A runtime that fails to load fails every
+/// use of the set with its error.
+#[test]
+fn a_model_set_loaded_in_the_background_is_the_set_loaded_at_once() {
+    let options = VisionOptions {
+        embeddings: true,
+        ..VisionOptions::default()
+    };
+    let at_once = vision(&repo_manifest(), options.clone());
+    let background = Vision::load_in_background(&repo_manifest(), &options).unwrap();
+    assert_eq!(background.models(), at_once.models());
+    assert_eq!(background.attributes(), at_once.attributes());
+    assert_eq!(background.has_age(), at_once.has_age());
+    assert_eq!(background.runtime_sha256(), at_once.runtime_sha256());
+    let poster = image::open(root().join("fixtures/posters/bench_2000x3000_8faces.jpg"))
+        .unwrap()
+        .to_rgb8();
+    let faces = background.detect(&poster, 0.6, 0.3, 32.0).unwrap();
+    assert!(faces.len() >= 8, "{} faces", faces.len());
+    assert_eq!(faces, at_once.detect(&poster, 0.6, 0.3, 32.0).unwrap());
+    assert_eq!(
+        background.perceive_with(&poster, &faces, true).unwrap(),
+        at_once.perceive_with(&poster, &faces, true).unwrap()
+    );
+    assert_eq!(
+        background.embed(&poster, &faces).unwrap(),
+        at_once.embed(&poster, &faces).unwrap()
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let gender = spec(&repo_manifest(), "gender-v1").sha256.clone();
+    let wrong = "0".repeat(64);
+    let altered = repo_manifest_copy(tmp.path(), |t| t.replacen(&gender, &wrong, 1));
+    let e = Vision::load_in_background(&altered, &options)
+        .err()
+        .unwrap();
+    assert!(matches!(e, VisionError::HashMismatch { .. }), "{e}");
+    assert!(e.to_string().contains("gender-v1.onnx"), "{e}");
+
+    // A second runtime (the same library with a byte appended, so another sha256) passes the
+    // file check, but this process already runs the first: the load fails on its thread.
+    let runtime = repo_manifest().runtime.clone();
+    let mut bytes = std::fs::read(&runtime.file).unwrap();
+    bytes.push(0);
+    let copy = tmp.path().join("libonnxruntime-copy.so");
+    std::fs::write(&copy, &bytes).unwrap();
+    let copy_sha = regard::vision::manifest::sha256_file(&copy).unwrap();
+    let other_runtime = repo_manifest_copy(tmp.path(), |t| {
+        t.replacen(&runtime.sha256, &copy_sha, 1).replacen(
+            &format!("{}", runtime.file.display()),
+            &format!("{}", copy.display()),
+            1,
+        )
+    });
+    assert_eq!(other_runtime.runtime.file, copy);
+    let v = Vision::load_in_background(&other_runtime, &options).unwrap();
+    assert_eq!(v.runtime_sha256(), copy_sha);
+    for _ in 0..2 {
+        let e = v.detect(&poster, 0.6, 0.3, 32.0).unwrap_err();
+        assert!(matches!(e, VisionError::RuntimeLoad { .. }), "{e}");
+        assert!(
+            e.to_string().contains("one process loads one runtime"),
+            "{e}"
+        );
+    }
+    assert!(v.perceive(&poster, &faces).is_err());
+}
+
 /// A tiled plan runs its views side by side on one-thread sessions when two threads are given;
 /// the detections are the serial run's, in the same order, to the bit.
 #[test]

@@ -7,7 +7,7 @@ use crate::media::fetch::FetchPolicy;
 use crate::media::sniff;
 use crate::pipeline::{PictureData, Progress};
 use crate::report::{pictures, table};
-use crate::runner::{Request, Runner, load_pipeline};
+use crate::runner::{Request, Runner, load_pipeline_in_background};
 use crate::store::{JobOrigin, Store};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -161,9 +161,13 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
     let models = args.models.options();
     let pipeline = {
         let (settings, limits) = (settings.clone(), limits.clone());
-        tokio::task::spawn_blocking(move || load_pipeline(&models, &settings, &limits, true))
-            .await??
+        // The sessions load while the first input is read and decoded.
+        tokio::task::spawn_blocking(move || {
+            load_pipeline_in_background(&models, &settings, &limits, true)
+        })
+        .await??
     };
+    let load = pipeline.vision().load_handle();
     let inputs = expand_inputs(&args.inputs)?;
     let mut policy = FetchPolicy::cli(limits.clone());
     if args.allow_private_urls {
@@ -253,6 +257,13 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
                 analysed.push(done.analysis);
             }
             Err(failed) => {
+                // Models that could not be loaded fail every input alike: a start-up error,
+                // said once, as when the sessions were made before the first input.
+                if failed.code == crate::pipeline::INFERENCE_FAILED
+                    && let Err(e) = load.wait()
+                {
+                    return Err(e.into());
+                }
                 failures += 1;
                 say(&overall, format!("error: {}", failed.message), true);
                 let mut entry = match &failed.analysis {

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 
 /// What can go wrong in the vision stage. None of it is worth a retry: files do not fix
 /// themselves and inference on the same bytes fails the same way.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum VisionError {
     #[error("model manifest {path}: {message}")]
     Manifest { path: PathBuf, message: String },
@@ -208,9 +208,134 @@ pub struct Perception {
 /// The loaded model set. Models are created once and reused; all are `Send + Sync`, so `Vision`
 /// is shareable between threads.
 pub struct Vision {
-    models: Models,
+    models: std::sync::Arc<Deferred>,
+    /// What the model set is, known before its sessions are made.
+    about: ModelSetInfo,
     /// Run the square-crop models on a second thread beside the aligned-chip models.
     parallel_models: bool,
+}
+
+/// What results made by a model set name and hold, without running it.
+#[derive(Debug, Clone, PartialEq)]
+struct ModelSetInfo {
+    runtime_sha256: String,
+    /// Detector first, then in manifest order (as [`model_refs`]).
+    models: Vec<ModelRef>,
+    /// Classifier attributes and their labels, in manifest order.
+    attributes: Vec<(String, Vec<String>)>,
+    has_age: bool,
+}
+
+impl ModelSetInfo {
+    fn of(m: &Models) -> ModelSetInfo {
+        ModelSetInfo {
+            runtime_sha256: m.runtime_sha256.clone(),
+            models: std::iter::once(m.detector.model())
+                .chain(m.classifiers.iter().map(|c| c.model.model()))
+                .chain(m.age.iter().map(|a| a.model.model()))
+                .chain(m.embedder.iter().map(|e| e.model()))
+                .chain(m.gender_age.iter().map(|g| g.model()))
+                .collect(),
+            attributes: m
+                .classifiers
+                .iter()
+                .map(|c| (c.attribute.clone(), c.labels.clone()))
+                .collect(),
+            has_age: m.age.is_some(),
+        }
+    }
+
+    /// The same, read off the manifest: what [`onnx::load`] of it with `options` gives.
+    fn planned(manifest: &ModelManifest, options: &VisionOptions) -> ModelSetInfo {
+        let loaded = || manifest.loaded_models(&options.enable_sensitive, options.embeddings);
+        ModelSetInfo {
+            runtime_sha256: manifest.runtime.sha256.clone(),
+            models: model_refs(manifest, options),
+            attributes: loaded()
+                .filter(|m| m.role == manifest::ModelRole::Classifier)
+                .map(|m| (m.attribute.clone().unwrap_or_default(), m.labels.clone()))
+                .collect(),
+            has_age: loaded().any(|m| m.role == manifest::ModelRole::Age),
+        }
+    }
+}
+
+/// A model set that is loaded, or being loaded on a thread of its own: the first use waits for
+/// it, and every use after a failed load gets the load's error.
+struct Deferred {
+    done: std::sync::OnceLock<Result<Models, VisionError>>,
+    loading: std::sync::Mutex<Option<std::thread::JoinHandle<Result<Models, VisionError>>>>,
+}
+
+impl Deferred {
+    fn ready(models: Models) -> Deferred {
+        Deferred {
+            done: std::sync::OnceLock::from(Ok(models)),
+            loading: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn spawn(load: impl FnOnce() -> Result<Models, VisionError> + Send + 'static) -> Deferred {
+        let loading = std::thread::Builder::new()
+            .name("regard-load".into())
+            .spawn(load);
+        match loading {
+            Ok(handle) => Deferred {
+                done: std::sync::OnceLock::new(),
+                loading: std::sync::Mutex::new(Some(handle)),
+            },
+            Err(e) => Deferred {
+                done: std::sync::OnceLock::from(Err(VisionError::ModelLoad {
+                    model: "(all)".into(),
+                    message: format!("cannot start the loading thread: {e}"),
+                })),
+                loading: std::sync::Mutex::new(None),
+            },
+        }
+    }
+
+    fn get(&self) -> Result<&Models, VisionError> {
+        if self.done.get().is_none() {
+            // Whoever holds the lock joins the thread and stores its result before letting go.
+            let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(handle) = loading.take() {
+                let result = handle.join().unwrap_or_else(|panic| {
+                    Err(VisionError::ModelLoad {
+                        model: "(all)".into(),
+                        message: format!("the loading thread panicked: {}", panic_text(&panic)),
+                    })
+                });
+                let _ = self.done.set(result);
+            }
+        }
+        match self.done.get() {
+            Some(Ok(models)) => Ok(models),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(VisionError::ModelLoad {
+                model: "(all)".into(),
+                message: "the models were never loaded".into(),
+            }),
+        }
+    }
+}
+
+/// See [`Vision::load_handle`].
+#[derive(Clone)]
+pub struct ModelLoad(std::sync::Arc<Deferred>);
+
+impl ModelLoad {
+    /// Waits for the load; its error when it failed.
+    pub fn wait(&self) -> Result<(), VisionError> {
+        self.0.get().map(|_| ())
+    }
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 fn infer_err(model: &ModelRef, message: impl ToString) -> VisionError {
@@ -238,21 +363,68 @@ fn checked_rows(
 impl Vision {
     /// The models of a manifest with ONNX Runtime (see [`onnx::load`]).
     pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Vision, VisionError> {
-        // With one intra-op thread per session (a worker slot each core), the cores are
-        // already shared out: a second thread would only compete with the other slot.
-        let parallel = options.intra_threads > 1;
-        onnx::load(manifest, options).map(|m| Vision::new(m).with_parallel_models(parallel))
+        onnx::load(manifest, options)
+            .map(|m| Vision::new(m).with_parallel_models(options.intra_threads > 1))
+    }
+
+    /// [`Vision::load`] that returns once the files are checked, while ONNX Runtime and the
+    /// sessions load on a thread of their own: a one-poster run reads and decodes its image in
+    /// the meantime. The first call that runs a model waits for the load; a load that fails
+    /// fails every such call with its error ([`Vision::loaded`] asks for it directly).
+    ///
+    /// Checked before returning, as by [`Vision::load`]: the manifest's sensitive-attribute
+    /// rules and the sha256 of the runtime and of every model loaded now (an unchanged file
+    /// is not re-hashed, see [`hash_cache`]). What is left to fail is ONNX Runtime itself.
+    pub fn load_in_background(
+        manifest: &ModelManifest,
+        options: &VisionOptions,
+    ) -> Result<Vision, VisionError> {
+        onnx::check_options(manifest, options)?;
+        manifest::verify_file(&manifest.runtime.file, &manifest.runtime.sha256)?;
+        for spec in manifest.loaded_models(&options.enable_sensitive, options.embeddings) {
+            // The embedder is checked when it is loaded, at the first trailer.
+            if spec.role != manifest::ModelRole::Embedding {
+                manifest::verify_file(&spec.file, &spec.sha256)?;
+            }
+        }
+        for spec in manifest.gender_age.iter().filter(|m| m.enabled) {
+            manifest::verify_file(&spec.file, &spec.sha256)?;
+        }
+        let about = ModelSetInfo::planned(manifest, options);
+        let (manifest, options_owned) = (manifest.clone(), options.clone());
+        Ok(Vision {
+            models: std::sync::Arc::new(Deferred::spawn(move || {
+                onnx::load(&manifest, &options_owned)
+            })),
+            about,
+            parallel_models: options.intra_threads > 1,
+        })
     }
 
     pub fn new(models: Models) -> Vision {
         Vision {
-            models,
+            about: ModelSetInfo::of(&models),
+            models: std::sync::Arc::new(Deferred::ready(models)),
             parallel_models: false,
         }
     }
 
+    /// The model sessions, waiting for a load still running; its error when it failed.
+    pub fn loaded(&self) -> Result<&Models, VisionError> {
+        self.models.get()
+    }
+
+    /// A handle on this set's load that outlives the borrow (the caller hands the pipeline on):
+    /// whether the sessions loaded, once they have.
+    pub fn load_handle(&self) -> ModelLoad {
+        ModelLoad(std::sync::Arc::clone(&self.models))
+    }
+
     /// Run the `gender_age` models on a second thread while the classifiers and the age model
-    /// run on the calling one (same results; less wall time when cores are free).
+    /// run on the calling one (same results; less wall time when cores are free). [`Vision::load`]
+    /// turns it on when sessions have more than one intra-op thread: with one (a worker slot per
+    /// core) the cores are already shared out, and a second thread would only compete with the
+    /// other slot.
     pub fn with_parallel_models(mut self, parallel: bool) -> Vision {
         self.parallel_models = parallel;
         self
@@ -288,7 +460,7 @@ impl Vision {
         if w == 0 || h == 0 {
             return Ok(Vec::new());
         }
-        self.models.detector.detect(image, options)
+        self.loaded()?.detector.detect(image, options)
     }
 
     /// Perceived attributes of each detection: one batched run per model for the whole image.
@@ -309,10 +481,11 @@ impl Vision {
         detections: &[Detection],
         mirror_average: bool,
     ) -> Result<Vec<Perception>, VisionError> {
+        let models = self.loaded()?;
         let mut out: Vec<Perception> = detections
             .iter()
             .map(|_| Perception {
-                classes: Vec::with_capacity(self.models.classifiers.len()),
+                classes: Vec::with_capacity(models.classifiers.len()),
                 age_years: None,
                 opinions: Vec::new(),
             })
@@ -325,18 +498,16 @@ impl Vision {
         // second when the sessions have threads to spare (the runs are independent; results
         // are assembled in the same order either way, so the figures are the same).
         let mut chips = ChipCache::default();
-        let attribute_models: Vec<&dyn AttributeModel> = self
-            .models
+        let attribute_models: Vec<&dyn AttributeModel> = models
             .classifiers
             .iter()
             .map(|c| c.model.as_ref())
-            .chain(self.models.age.as_ref().map(|a| a.model.as_ref()))
+            .chain(models.age.as_ref().map(|a| a.model.as_ref()))
             .collect();
         for model in &attribute_models {
             chips.chips(image, detections, &model.chip());
         }
-        let crops: Vec<Vec<RgbImage>> = self
-            .models
+        let crops: Vec<Vec<RgbImage>> = models
             .gender_age
             .iter()
             .map(|m| square_crops(image, detections, &m.square(), m.side()))
@@ -385,7 +556,7 @@ impl Vision {
             attribute_models.iter().map(|m| run_attribute(*m)).collect()
         };
         let second = || -> Vec<Result<GenderAgeRows, VisionError>> {
-            self.models
+            models
                 .gender_age
                 .iter()
                 .zip(&crops)
@@ -409,7 +580,7 @@ impl Vision {
         let mut run = |_: &dyn AttributeModel| -> Result<Vec<Vec<f32>>, VisionError> {
             attribute_rows.next().unwrap_or_else(|| Ok(Vec::new()))
         };
-        for c in &self.models.classifiers {
+        for c in &models.classifiers {
             let rows = run(c.model.as_ref())?;
             for (p, row) in out.iter_mut().zip(rows) {
                 if row.len() != c.labels.len() {
@@ -430,7 +601,7 @@ impl Vision {
                 p.classes.push((c.attribute.clone(), probs));
             }
         }
-        if let Some(age) = &self.models.age {
+        if let Some(age) = &models.age {
             let rows = run(age.model.as_ref())?;
             let bins = &age.bin_values;
             for (p, row) in out.iter_mut().zip(rows) {
@@ -448,7 +619,7 @@ impl Vision {
                 ));
             }
         }
-        for (model, rows) in self.models.gender_age.iter().zip(gender_age_rows) {
+        for (model, rows) in models.gender_age.iter().zip(gender_age_rows) {
             let labels = model.labels();
             let name = model.model().name;
             let rows = rows?;
@@ -481,7 +652,7 @@ impl Vision {
         crops: &[RgbImage],
     ) -> Result<Vec<(Vec<f32>, f32)>, VisionError> {
         let model = self
-            .models
+            .loaded()?
             .gender_age
             .iter()
             .find(|m| m.model().name == name)
@@ -498,7 +669,7 @@ impl Vision {
         detection: &Detection,
     ) -> Result<RgbImage, VisionError> {
         let model = self
-            .models
+            .loaded()?
             .gender_age
             .iter()
             .find(|m| m.model().name == name)
@@ -529,7 +700,7 @@ impl Vision {
         detections: &[Detection],
     ) -> Result<(Vec<Vec<f32>>, Vec<f32>), VisionError> {
         let model = self
-            .models
+            .loaded()?
             .embedder
             .as_ref()
             .ok_or(VisionError::EmbeddingsDisabled)?;
@@ -547,7 +718,7 @@ impl Vision {
     /// model's chip size). For golden tests and evaluation tools; the pipeline uses `perceive`
     /// and `embed`.
     pub fn run_model(&self, name: &str, chips: &[RgbImage]) -> Result<Array2<f32>, VisionError> {
-        let m = &self.models;
+        let m = self.loaded()?;
         let attribute = m
             .classifiers
             .iter()
@@ -570,30 +741,21 @@ impl Vision {
 
     /// Enabled classifier attributes and their labels, in manifest order.
     pub fn attributes(&self) -> Vec<(String, Vec<String>)> {
-        self.models
-            .classifiers
-            .iter()
-            .map(|c| (c.attribute.clone(), c.labels.clone()))
-            .collect()
+        self.about.attributes.clone()
     }
 
     pub fn has_age(&self) -> bool {
-        self.models.age.is_some()
+        self.about.has_age
     }
 
     pub fn runtime_sha256(&self) -> &str {
-        &self.models.runtime_sha256
+        &self.about.runtime_sha256
     }
 
-    /// The models actually loaded (for provenance), detector first, then in manifest order.
+    /// The models loaded, or being loaded (for provenance), detector first, then in manifest
+    /// order.
     pub fn models(&self) -> Vec<ModelRef> {
-        let m = &self.models;
-        std::iter::once(m.detector.model())
-            .chain(m.classifiers.iter().map(|c| c.model.model()))
-            .chain(m.age.iter().map(|a| a.model.model()))
-            .chain(m.embedder.iter().map(|e| e.model()))
-            .chain(m.gender_age.iter().map(|g| g.model()))
-            .collect()
+        self.about.models.clone()
     }
 }
 

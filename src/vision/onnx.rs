@@ -85,9 +85,9 @@ fn runtime_environment(file: &std::path::Path, sha256: &str) -> Result<Environme
     Ok(env)
 }
 
-/// Load ONNX Runtime (once per process) and one session per model the options ask for.
-/// Every file loaded is hashed first: a missing or altered file is an error naming it.
-pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Models, VisionError> {
+/// The options' sensitive attributes, checked against the manifest: each must be listed as
+/// sensitive and have an enabled classifier.
+pub fn check_options(manifest: &ModelManifest, options: &VisionOptions) -> Result<(), VisionError> {
     let manifest_err = |message: String| VisionError::Manifest {
         path: manifest.path.clone(),
         message,
@@ -107,6 +107,17 @@ pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Models,
             )));
         }
     }
+    Ok(())
+}
+
+/// Load ONNX Runtime (once per process) and one session per model the options ask for.
+/// Every file loaded is hashed first: a missing or altered file is an error naming it.
+pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Models, VisionError> {
+    let manifest_err = |message: String| VisionError::Manifest {
+        path: manifest.path.clone(),
+        message,
+    };
+    check_options(manifest, options)?;
     let runtime_sha256 = manifest.runtime.sha256.clone();
     let env = runtime_environment(&manifest.runtime.file, &runtime_sha256)?;
     let threads = options.intra_threads;
