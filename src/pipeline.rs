@@ -10,6 +10,7 @@ use crate::media::MediaError;
 use crate::media::fetch::FetchedMedia;
 use crate::media::image::decode_image;
 use crate::media::video::{SamplerOptions, VideoError, VideoSampler};
+use crate::panic_message;
 use crate::stats;
 use crate::track::{FrameObservation, FrameSignature, Snapshot, TrackError, Tracker};
 use crate::vision::combine::{self, CombineRule};
@@ -209,14 +210,6 @@ const EMBED_EVERY: usize = 2;
 pub fn perceives(prior: u32, s: &AnalysisSettings) -> bool {
     let first = s.trailer_perceive_first.max(1);
     prior < first || (prior + 1 - first).is_multiple_of(s.trailer_perceive_every.max(1))
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown panic".to_string())
 }
 
 /// The provenance of results made by this build with these models and settings.

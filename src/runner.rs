@@ -164,17 +164,9 @@ pub fn load_pipelines(
     copies: usize,
     embeddings: bool,
 ) -> anyhow::Result<Vec<Pipeline>> {
-    let manifest = ModelManifest::load(&models.manifest)?;
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
     let copies = copies.max(1);
-    let threads = threads_per_slot(cores, copies, models.ort_threads);
-    let options = VisionOptions {
-        intra_threads: threads,
-        enable_sensitive: models.enable_sensitive.clone(),
-        embeddings,
-    };
+    let (manifest, options) = vision_options(models, copies, embeddings)?;
+    let threads = options.intra_threads;
     (0..copies)
         .map(|_| {
             let vision = Vision::load(&manifest, &options)?;
@@ -199,16 +191,8 @@ pub fn load_pipeline_in_background(
     limits: &Limits,
     embeddings: bool,
 ) -> anyhow::Result<Pipeline> {
-    let manifest = ModelManifest::load(&models.manifest)?;
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    let threads = threads_per_slot(cores, 1, models.ort_threads);
-    let options = VisionOptions {
-        intra_threads: threads,
-        enable_sensitive: models.enable_sensitive.clone(),
-        embeddings,
-    };
+    let (manifest, options) = vision_options(models, 1, embeddings)?;
+    let threads = options.intra_threads;
     let vision = Vision::load_in_background(&manifest, &options)?;
     Ok(Pipeline::new(
         vision,
@@ -216,6 +200,24 @@ pub fn load_pipeline_in_background(
         limits.clone(),
         threads,
     ))
+}
+
+/// The manifest and how to load it for `copies` pipelines sharing the machine's cores.
+fn vision_options(
+    models: &ModelOptions,
+    copies: usize,
+    embeddings: bool,
+) -> anyhow::Result<(ModelManifest, VisionOptions)> {
+    let manifest = ModelManifest::load(&models.manifest)?;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let options = VisionOptions {
+        intra_threads: threads_per_slot(cores, copies, models.ort_threads),
+        enable_sensitive: models.enable_sensitive.clone(),
+        embeddings,
+    };
+    Ok((manifest, options))
 }
 
 /// One pipeline, as [`load_pipelines`] with one copy.

@@ -302,7 +302,10 @@ impl Deferred {
                 let result = handle.join().unwrap_or_else(|panic| {
                     Err(VisionError::ModelLoad {
                         model: "(all)".into(),
-                        message: format!("the loading thread panicked: {}", panic_text(&panic)),
+                        message: format!(
+                            "the loading thread panicked: {}",
+                            crate::panic_message(panic.as_ref())
+                        ),
                     })
                 });
                 let _ = self.done.set(result);
@@ -328,14 +331,6 @@ impl ModelLoad {
     pub fn wait(&self) -> Result<(), VisionError> {
         self.0.get().map(|_| ())
     }
-}
-
-fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
 }
 
 fn infer_err(model: &ModelRef, message: impl ToString) -> VisionError {
