@@ -125,7 +125,8 @@ fn main() -> ExitCode {
         regard::cli::exit_now(i32::from(code));
     }
     // Destructors run from here on, but a job handed back or a task still running does not
-    // hold its temp file through them.
+    // hold its temp file through them, nor a model set still loading its sessions.
+    regard::vision::finish_background_loads();
     regard::media::fetch::remove_temp_files();
     ExitCode::from(code)
 }

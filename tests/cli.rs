@@ -78,6 +78,26 @@ fn bad_inputs_get_one_error_line_each_and_the_rest_is_analysed() {
 }
 
 #[test]
+fn a_run_whose_inputs_all_fail_early_still_exits_with_its_code() {
+    // The only input fails before any model is needed, while the sessions are still being
+    // made on their own thread: the process must not exit under that thread (it died of
+    // SIGSEGV in 6 of 10 such runs). Ten runs, because the race is one of timing.
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.jpg");
+    for run in 0..10 {
+        let out = regard(&["analyze", missing.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "run {run}: one failed input is exit 1 ({:?})\n{stderr}",
+            out.status
+        );
+        assert!(stderr.contains("missing.jpg"), "{stderr}");
+    }
+}
+
+#[test]
 fn json_output_carries_results_and_provenance() {
     let out = regard(&[
         "analyze",

@@ -337,6 +337,9 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<bool> {
     }
     use std::io::Write as _;
     std::io::stdout().flush()?;
+    // Models that no input needed still had to load: one that cannot is the start-up error it
+    // is when the sessions are made first.
+    load.wait()?;
     // Everything is printed and stored. Tearing down the sessions (their thread pools) and the
     // rest took about 25 ms of a one-poster run, as long as some of the analysis: close the
     // database pool properly, then leave the models to the process exit (`main` ends this

@@ -64,12 +64,7 @@ pub fn report_error(message: &str) {
 /// are logged too: a panic is a bug even when the worker survives it.
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "(no message)".to_owned());
+        let message = crate::panic_message(info.payload());
         let location = info
             .location()
             .map_or_else(|| "unknown".to_owned(), |l| l.to_string());
@@ -88,6 +83,7 @@ pub fn install_panic_hook() {
 /// Leaves the process at once with `code`, deleting temp downloads and private copies first:
 /// `process::exit` runs no destructors.
 pub fn exit_now(code: i32) -> ! {
+    crate::vision::finish_background_loads();
     let removed = crate::media::fetch::remove_temp_files();
     if removed > 0 {
         tracing::info!(removed, "temporary media files removed on exit");

@@ -98,11 +98,7 @@ fn without_panics<T>(
     match catch_unwind(AssertUnwindSafe(decode)) {
         Ok(result) => result,
         Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let message = crate::panic_message(panic.as_ref());
             Err(corrupt(
                 input_name,
                 &format!("the decoder failed on this data: {message}"),

@@ -124,12 +124,7 @@ impl CpuSlots {
 
 fn join_error(what: &str, e: tokio::task::JoinError) -> JobError {
     if e.is_panic() {
-        let payload = e.into_panic();
-        let text = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-text panic payload".into());
+        let text = crate::panic_message(e.into_panic().as_ref());
         JobError::permanent("panic", format!("{what} panicked: {text}"))
     } else {
         JobError::transient("cancelled", format!("{what} was cancelled"))

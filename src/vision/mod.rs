@@ -275,11 +275,14 @@ impl Deferred {
         }
     }
 
-    fn spawn(load: impl FnOnce() -> Result<Models, VisionError> + Send + 'static) -> Deferred {
+    /// Starts `load` on a thread of its own, known to [`finish_background_loads`].
+    fn spawn(
+        load: impl FnOnce() -> Result<Models, VisionError> + Send + 'static,
+    ) -> std::sync::Arc<Deferred> {
         let loading = std::thread::Builder::new()
             .name("regard-load".into())
             .spawn(load);
-        match loading {
+        let deferred = std::sync::Arc::new(match loading {
             Ok(handle) => Deferred {
                 done: std::sync::OnceLock::new(),
                 loading: std::sync::Mutex::new(Some(handle)),
@@ -291,7 +294,12 @@ impl Deferred {
                 })),
                 loading: std::sync::Mutex::new(None),
             },
-        }
+        });
+        BACKGROUND_LOADS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(std::sync::Arc::downgrade(&deferred));
+        deferred
     }
 
     fn get(&self) -> Result<&Models, VisionError> {
@@ -319,6 +327,32 @@ impl Deferred {
                 message: "the models were never loaded".into(),
             }),
         }
+    }
+}
+
+impl Drop for Deferred {
+    /// A set dropped while it loads waits for its thread: none outlives the set it fills.
+    fn drop(&mut self) {
+        let loading = self.loading.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(handle) = loading.take() {
+            // The load's result belongs to a set nobody can use any more.
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Model sets loading on a thread of their own; those dropped since have joined theirs.
+static BACKGROUND_LOADS: std::sync::Mutex<Vec<std::sync::Weak<Deferred>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Waits for every model set still loading on a thread of its own; for the process exit, which
+/// tears down ONNX Runtime's globals under a thread still making sessions: that crashed 6 of
+/// 10 `regard analyze` runs whose only input failed before a model was needed (SIGSEGV instead
+/// of exit 1). A load's error is not reported here: whoever uses the set gets it.
+pub fn finish_background_loads() {
+    let loads = std::mem::take(&mut *BACKGROUND_LOADS.lock().unwrap_or_else(|p| p.into_inner()));
+    for deferred in loads.iter().filter_map(std::sync::Weak::upgrade) {
+        let _ = deferred.get();
     }
 }
 
@@ -388,9 +422,7 @@ impl Vision {
         let about = ModelSetInfo::planned(manifest, options);
         let (manifest, options_owned) = (manifest.clone(), options.clone());
         Ok(Vision {
-            models: std::sync::Arc::new(Deferred::spawn(move || {
-                onnx::load(&manifest, &options_owned)
-            })),
+            models: Deferred::spawn(move || onnx::load(&manifest, &options_owned)),
             about,
             parallel_models: options.intra_threads > 1,
         })
