@@ -13,6 +13,7 @@ pub mod config;
 pub mod domain;
 pub mod evaluate;
 pub mod media;
+mod panics;
 pub mod pipeline;
 pub mod queue;
 pub mod report;
@@ -40,12 +41,3 @@ pub const PIPELINE_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// `trailer_fitted_windows`, the any-size YuNet file), and pixel aspect ratios within half a
 /// percent of square are taken as square (no resampling of every frame).
 pub const ALGORITHM_VERSION: u32 = 4;
-
-/// The message a panic carried, for the error that replaces it.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown panic".to_string())
-}

@@ -10,7 +10,6 @@ use crate::media::MediaError;
 use crate::media::fetch::FetchedMedia;
 use crate::media::image::decode_image;
 use crate::media::video::{SamplerOptions, VideoError, VideoSampler};
-use crate::panic_message;
 use crate::stats;
 use crate::track::{FrameObservation, FrameSignature, Snapshot, TrackError, Tracker};
 use crate::vision::combine::{self, CombineRule};
@@ -336,7 +335,7 @@ impl Pipeline {
         .unwrap_or_else(|panic| {
             Err(PipelineError::Panic {
                 input: media.source.clone(),
-                message: panic_message(panic.as_ref()),
+                message: crate::panics::message(panic.as_ref()),
             })
         })
     }
@@ -710,7 +709,7 @@ impl Pipeline {
         let (report, analysed_duration_s, decode_busy) =
             decoder.join().map_err(|panic| PipelineError::Panic {
                 input: media.source.clone(),
-                message: panic_message(panic.as_ref()),
+                message: crate::panics::message(panic.as_ref()),
             })?;
         outcome?;
         stop.check(&media.source)?;

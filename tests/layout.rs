@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Each top-level module of the library and its layer, lowest first. `domain` and `config` are
-/// plain types every layer may use.
+/// plain types every layer may use, `panics` a helper every layer may use.
 const LAYERS: &[(&str, u32)] = &[
     ("domain", 0),
     ("config", 0),
+    ("panics", 0),
     ("media", 1),
     ("vision", 2),
     ("track", 3),

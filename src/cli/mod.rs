@@ -64,7 +64,7 @@ pub fn report_error(message: &str) {
 /// are logged too: a panic is a bug even when the worker survives it.
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
-        let message = crate::panic_message(info.payload());
+        let message = crate::panics::message(info.payload());
         let location = info
             .location()
             .map_or_else(|| "unknown".to_owned(), |l| l.to_string());

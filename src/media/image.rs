@@ -98,7 +98,7 @@ fn without_panics<T>(
     match catch_unwind(AssertUnwindSafe(decode)) {
         Ok(result) => result,
         Err(panic) => {
-            let message = crate::panic_message(panic.as_ref());
+            let message = crate::panics::message(panic.as_ref());
             Err(corrupt(
                 input_name,
                 &format!("the decoder failed on this data: {message}"),

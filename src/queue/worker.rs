@@ -124,7 +124,7 @@ impl CpuSlots {
 
 fn join_error(what: &str, e: tokio::task::JoinError) -> JobError {
     if e.is_panic() {
-        let text = crate::panic_message(e.into_panic().as_ref());
+        let text = crate::panics::message(e.into_panic().as_ref());
         JobError::permanent("panic", format!("{what} panicked: {text}"))
     } else {
         JobError::transient("cancelled", format!("{what} was cancelled"))

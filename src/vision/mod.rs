@@ -312,7 +312,7 @@ impl Deferred {
                         model: "(all)".into(),
                         message: format!(
                             "the loading thread panicked: {}",
-                            crate::panic_message(panic.as_ref())
+                            crate::panics::message(panic.as_ref())
                         ),
                     })
                 });
