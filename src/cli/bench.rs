@@ -32,12 +32,18 @@ fn summary(mut v: Vec<f64>) -> (f64, f64) {
 pub async fn run_posters(args: BenchArgs) -> anyhow::Result<()> {
     let settings = AnalysisSettings::default();
     let limits = Limits::default();
-    let pipeline = crate::runner::load_pipeline(&args.models.options(), &settings, &limits, false)?;
     let inputs: Vec<PathBuf> = if args.inputs.is_empty() {
         BENCH_POSTERS.iter().map(PathBuf::from).collect()
     } else {
         args.inputs.clone()
     };
+    // Measured before this process loads a model, printed last: a child's peak RSS counts the
+    // memory of the process that spawned it as it was at the spawn.
+    let cold = match args.cold_runs {
+        0 => None,
+        _ => Some(cold_posters(&args, &inputs)?),
+    };
+    let pipeline = crate::runner::load_pipeline(&args.models.options(), &settings, &limits, false)?;
     let fetcher = Fetcher::new(FetchPolicy::cli(limits.clone()));
     println!(
         "| poster | size | faces | decode p50 / p95 ms | detect p50 / p95 ms | classify p50 / p95 ms | whole analysis p50 / p95 ms |"
@@ -111,34 +117,43 @@ pub async fn run_posters(args: BenchArgs) -> anyhow::Result<()> {
         "\n{} timed runs per poster after one warm-up; whole analysis = read + decode + detect + classify + statistics.",
         args.runs
     );
-    if args.cold_runs > 0 {
-        cold_posters(&args, &inputs)?;
+    if let Some(cold) = cold {
+        print!("{cold}");
     }
     Ok(())
 }
 
 /// A cold start as a user or a fresh worker pays it: a new `regard analyze` process per run
-/// (model files already in the page cache after the first), wall time from spawn to exit.
-fn cold_posters(args: &BenchArgs, inputs: &[PathBuf]) -> anyhow::Result<()> {
+/// (model files already in the page cache after the first), wall time from spawn to exit and
+/// the process's peak resident set size.
+fn cold_posters(args: &BenchArgs, inputs: &[PathBuf]) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    let mut table = String::new();
     let exe = std::env::current_exe().context("the regard binary")?;
-    println!("\n| poster | cold process p50 ms | min ms | max ms |");
-    println!("|---|---|---|---|");
+    writeln!(
+        table,
+        "\n| poster | cold process p50 ms | min ms | max ms | peak RSS p50 MiB |"
+    )?;
+    writeln!(table, "|---|---|---|---|---|")?;
     for input in inputs {
         let mut wall = Vec::with_capacity(args.cold_runs);
+        let mut rss = Vec::with_capacity(args.cold_runs);
         for _ in 0..args.cold_runs {
             let t0 = Instant::now();
-            let status = std::process::Command::new(&exe)
-                .arg("analyze")
-                .arg("--json")
-                .arg("--models")
-                .arg(&args.models.models)
-                .arg(input)
-                .env("REGARD_ORT_THREADS", args.models.ort_threads.to_string())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .context("regard analyze runs")?;
+            let (status, peak_mib) = run_measured(
+                std::process::Command::new(&exe)
+                    .arg("analyze")
+                    .arg("--json")
+                    .arg("--models")
+                    .arg(&args.models.models)
+                    .arg(input)
+                    .env("REGARD_ORT_THREADS", args.models.ort_threads.to_string())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null()),
+            )
+            .context("regard analyze runs")?;
             wall.push(t0.elapsed().as_secs_f64() * 1000.0);
+            rss.push(peak_mib);
             anyhow::ensure!(
                 status.success(),
                 "regard analyze {} failed ({status})",
@@ -146,24 +161,58 @@ fn cold_posters(args: &BenchArgs, inputs: &[PathBuf]) -> anyhow::Result<()> {
             );
         }
         wall.sort_by(f64::total_cmp);
-        println!(
-            "| {} | {:.0} | {:.0} | {:.0} |",
+        rss.sort_by(f64::total_cmp);
+        writeln!(
+            table,
+            "| {} | {:.0} | {:.0} | {:.0} | {:.0} |",
             input.display(),
             percentile(&wall, 50.0),
             wall[0],
-            wall[wall.len() - 1]
-        );
+            wall[wall.len() - 1],
+            percentile(&rss, 50.0)
+        )?;
     }
-    println!(
+    writeln!(
+        table,
         "\n{} cold runs per poster: `regard analyze --json POSTER`, one process each, from spawn to exit (load the models, analyse, print).",
         args.cold_runs
-    );
-    Ok(())
+    )?;
+    Ok(table)
 }
 
 /// `regard bench soak`: see [`crate::cli::soak`]. Returns false when a job was lost or doubled.
 pub async fn run_soak(args: crate::cli::SoakArgs) -> anyhow::Result<bool> {
     crate::cli::soak::run(args).await
+}
+
+/// Runs `command` to its end: its exit status and the child's peak resident set size in MiB
+/// (`wait4`'s resource usage; Linux counts `ru_maxrss` in KiB).
+fn run_measured(
+    command: &mut std::process::Command,
+) -> std::io::Result<(std::process::ExitStatus, f64)> {
+    use std::os::unix::process::ExitStatusExt as _;
+    let child = command.spawn()?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain integers, for which zero is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `pid` is this process's child, not yet reaped: `child` is dropped below
+        // without std waiting for it (dropping a `Child` neither waits nor kills).
+        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if reaped == pid {
+            break;
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+    drop(child);
+    Ok((
+        std::process::ExitStatus::from_raw(status),
+        usage.ru_maxrss as f64 / 1024.0,
+    ))
 }
 
 /// Peak resident set size of this process so far, in MiB (Linux: VmHWM).
