@@ -330,15 +330,16 @@ async fn a_broker_restart_logs_no_error_and_every_job_completes_once() {
     let mut w = World::with_broker(&node.url(), "restart", Some(db), db_url, 3).await;
     let files = poster_variants(&w.setup.media_root, 12);
     // Default reconnection settings and log filter: what a deployment runs. Each job waits
-    // 300 ms after its fetch, so that the broker stops with work left: a debug build analyses
-    // these posters in 0.1 s each, and all 8 of an earlier version of this test were done
-    // before `rabbitmqctl stop` returned.
+    // 1 s after its fetch, so that the broker stops with work left: a debug build analyses
+    // these posters in 0.1 s each; all 8 of an earlier version of this test were done before
+    // `rabbitmqctl stop` returned, and all 12 of the next, with 300 ms each, once on a fast
+    // machine under load (the stop itself took seconds).
     let mut worker = w.setup.worker(
         "w1",
         &[
             ("REGARD_LOG", ""),
             ("REGARD_RECONNECT_MAX", ""),
-            ("FAILPOINTS", "after_fetch=return(sleep:300)"),
+            ("FAILPOINTS", "after_fetch=return(sleep:1000)"),
         ],
     );
     worker.ready().await;
