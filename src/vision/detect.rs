@@ -222,25 +222,65 @@ pub fn axis_tiles(len: u32, window: u32, overlap: u32) -> Vec<u32> {
 /// Downscale by area averaging (each output pixel is the mean of the source area it covers):
 /// no aliasing at the 3–5× reductions posters need, and one pass over the source.
 pub fn resize_area(image: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
+    resize_area_on(image, out_w, out_h, 1)
+}
+
+/// [`resize_area`] on up to `threads` threads, each making a band of output rows: the same
+/// bytes, since every output row is computed on its own.
+pub fn resize_area_on(image: &RgbImage, out_w: u32, out_h: u32, threads: usize) -> RgbImage {
     // Halving by 2×2 blocks is the same average for a fraction of the arithmetic: do that while
     // the image is at least twice the target, and the exact weighted pass only for the rest.
     let mut halved: Option<RgbImage> = None;
     loop {
         let current = halved.as_ref().unwrap_or(image);
         if current.width() >= 2 * out_w && current.height() >= 2 * out_h {
-            halved = Some(halve(current));
+            halved = Some(halve_on(current, threads));
         } else {
             break;
         }
     }
     match halved {
-        Some(h) => resize_area_exact(&h, out_w, out_h),
-        None => resize_area_exact(image, out_w, out_h),
+        Some(h) if h.dimensions() == (out_w, out_h) => h,
+        Some(h) => resize_area_exact(&h, out_w, out_h, threads),
+        None => resize_area_exact(image, out_w, out_h, threads),
     }
+}
+
+/// Fills `out`, rows of `row_len` bytes, by `fill(first_row, rows)` over up to `threads` bands
+/// of consecutive rows at once (the calling thread takes the first band).
+fn in_bands(
+    out: &mut [u8],
+    row_len: usize,
+    threads: usize,
+    fill: impl Fn(usize, &mut [u8]) + Sync,
+) {
+    let rows = out.len() / row_len.max(1);
+    let bands = threads.min(rows).max(1);
+    if bands == 1 {
+        fill(0, out);
+        return;
+    }
+    let per_band = rows.div_ceil(bands);
+    std::thread::scope(|scope| {
+        let mut chunks = out.chunks_mut(per_band * row_len).enumerate();
+        let first = chunks.next();
+        for (band, chunk) in chunks {
+            let fill = &fill;
+            scope.spawn(move || fill(band * per_band, chunk));
+        }
+        if let Some((_, chunk)) = first {
+            fill(0, chunk);
+        }
+    });
 }
 
 /// Halve an image by averaging 2×2 blocks (an odd last row or column is dropped).
 pub fn halve(src: &RgbImage) -> RgbImage {
+    halve_on(src, 1)
+}
+
+/// [`halve`] on up to `threads` threads, in bands of output rows: the same bytes.
+pub fn halve_on(src: &RgbImage, threads: usize) -> RgbImage {
     let (w, h) = (src.width() as usize / 2, src.height() as usize / 2);
     let stride = src.width() as usize * 3;
     let raw = src.as_raw();
@@ -248,19 +288,22 @@ pub fn halve(src: &RgbImage) -> RgbImage {
     // Per row pair: the vertical sums of all bytes first (a contiguous pass the compiler turns
     // into vector code), then each output byte from two neighbouring sums. Integer arithmetic:
     // the same bytes as averaging each block directly.
-    let mut sums = vec![0u16; w * 6];
-    for (y, dst) in out.chunks_exact_mut(w * 3).enumerate() {
-        let top = &raw[2 * y * stride..][..w * 6];
-        let bottom = &raw[(2 * y + 1) * stride..][..w * 6];
-        for ((s, &t), &b) in sums.iter_mut().zip(top).zip(bottom) {
-            *s = u16::from(t) + u16::from(b);
+    in_bands(&mut out, w * 3, threads, |first_row, band| {
+        let mut sums = vec![0u16; w * 6];
+        for (k, dst) in band.chunks_exact_mut(w * 3).enumerate() {
+            let y = first_row + k;
+            let top = &raw[2 * y * stride..][..w * 6];
+            let bottom = &raw[(2 * y + 1) * stride..][..w * 6];
+            for ((s, &t), &b) in sums.iter_mut().zip(top).zip(bottom) {
+                *s = u16::from(t) + u16::from(b);
+            }
+            for (d, pair) in dst.chunks_exact_mut(3).zip(sums.chunks_exact(6)) {
+                d[0] = ((pair[0] + pair[3] + 2) >> 2) as u8;
+                d[1] = ((pair[1] + pair[4] + 2) >> 2) as u8;
+                d[2] = ((pair[2] + pair[5] + 2) >> 2) as u8;
+            }
         }
-        for (d, pair) in dst.chunks_exact_mut(3).zip(sums.chunks_exact(6)) {
-            d[0] = ((pair[0] + pair[3] + 2) >> 2) as u8;
-            d[1] = ((pair[1] + pair[4] + 2) >> 2) as u8;
-            d[2] = ((pair[2] + pair[5] + 2) >> 2) as u8;
-        }
-    }
+    });
     RgbImage::from_raw(w as u32, h as u32, out).unwrap_or_else(|| RgbImage::new(w as u32, h as u32))
 }
 
@@ -326,7 +369,7 @@ fn horizontal(line: &[u8], cols: &AxisTaps, row: &mut [f32]) {
     }
 }
 
-fn resize_area_exact(image: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
+fn resize_area_exact(image: &RgbImage, out_w: u32, out_h: u32, threads: usize) -> RgbImage {
     let (sw, sh) = image.dimensions();
     if (out_w, out_h) == (sw, sh) {
         return image.clone();
@@ -337,6 +380,21 @@ fn resize_area_exact(image: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
     let line_len = sw as usize * 3;
     let row_len = out_w as usize * 3;
     let mut out = vec![0u8; row_len * out_h as usize];
+    in_bands(&mut out, row_len, threads, |first_row, band| {
+        exact_rows(src, line_len, (&cols, &rows), first_row, band, row_len)
+    });
+    RgbImage::from_raw(out_w, out_h, out).unwrap_or_else(|| RgbImage::new(out_w, out_h))
+}
+
+/// Output rows `first_row..` of an exact area resize into `band`.
+fn exact_rows(
+    src: &[u8],
+    line_len: usize,
+    (cols, rows): (&AxisTaps, &AxisTaps),
+    first_row: usize,
+    band: &mut [u8],
+    row_len: usize,
+) {
     let mut acc = vec![0f32; row_len];
     // Horizontally resampled source rows `kept_first..kept_first + kept.len()`: consecutive
     // output rows share their boundary source row, so each source row is resampled once. The
@@ -344,8 +402,8 @@ fn resize_area_exact(image: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
     let mut kept: std::collections::VecDeque<Vec<f32>> = Default::default();
     let mut kept_first = 0usize;
     let mut free: Vec<Vec<f32>> = Vec::new();
-    for (oy, dst) in out.chunks_exact_mut(row_len).enumerate() {
-        let (first, weights) = rows.of(oy);
+    for (k, dst) in band.chunks_exact_mut(row_len).enumerate() {
+        let (first, weights) = rows.of(first_row + k);
         while kept_first < first
             && let Some(row) = kept.pop_front()
         {
@@ -358,7 +416,7 @@ fn resize_area_exact(image: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
         while kept_first + kept.len() < first + weights.len() {
             let sy = kept_first + kept.len();
             let mut row = free.pop().unwrap_or_else(|| vec![0f32; row_len]);
-            horizontal(&src[sy * line_len..][..line_len], &cols, &mut row);
+            horizontal(&src[sy * line_len..][..line_len], cols, &mut row);
             kept.push_back(row);
         }
         acc.iter_mut().for_each(|v| *v = 0.0);
@@ -371,7 +429,6 @@ fn resize_area_exact(image: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
             *d = round_to_u8(*a);
         }
     }
-    RgbImage::from_raw(out_w, out_h, out).unwrap_or_else(|| RgbImage::new(out_w, out_h))
 }
 
 /// For each output index, the source indices it covers and their weights (summing to 1).
@@ -844,11 +901,33 @@ mod tests {
         ];
         for (k, &(sw, sh, ow, oh)) in cases.iter().enumerate() {
             let img = noise(sw, sh, 7 + k as u64);
-            assert_eq!(
-                resize_area_exact(&img, ow, oh),
-                resize_area_exact_reference(&img, ow, oh),
-                "{sw}×{sh} → {ow}×{oh}"
-            );
+            let reference = resize_area_exact_reference(&img, ow, oh);
+            // In bands on 2 and 3 threads (more bands than rows for the smallest) as in one.
+            for threads in 1..=3 {
+                assert_eq!(
+                    resize_area_exact(&img, ow, oh, threads),
+                    reference,
+                    "{sw}×{sh} → {ow}×{oh} on {threads} threads"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn halving_and_the_whole_resize_in_bands_give_the_bytes_of_one_pass() {
+        // A poster's first pyramid step, an odd height, and fewer rows than threads.
+        for (k, &(w, h)) in [(400, 601), (37, 9), (6, 2)].iter().enumerate() {
+            let img = noise(w, h, 40 + k as u64);
+            let once = halve(&img);
+            let whole = resize_area(&img, w / 3 + 1, h / 3 + 1);
+            for threads in 2..=4 {
+                assert_eq!(halve_on(&img, threads), once, "{w}×{h} halved on {threads}");
+                assert_eq!(
+                    resize_area_on(&img, w / 3 + 1, h / 3 + 1, threads),
+                    whole,
+                    "{w}×{h} resized on {threads}"
+                );
+            }
         }
     }
 
