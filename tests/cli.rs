@@ -369,6 +369,70 @@ fn bench_posters_prints_warm_stages_and_cold_processes() {
     assert!(stdout.contains("2 cold runs per poster"), "{stdout}");
 }
 
+/// `regard bench trailer` times FFmpeg and regard on the same file in one run. Its row has the
+/// file's duration, both medians and their ratio; when the run had to make the optimised graphs
+/// (an empty cache) it says that its peak RSS includes them, and a second run, which loads them
+/// from the cache, does not.
+#[test]
+fn bench_trailer_prints_both_sides_and_says_when_it_made_the_model_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let trailer = "fixtures/trailers/t2_854x480.mp4";
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_regard"))
+            .current_dir(common::root())
+            .args(["bench", "trailer", "--runs", "1", "--file", trailer])
+            .env("REGARD_CACHE", cache.path())
+            .output()
+            .expect("regard runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let cells = |stdout: &str| -> Vec<String> {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| {trailer} |")))
+            .unwrap_or_else(|| panic!("a row for the trailer:\n{stdout}"));
+        row.split('|')
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty())
+            .collect()
+    };
+    let seconds = |cell: &str| -> f64 {
+        cell.trim_end_matches(['s', '×', ' '])
+            .parse()
+            .unwrap_or_else(|_| panic!("a number: {cell:?}"))
+    };
+    let first = run();
+    let row = cells(&first);
+    assert_eq!(row.len(), 8, "{first}");
+    let (duration, ffmpeg, ours, ratio) = (
+        seconds(&row[1]),
+        seconds(&row[3]),
+        seconds(&row[4]),
+        seconds(&row[5]),
+    );
+    assert!(duration > 1.0, "{first}");
+    assert!(ffmpeg > 0.0 && ours > 0.0, "{first}");
+    assert!(
+        (ratio - ours / ffmpeg).abs() <= 0.01 + 0.01 * ratio,
+        "the ratio is regard over FFmpeg: {first}"
+    );
+    assert!(row[7].ends_with(" MiB"), "{first}");
+    let made = "The peak RSS includes making";
+    assert!(first.contains(made), "an empty cache:\n{first}");
+    assert!(first.contains("| embed |"), "{first}");
+    let second = run();
+    assert!(
+        !second.contains(made),
+        "graphs loaded from the cache:\n{second}"
+    );
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {

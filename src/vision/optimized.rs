@@ -46,6 +46,27 @@ fn cpu_tag() -> &'static str {
     })
 }
 
+/// How many optimised graphs the cache holds now (0 when the cache is off or empty). A count
+/// taken before and after loading tells whether the load made graphs (a first run on this
+/// machine, CPU or runtime), which costs time and memory that later loads do not pay.
+pub fn cached_graphs() -> usize {
+    let Some(dir) = cache_dir().map(|d| d.join("optimized")) else {
+        return 0;
+    };
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    name.ends_with(".onnx") && !name.starts_with('.')
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// The entry for a model of sha256 `model_sha256` run by the runtime of sha256 `runtime_sha256`.
 pub fn entry(model_sha256: &str, runtime_sha256: &str) -> Option<Entry> {
     let dir = cache_dir()?.join("optimized");
