@@ -125,6 +125,16 @@ pub mod failpoint {
 /// Longest wait for the database's answer to the pre-flight ping. A server that is down
 /// refuses at once; this bounds a server that hangs.
 const DB_PING_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A ledger write that is a note on the side of the job's path (retrying, handed back,
+/// malformed): given [`DB_PING_TIMEOUT`] at most, and a warning when it does not happen.
+async fn ledger_note(job_id: &str, write: impl Future<Output = Result<(), StoreError>>) {
+    match tokio::time::timeout(DB_PING_TIMEOUT, write).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(job_id = %job_id, error = %e, "job ledger not updated"),
+        Err(_) => tracing::warn!(job_id = %job_id, "job ledger not updated: database too slow"),
+    }
+}
 /// Commit attempts within one run before the failure is reported: a brief database blip
 /// should not cost a whole re-analysis.
 const COMMIT_ATTEMPTS: u32 = 3;
@@ -606,23 +616,20 @@ impl Runner {
             next_attempt_at: next,
         };
         // Often the database itself is why the job is retried: never wait for it long.
-        match tokio::time::timeout(DB_PING_TIMEOUT, store.job_update(job_id, &update)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(job_id = %job_id, error = %e, "job ledger not updated"),
-            Err(_) => tracing::warn!(job_id = %job_id, "job ledger not updated: database too slow"),
-        }
+        ledger_note(job_id, store.job_update(job_id, &update)).await;
+    }
+
+    /// A job's ledger row says it waits in the jobs queue again (handed back at a shutdown).
+    pub async fn ledger_queued(&self, job_id: &str) {
+        let Some(store) = &self.store else { return };
+        // The worker is stopping: never hold its exit for the database.
+        ledger_note(job_id, store.job_update(job_id, &JobUpdate::Queued)).await;
     }
 
     /// A message that is not a job, recorded under `job_id` as dead-lettered.
     pub async fn ledger_malformed(&self, job_id: &str, code: &str, message: &str) {
         let Some(store) = &self.store else { return };
-        match tokio::time::timeout(DB_PING_TIMEOUT, store.job_malformed(job_id, code, message))
-            .await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(job_id = %job_id, error = %e, "job ledger not updated"),
-            Err(_) => tracing::warn!(job_id = %job_id, "job ledger not updated: database too slow"),
-        }
+        ledger_note(job_id, store.job_malformed(job_id, code, message)).await;
     }
 
     /// The stored result for these bytes under this request's key, filed under the request's

@@ -63,6 +63,7 @@ struct TestProcessor {
     completed: Mutex<Vec<String>>,
     failures: Mutex<Vec<(String, String, u32)>>,
     not_ready: AtomicBool,
+    handed_back: Mutex<Vec<String>>,
     stuck_is_fast: bool,
     slow: Option<Duration>,
 }
@@ -83,6 +84,10 @@ impl TestProcessor {
 }
 
 impl Processor for TestProcessor {
+    async fn handed_back(&self, job_id: &str) {
+        self.handed_back.lock().unwrap().push(job_id.to_string());
+    }
+
     async fn process(&self, job: &Job, ctx: &JobContext) -> Result<JobDone, JobError> {
         let id = job.id.as_str().to_string();
         self.calls.lock().unwrap().push(Call {
@@ -674,6 +679,11 @@ async fn shutdown_finishes_short_jobs_and_hands_back_long_ones_without_spending_
     );
     assert_eq!(report.handed_back, 1);
     assert_eq!(processor.completed(), ["slow-1"]);
+    assert_eq!(
+        *processor.handed_back.lock().unwrap(),
+        ["stuck-1"],
+        "the processor hears of the job handed back (its ledger row: queued)"
+    );
     let (key, event) = next_event(&mut results).await;
     assert_eq!(
         (key.as_str(), event["job_id"].as_str()),

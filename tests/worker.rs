@@ -791,6 +791,16 @@ async fn sigterm_hands_back_or_finishes_the_job_and_exits_zero() {
         scalar_i64(w.pool(), "SELECT count(*) FROM regard.analysis").await,
         0
     );
+    // The ledger says where the job is: waiting in the queue again, not running, one attempt
+    // started and none finished.
+    let (status, attempts, finished): (String, i32, Option<chrono::DateTime<chrono::Utc>>) =
+        sqlx::query_as(
+            "SELECT status, attempts, finished_at FROM regard.job WHERE job_id = 'term-trailer'",
+        )
+        .fetch_one(w.pool())
+        .await
+        .unwrap();
+    assert_eq!((status.as_str(), attempts, finished), ("queued", 1, None));
 
     // A deadline long enough: the job in flight finishes, is committed and acked, then exit 0.
     let mut patient = w

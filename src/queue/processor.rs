@@ -169,6 +169,10 @@ impl Processor for JobProcessor {
             .await;
     }
 
+    async fn handed_back(&self, job_id: &str) {
+        self.runner.ledger_queued(job_id).await;
+    }
+
     async fn malformed(&self, job_id: &str, code: &str, message: &str) {
         self.runner.ledger_malformed(job_id, code, message).await;
     }

@@ -190,6 +190,12 @@ pub trait Processor: Send + Sync + 'static {
         async {}
     }
 
+    /// A job in flight at shutdown was handed back to the jobs queue unfinished: waiting
+    /// again (its analysis, if it still finishes here, is dropped).
+    fn handed_back(&self, _job_id: &str) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// A message that is not a job went to the dead letters, under `job_id` (the id it
     /// carried, or one derived from its bytes).
     fn malformed(
@@ -605,6 +611,9 @@ impl<P: Processor> Worker<P> {
             for pending in left {
                 if hand_back(&shared.metrics, &cfg.topology, &pending, HandBack::Shutdown).await {
                     report.handed_back += 1;
+                    if let Some(job_id) = pending.job_id.as_deref() {
+                        shared.processor.handed_back(job_id).await;
+                    }
                 }
             }
             handlers.abort_all();
