@@ -374,6 +374,20 @@ fn infer_err(model: &ModelRef, message: impl ToString) -> VisionError {
     }
 }
 
+/// One face model's run on a poster's or a frame's faces, with its time as a debug event
+/// (`REGARD_LOG=debug`: where the classify stage goes, model by model).
+fn timed_run<T>(model: &ModelRef, faces: usize, run: impl FnOnce() -> T) -> T {
+    let started = std::time::Instant::now();
+    let out = run();
+    tracing::debug!(
+        model = %model.name,
+        faces,
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "face model run"
+    );
+    out
+}
+
 /// A model's rows, checked to be one per chip.
 fn checked_rows(
     model: &ModelRef,
@@ -580,14 +594,17 @@ impl Vision {
                 .collect())
         };
         let attributes = || -> Vec<Result<Vec<Vec<f32>>, VisionError>> {
-            attribute_models.iter().map(|m| run_attribute(*m)).collect()
+            attribute_models
+                .iter()
+                .map(|m| timed_run(&m.model(), detections.len(), || run_attribute(*m)))
+                .collect()
         };
         let second = || -> Vec<Result<GenderAgeRows, VisionError>> {
             models
                 .gender_age
                 .iter()
                 .zip(&crops)
-                .map(|(m, c)| run_gender_age(m.as_ref(), c))
+                .map(|(m, c)| timed_run(&m.model(), c.len(), || run_gender_age(m.as_ref(), c)))
                 .collect()
         };
         let (attribute_rows, gender_age_rows) =
