@@ -164,6 +164,66 @@ fn the_astronaut_is_one_woman() {
     ));
 }
 
+/// Perceive spreads the square-crop model's batch (the faces, then their mirror images) over two
+/// threads in pieces, each run on a one-thread session of its own, while the other face models
+/// run beside it. One thread and one session give the same bits, and so does the whole batch
+/// in one run: the pieces change when the figures are computed, never what they are.
+#[test]
+fn perceive_gives_the_same_bits_on_one_thread_or_two_and_in_pieces_or_whole() {
+    let img = image::open(root().join("fixtures/posters/bench_2000x3000_8faces.jpg"))
+        .unwrap()
+        .to_rgb8();
+    let two = vision(&repo_manifest(), VisionOptions::default());
+    let one = vision(
+        &repo_manifest(),
+        VisionOptions {
+            intra_threads: 1,
+            ..VisionOptions::default()
+        },
+    );
+    let dets = two.detect(&img, 0.6, 0.3, 16.0).unwrap();
+    assert!(dets.len() >= 6, "several pieces of crops: {}", dets.len());
+    let spread = two.perceive_with(&img, &dets, true).unwrap();
+    let alone = one.perceive_with(&img, &dets, true).unwrap();
+    assert_eq!(spread, alone);
+
+    let name = "faceapi-agegender";
+    let crops: Vec<RgbImage> = dets
+        .iter()
+        .map(|d| two.gender_age_crop(name, &img, d).unwrap())
+        .collect();
+    let mut both = crops.clone();
+    both.extend(crops.iter().map(image::imageops::flip_horizontal));
+    let whole = one.run_gender_age(name, &both).unwrap();
+    let n = dets.len();
+    for (i, p) in spread.iter().enumerate() {
+        let mine: Vec<&regard::domain::ModelOpinion> = p
+            .opinions
+            .iter()
+            .map(|(_, o)| o)
+            .filter(|o| o.model == name)
+            .collect();
+        assert_eq!(mine.len(), 2, "gender and age of {name}: {mine:?}");
+        let gender: Vec<f32> = mine[0].probabilities.values().copied().collect();
+        let expected: Vec<f32> = whole[i]
+            .0
+            .iter()
+            .zip(&whole[i + n].0)
+            .map(|(a, b)| (a + b) / 2.0)
+            .collect();
+        // The manifest's labels of this model, ["female", "male"], are in column order and
+        // sorted, as the opinion's map keeps them.
+        let labels: Vec<&str> = mine[0].probabilities.keys().map(String::as_str).collect();
+        assert_eq!(labels, ["female", "male"]);
+        assert_eq!(gender, expected, "face {i}");
+        assert_eq!(
+            mine[1].years,
+            Some((whole[i].1 + whole[i + n].1) / 2.0),
+            "face {i}"
+        );
+    }
+}
+
 /// A 2000×3000 canvas (a vertical gradient) with the astronaut's face, scaled to about
 /// `face_px` tall, pasted so that the face box's top-left lands at `at`. Returns the canvas
 /// and where the face box should be.

@@ -374,14 +374,20 @@ fn infer_err(model: &ModelRef, message: impl ToString) -> VisionError {
     }
 }
 
+/// Pieces each square-crop model's batch is cut into, so that two threads share it evenly (a
+/// 2000×3000 poster's 8 faces and their mirror images: 6 runs of at most 3 crops).
+const GENDER_AGE_PIECES: usize = 6;
+/// Fewest crops in a piece: a trailer frame's one face and its mirror image stay one run.
+const MIN_PIECE: usize = 2;
+
 /// One face model's run on a poster's or a frame's faces, with its time as a debug event
 /// (`REGARD_LOG=debug`: where the classify stage goes, model by model).
-fn timed_run<T>(model: &ModelRef, faces: usize, run: impl FnOnce() -> T) -> T {
+fn timed_run<T>(model: &ModelRef, chips: usize, run: impl FnOnce() -> T) -> T {
     let started = std::time::Instant::now();
     let out = run();
     tracing::debug!(
         model = %model.name,
-        faces,
+        chips,
         ms = started.elapsed().as_secs_f64() * 1e3,
         "face model run"
     );
@@ -574,52 +580,95 @@ impl Vision {
                 })
                 .collect())
         };
-        let run_gender_age = |model: &dyn GenderAgeModel,
-                              crops: &[RgbImage]|
-         -> Result<GenderAgeRows, VisionError> {
-            let model_ref = model.model();
-            if !mirror_average {
-                return checked_pairs(&model_ref, crops.len(), model.estimate(crops)?);
+        // The square-crop models' batches (crops, then their mirror images) in pieces, so that
+        // both threads can take them: one thread runs the aligned-chip models, then pieces; the
+        // other runs pieces from the start. Every run is on a one-thread session, a face's row
+        // is computed alone whatever batch it is in, and the rows are put back in batch order,
+        // so the figures are the same on one thread or two.
+        let batches: Vec<Vec<RgbImage>> = crops
+            .iter()
+            .map(|c| {
+                let mut both = c.clone();
+                if mirror_average {
+                    both.extend(c.iter().map(image::imageops::flip_horizontal));
+                }
+                both
+            })
+            .collect();
+        let pieces: Vec<(usize, std::ops::Range<usize>)> = batches
+            .iter()
+            .enumerate()
+            .flat_map(|(m, batch)| {
+                let len = batch.len();
+                let step = len.div_ceil(GENDER_AGE_PIECES).max(MIN_PIECE);
+                (0..len)
+                    .step_by(step)
+                    .map(move |start| (m, start..(start + step).min(len)))
+            })
+            .collect();
+        let next_piece = std::sync::atomic::AtomicUsize::new(0);
+        let piece_rows: Vec<std::sync::OnceLock<Result<GenderAgeRows, VisionError>>> =
+            pieces.iter().map(|_| std::sync::OnceLock::new()).collect();
+        let run_pieces = || {
+            loop {
+                let i = next_piece.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((m, range)) = pieces.get(i) else {
+                    break;
+                };
+                let model = models.gender_age[*m].as_ref();
+                let chips = &batches[*m][range.clone()];
+                let rows = timed_run(&model.model(), chips.len(), || model.estimate(chips));
+                let _ = piece_rows[i].set(rows);
             }
-            let n = crops.len();
-            let mut both = crops.to_vec();
-            both.extend(crops.iter().map(image::imageops::flip_horizontal));
-            let rows = checked_pairs(&model_ref, 2 * n, model.estimate(&both)?)?;
-            Ok((0..n)
-                .map(|i| {
-                    let (a, b) = (&rows[i], &rows[i + n]);
-                    let probs = a.0.iter().zip(&b.0).map(|(x, y)| (x + y) / 2.0).collect();
-                    (probs, (a.1 + b.1) / 2.0)
-                })
-                .collect())
         };
         let attributes = || -> Vec<Result<Vec<Vec<f32>>, VisionError>> {
+            let chips = detections.len() * if mirror_average { 2 } else { 1 };
             attribute_models
                 .iter()
-                .map(|m| timed_run(&m.model(), detections.len(), || run_attribute(*m)))
+                .map(|m| timed_run(&m.model(), chips, || run_attribute(*m)))
                 .collect()
         };
-        let second = || -> Vec<Result<GenderAgeRows, VisionError>> {
-            models
-                .gender_age
-                .iter()
-                .zip(&crops)
-                .map(|(m, c)| timed_run(&m.model(), c.len(), || run_gender_age(m.as_ref(), c)))
-                .collect()
-        };
-        let (attribute_rows, gender_age_rows) =
-            if self.parallel_models && !attribute_models.is_empty() && !crops.is_empty() {
+        let attribute_rows =
+            if self.parallel_models && !attribute_models.is_empty() && !pieces.is_empty() {
                 std::thread::scope(|scope| {
-                    let other = scope.spawn(second);
+                    let other = scope.spawn(run_pieces);
                     let mine = attributes();
-                    let theirs = other
+                    run_pieces();
+                    other
                         .join()
                         .unwrap_or_else(|p| std::panic::resume_unwind(p));
-                    (mine, theirs)
+                    mine
                 })
             } else {
-                (attributes(), second())
+                let mine = attributes();
+                run_pieces();
+                mine
             };
+        let mut piece_rows = piece_rows.into_iter();
+        let gender_age_rows: Vec<Result<GenderAgeRows, VisionError>> = batches
+            .iter()
+            .enumerate()
+            .map(|(m, batch)| {
+                let model = models.gender_age[m].as_ref();
+                let mut rows = Vec::with_capacity(batch.len());
+                for _ in pieces.iter().filter(|(of, _)| *of == m) {
+                    let piece = piece_rows.next().and_then(|r| r.into_inner());
+                    rows.extend(piece.unwrap_or_else(|| Ok(Vec::new()))?);
+                }
+                let rows = checked_pairs(&model.model(), batch.len(), rows)?;
+                if !mirror_average {
+                    return Ok(rows);
+                }
+                let n = batch.len() / 2;
+                Ok((0..n)
+                    .map(|i| {
+                        let (a, b) = (&rows[i], &rows[i + n]);
+                        let probs = a.0.iter().zip(&b.0).map(|(x, y)| (x + y) / 2.0).collect();
+                        (probs, (a.1 + b.1) / 2.0)
+                    })
+                    .collect())
+            })
+            .collect();
         let mut attribute_rows = attribute_rows.into_iter();
         let mut run = |_: &dyn AttributeModel| -> Result<Vec<Vec<f32>>, VisionError> {
             attribute_rows.next().unwrap_or_else(|| Ok(Vec::new()))

@@ -151,7 +151,9 @@ pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Models,
     let env = runtime_environment(&manifest.runtime.file, &runtime_sha256)?;
     let threads = options.intra_threads;
     // One job per session, run side by side (see `run_loads`), the results taken in manifest
-    // order whatever order they finish in.
+    // order whatever order they finish in. The face models (classifiers, age, gender_age) get
+    // one-thread sessions: perceive runs them on its threads side by side, each run on one
+    // (`Vision::perceive_with`); the detector and the embedder run on all `threads`.
     let mut jobs: Vec<(u64, LoadJob<'_>)> = Vec::new();
     let size = |file: &std::path::Path| std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
     let env = &env;
@@ -166,13 +168,13 @@ pub fn load(manifest: &ModelManifest, options: &VisionOptions) -> Result<Models,
                 Ok(Loaded::Classifier(Classifier {
                     attribute: spec.attribute.clone().unwrap_or_default(),
                     labels: spec.labels.clone(),
-                    model: Box::new(OnnxModel::load(env, spec, threads)?),
+                    model: Box::new(OnnxModel::load(env, spec, 1)?),
                 }))
             }),
             ModelRole::Age => Box::new(move || {
                 Ok(Loaded::Age(AgeModel {
                     bin_values: spec.bin_values.clone(),
-                    model: Box::new(OnnxModel::load(env, spec, threads)?),
+                    model: Box::new(OnnxModel::load(env, spec, 1)?),
                 }))
             }),
             ModelRole::Embedding => Box::new(move || {
@@ -673,7 +675,9 @@ impl FaceEmbedder for OnnxModel {
 /// distribution and an age in years out, from two named output tensors.
 pub struct OnnxGenderAge {
     spec: GenderAgeSpec,
-    session: Mutex<Session>,
+    /// One one-thread session per thread that may run the model at once: perceive spreads its
+    /// batch over the threads it has (see `Vision::perceive_with`); a run takes a free one.
+    sessions: Vec<Mutex<Session>>,
 }
 
 impl OnnxGenderAge {
@@ -682,7 +686,10 @@ impl OnnxGenderAge {
             model: spec.name.clone(),
             message,
         };
-        let session = session_for(env, &spec.name, &spec.sha256, &spec.file, threads)?;
+        let sessions = (0..threads.max(1))
+            .map(|_| session_for(env, &spec.name, &spec.sha256, &spec.file, 1).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let session = sessions[0].lock().unwrap_or_else(|p| p.into_inner());
         if !session.inputs().iter().any(|i| i.name() == spec.input.name) {
             return Err(err(format!(
                 "the graph has no input \"{}\" (inputs: {})",
@@ -699,10 +706,23 @@ impl OnnxGenderAge {
                 )));
             }
         }
+        drop(session);
         Ok(OnnxGenderAge {
             spec: spec.clone(),
-            session: Mutex::new(session),
+            sessions,
         })
+    }
+
+    /// A session no other thread is running, else the first one once it is free.
+    fn free_session(&self) -> std::sync::MutexGuard<'_, Session> {
+        for session in &self.sessions {
+            match session.try_lock() {
+                Ok(guard) => return guard,
+                Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+        }
+        self.sessions[0].lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn infer_err(&self, message: impl ToString) -> VisionError {
@@ -737,7 +757,7 @@ impl GenderAgeModel for OnnxGenderAge {
         let n = crops.len();
         let batch = pack_chips_nhwc(crops, &self.spec.input);
         let tensor = TensorRef::from_array_view(batch.view()).map_err(|e| self.infer_err(e))?;
-        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let mut session = self.free_session();
         let outputs = flushing_subnormals(|| {
             session.run(ort::inputs![self.spec.input.name.as_str() => tensor])
         })
