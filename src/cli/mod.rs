@@ -159,7 +159,8 @@ pub struct ModelArgs {
     /// The model manifest; model files are looked up next to it.
     #[arg(long, default_value = "models/manifest.toml", env = "REGARD_MODELS")]
     pub models: PathBuf,
-    /// ONNX Runtime intra-op threads per session (0: one per core).
+    /// ONNX Runtime threads (0: one per core): the detector's and embedder's intra-op threads,
+    /// and the threads the face models (one-thread sessions) run on side by side.
     #[arg(long, default_value_t = 0, env = "REGARD_ORT_THREADS")]
     pub ort_threads: usize,
     /// Allow a classifier for a sensitive attribute declared in the manifest (e.g. origin).
