@@ -214,7 +214,7 @@ pub(crate) fn soft_figures(
     weights: &[f64],
     category: &str,
 ) -> Soft {
-    let count = observations.iter().map(|o| o.p(category)).sum();
+    let count = total(observations.iter().map(|o| o.p(category)));
     if category == UNKNOWN {
         let undecided: Vec<f64> = observations
             .iter()
@@ -227,7 +227,10 @@ pub(crate) fn soft_figures(
             count,
             share: ratio(undecided.len() as f64, all),
             share_interval: None,
-            weighted_share: ratio(undecided.iter().sum(), weights.iter().sum()),
+            weighted_share: ratio(
+                total(undecided.iter().copied()),
+                total(weights.iter().copied()),
+            ),
             weighted_interval: None,
             sums: None,
         };
@@ -272,6 +275,13 @@ pub(crate) fn attribute_list(
     names
 }
 
+/// Σ `values`, and 0.0 when there are none. Rust's float `sum` starts from -0.0, so that a
+/// category with no face printed `-0.0` seconds or shares; from 0.0 every other sum is the same,
+/// bit for bit (0.0 + x = x for every x but -0.0).
+pub(crate) fn total(values: impl IntoIterator<Item = f64>) -> f64 {
+    values.into_iter().fold(0.0, |sum, v| sum + v)
+}
+
 pub(crate) fn ratio(num: f64, den: f64) -> f64 {
     if den > 0.0 { num / den } else { 0.0 }
 }
@@ -285,13 +295,15 @@ pub(crate) fn soft_share(
     with_interval: bool,
     context: (&str, &str),
 ) -> (f64, Option<Interval>) {
-    let den: f64 = weights.as_ref().map_or(p.len() as f64, |w| w.iter().sum());
+    let den: f64 = weights
+        .as_ref()
+        .map_or(p.len() as f64, |w| total(w.iter().copied()));
     if p.is_empty() || den <= 0.0 {
         return (0.0, None);
     }
     let num: f64 = match &weights {
-        Some(w) => p.iter().zip(w).map(|(p, w)| p * w).sum(),
-        None => p.iter().sum(),
+        Some(w) => total(p.iter().zip(w).map(|(p, w)| p * w)),
+        None => total(p.iter().copied()),
     };
     if !with_interval {
         return (num / den, None);

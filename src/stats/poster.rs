@@ -11,7 +11,7 @@ use crate::domain::{
     BoundingBox, Face, PosterAnalysis, PosterAttributeStats, PosterCategoryStats, UNKNOWN,
 };
 use crate::stats::{
-    CoderLabels, SoftSums, attribute_list, categories, observe, ratio, soft_figures,
+    CoderLabels, SoftSums, attribute_list, categories, observe, ratio, soft_figures, total,
 };
 
 /// The attribute name of the age-band statistics.
@@ -104,7 +104,7 @@ pub fn poster_figures(
         coder,
     );
     let areas: Vec<f64> = faces.iter().map(|f| f64::from(f.bbox.area())).collect();
-    let total_area: f64 = areas.iter().sum();
+    let total_area = total(areas.iter().copied());
     let largest = faces
         .iter()
         .enumerate()
@@ -118,7 +118,7 @@ pub fn poster_figures(
             let mine: Vec<usize> = (0..faces.len())
                 .filter(|&i| observations[i].label == category)
                 .collect();
-            let area: f64 = mine.iter().map(|&i| areas[i]).sum();
+            let area = total(mine.iter().map(|&i| areas[i]));
             // Area-weighted: a face counts by its share of the painted faces.
             let soft = soft_figures(name, &observations, &areas, &category);
             let stats = PosterCategoryStats {
@@ -345,6 +345,36 @@ mod tests {
         );
         assert!(!female.has_largest_face);
         assert_eq!(stats[0].total_faces, 0);
+    }
+
+    /// A category without faces has sums of nothing: 0.0, never the -0.0 of Rust's float
+    /// `sum`, which the JSON and the database printed as "-0.0".
+    #[test]
+    fn a_category_without_faces_sums_to_positive_zero() {
+        let zero = |v: f64| v == 0.0 && v.is_sign_positive();
+        // One woman: no man's face to sum the area of.
+        let one = poster_statistics(
+            &[face(250.0, 100.0, 200.0, 0.02, None)],
+            600,
+            900,
+            &gender(),
+            &bands(),
+        );
+        let male = row(&one, "gender", "male");
+        assert!(zero(male.face_area_share), "{:?}", male.face_area_share);
+        // No face at all: nothing to weigh either.
+        let none = poster_statistics(&[], 600, 900, &gender(), &bands());
+        let male = row(&none, "gender", "male");
+        assert!(zero(male.face_area_share), "{:?}", male.face_area_share);
+        assert!(
+            zero(male.face_area_share_soft),
+            "{:?}",
+            male.face_area_share_soft
+        );
+        for stats in [&one, &none] {
+            let json = serde_json::to_string(stats).unwrap();
+            assert!(!json.contains("-0.0"), "{json}");
+        }
     }
 
     #[test]

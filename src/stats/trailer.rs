@@ -13,7 +13,7 @@ use crate::domain::{
     Person, TimelineFrame, TrailerAnalysis, TrailerAttributeStats, TrailerCategoryStats, UNKNOWN,
 };
 use crate::stats::{
-    CoderLabels, SoftSums, attribute_list, categories, observe, ratio, soft_figures,
+    CoderLabels, SoftSums, attribute_list, categories, observe, ratio, soft_figures, total,
 };
 use std::collections::BTreeSet;
 
@@ -123,7 +123,7 @@ pub fn trailer_figures(
                 .filter(|f| f.persons.iter().any(|id| ids.contains(id)))
                 .map(|f| f.slots)
                 .sum();
-            let person_seconds: f64 = mine.iter().map(|p| p.screen_time_s).sum();
+            let person_seconds = total(mine.iter().map(|p| p.screen_time_s));
             let soft = soft_figures(name, &observations, &screen_times, &category);
             let stats = TrailerCategoryStats {
                 persons: mine.len() as u32,
@@ -131,7 +131,7 @@ pub fn trailer_figures(
                 screen_time_s: f64::from(slots_seen) * sample_interval_s,
                 person_seconds,
                 frame_share: ratio(f64::from(slots_seen), f64::from(all_slots)),
-                prominence_s: mine.iter().map(|p| p.prominence_s).sum(),
+                prominence_s: total(mine.iter().map(|p| p.prominence_s)),
                 first_appearance_s: mine.iter().map(|p| p.first_seen_s).min_by(f64::total_cmp),
                 share: soft.share,
                 share_interval: soft.share_interval,
