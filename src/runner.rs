@@ -126,15 +126,6 @@ pub mod failpoint {
 /// refuses at once; this bounds a server that hangs.
 const DB_PING_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A ledger write that is a note on the side of the job's path (retrying, handed back,
-/// malformed): given [`DB_PING_TIMEOUT`] at most, and a warning when it does not happen.
-async fn ledger_note(job_id: &str, write: impl Future<Output = Result<(), StoreError>>) {
-    match tokio::time::timeout(DB_PING_TIMEOUT, write).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(job_id = %job_id, error = %e, "job ledger not updated"),
-        Err(_) => tracing::warn!(job_id = %job_id, "job ledger not updated: database too slow"),
-    }
-}
 /// Commit attempts within one run before the failure is reported: a brief database blip
 /// should not cost a whole re-analysis.
 const COMMIT_ATTEMPTS: u32 = 3;
@@ -316,6 +307,16 @@ pub struct Runner {
     provenance: Provenance,
     /// One run's limit, end to end (`job_timeout`); `None`: no limit.
     job_timeout: Option<Duration>,
+}
+
+/// A ledger write that is a note on the side of the job's path (retrying, handed back,
+/// malformed): given [`DB_PING_TIMEOUT`] at most, and a warning when it does not happen.
+async fn ledger_note(job_id: &str, write: impl Future<Output = Result<(), StoreError>>) {
+    match tokio::time::timeout(DB_PING_TIMEOUT, write).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(job_id = %job_id, error = %e, "job ledger not updated"),
+        Err(_) => tracing::warn!(job_id = %job_id, "job ledger not updated: database too slow"),
+    }
 }
 
 impl Runner {

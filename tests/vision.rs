@@ -30,6 +30,17 @@ fn vision(manifest: &ModelManifest, options: VisionOptions) -> Vision {
     }
 }
 
+/// The repository's models with `threads` ONNX Runtime threads.
+fn vision_on_threads(threads: usize) -> Vision {
+    vision(
+        &repo_manifest(),
+        VisionOptions {
+            intra_threads: threads,
+            ..VisionOptions::default()
+        },
+    )
+}
+
 fn face_photo(name: &str) -> RgbImage {
     let path = root().join("fixtures/faces").join(name);
     image::open(&path)
@@ -173,14 +184,8 @@ fn perceive_gives_the_same_bits_on_one_thread_or_two_and_in_pieces_or_whole() {
     let img = image::open(root().join("fixtures/posters/bench_2000x3000_8faces.jpg"))
         .unwrap()
         .to_rgb8();
-    let two = vision(&repo_manifest(), VisionOptions::default());
-    let one = vision(
-        &repo_manifest(),
-        VisionOptions {
-            intra_threads: 1,
-            ..VisionOptions::default()
-        },
-    );
+    let two = vision_on_threads(2);
+    let one = vision_on_threads(1);
     let dets = two.detect(&img, 0.6, 0.3, 16.0).unwrap();
     assert!(dets.len() >= 6, "several pieces of crops: {}", dets.len());
     let spread = two.perceive_with(&img, &dets, true).unwrap();
@@ -797,20 +802,8 @@ fn tiled_views_side_by_side_give_the_serial_detections() {
     let poster = image::open(root().join("fixtures/posters/bench_2000x3000_8faces.jpg"))
         .unwrap()
         .to_rgb8();
-    let serial = vision(
-        &repo_manifest(),
-        VisionOptions {
-            intra_threads: 1,
-            ..VisionOptions::default()
-        },
-    );
-    let side_by_side = vision(
-        &repo_manifest(),
-        VisionOptions {
-            intra_threads: 2,
-            ..VisionOptions::default()
-        },
-    );
+    let serial = vision_on_threads(1);
+    let side_by_side = vision_on_threads(2);
     let a = serial.detect(&poster, 0.6, 0.3, 32.0).unwrap();
     let b = side_by_side.detect(&poster, 0.6, 0.3, 32.0).unwrap();
     assert!(a.len() >= 8, "{} faces", a.len());
